@@ -1,0 +1,70 @@
+"""Choose MuJoCo's headless OpenGL backend before ``mujoco`` is first imported.
+
+MuJoCo reads ``MUJOCO_GL`` once, at import, so this module must run first (``foresight.envs``
+imports it before anything that imports ``mujoco``). A value the user already set is kept.
+"""
+
+from __future__ import annotations
+
+import ctypes.util
+import os
+import sys
+
+from foresight.errors import RenderError
+
+_PACKAGES = {
+    "egl": "libegl1 libegl-mesa0 libopengl0 libgl1-mesa-dri",
+    "osmesa": "libosmesa6",
+}
+
+
+def _loadable(*names: str) -> bool:
+    for name in names:
+        try:
+            ctypes.CDLL(name)
+            return True
+        except OSError:
+            found = ctypes.util.find_library(name.removeprefix("lib").split(".so")[0])
+            if found:
+                try:
+                    ctypes.CDLL(found)
+                    return True
+                except OSError:
+                    pass
+    return False
+
+
+def select_gl_backend() -> str:
+    """Set ``MUJOCO_GL`` (egl, else osmesa) unless already set; return the backend in use.
+
+    Also sets ``LP_NUM_THREADS=0`` when unset: Mesa's llvmpipe software rasterizer otherwise
+    starts a thread pool per context, which for 64x64 frames costs more than it saves.
+
+    Raises:
+        RenderError: Neither EGL nor OSMesa can be loaded; the message names the packages.
+    """
+    os.environ.setdefault("LP_NUM_THREADS", "0")
+    backend = os.environ.get("MUJOCO_GL")
+    if backend:
+        return backend
+    if "mujoco" in sys.modules:
+        # Too late to choose: mujoco already picked its backend at import.
+        return "default"
+    if _loadable("libEGL.so.1", "libEGL.so") and _loadable("libOpenGL.so.0", "libGL.so.1"):
+        backend = "egl"
+    elif _loadable("libOSMesa.so.8", "libOSMesa.so.6", "libOSMesa.so"):
+        backend = "osmesa"
+    else:
+        raise RenderError(render_help("no EGL or OSMesa library found"))
+    os.environ["MUJOCO_GL"] = backend
+    os.environ.setdefault("PYOPENGL_PLATFORM", backend)
+    return backend
+
+
+def render_help(reason: str) -> str:
+    """One line explaining how to get headless rendering working."""
+    return (
+        f"headless rendering unavailable ({reason}); install EGL "
+        f"(apt-get install {_PACKAGES['egl']}) or OSMesa (apt-get install {_PACKAGES['osmesa']}), "
+        "or set MUJOCO_GL=egl|osmesa before starting Python"
+    )

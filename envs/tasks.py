@@ -1,0 +1,205 @@
+"""Pushing tasks: random layouts, task instances, seeded task distributions and suites.
+
+A task is an initial layout plus a target object and its goal position; success means the
+target ends within ``threshold`` metres of the goal (simulator coordinates). Task ``i`` of a
+seeded suite depends only on ``(seed, i)``, so every model is judged on the same instances.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from foresight.envs.sim import EnvConfig
+
+from foresight.config import load_config, resolve_config
+from foresight.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where everything starts.
+
+    Attributes:
+        pusher_xy: ``(2,)`` pusher centre.
+        object_xy: ``(K, 2)`` object centres (entries of inactive objects are unused).
+        object_yaw: ``(K,)`` rotation of each object about z (rad).
+        active: ``(K,)`` bool, objects on the table.
+    """
+
+    pusher_xy: tuple[float, float]
+    object_xy: tuple[tuple[float, float], ...]
+    object_yaw: tuple[float, ...]
+    active: tuple[bool, ...]
+
+
+@dataclass(frozen=True)
+class Task:
+    """One task instance: push object ``target`` from its place in ``layout`` to ``goal_xy``.
+
+    Attributes:
+        task_id: Index within its suite.
+        layout: Initial layout.
+        target: Index of the object to push.
+        goal_xy: ``(2,)`` goal centre of the target object.
+        threshold: Success distance (m).
+    """
+
+    task_id: int
+    layout: Layout
+    target: int
+    goal_xy: tuple[float, float]
+    threshold: float = 0.05
+
+
+@dataclass(frozen=True)
+class TaskDistribution:
+    """How tasks are drawn.
+
+    Attributes:
+        num_objects: Inclusive range of objects on the table (the target plus distractors).
+        goal_distance: Inclusive range of the target's distance to its goal (m).
+        pusher_distance_min: Minimum initial distance of the pusher from the target (m).
+        threshold: Success distance (m).
+    """
+
+    num_objects: tuple[int, int] = (1, 1)
+    goal_distance: tuple[float, float] = (0.10, 0.20)
+    pusher_distance_min: float = 0.10
+    threshold: float = 0.05
+
+
+@dataclass(frozen=True)
+class SuiteConfig:
+    """A fixed, seeded suite of tasks (``configs/suite/<name>.yaml``).
+
+    Attributes:
+        name: Suite name, reported next to results.
+        tasks: The task distribution.
+        episodes: Default number of tasks (episodes) in the suite.
+        seed: Suite seed; task ``i`` depends only on ``(seed, i)``.
+        episode_steps: Actions per episode; success is judged after the last.
+        replan_every: Actions executed from each plan before replanning.
+    """
+
+    name: str
+    tasks: TaskDistribution
+    episodes: int = 20
+    seed: int = 0
+    episode_steps: int = 30
+    replan_every: int = 1
+
+
+def load_suite(name_or_path: str | Path) -> SuiteConfig:
+    """Load a suite preset (``easy``, ``hard``) or a suite YAML file."""
+    return load_config(SuiteConfig, resolve_config(name_or_path, "suite"))
+
+
+def _footprint(config: EnvConfig, k: int) -> float:
+    o = config.objects[k]
+    return o.size * (math.sqrt(2) if o.shape == "box" else 1.0)
+
+
+def sample_layout(rng: np.random.Generator, config: EnvConfig, num_active: int) -> Layout:
+    """Draw a random non-overlapping layout with ``num_active`` objects on the table.
+
+    Args:
+        rng: The only source of randomness.
+        config: Scene settings (object sizes, spawn area, separation).
+        num_active: Objects to place; which ones is drawn too.
+    """
+    k_all = len(config.objects)
+    if not 1 <= num_active <= k_all:
+        raise ConfigError(f"num_active must be in [1, {k_all}], got {num_active}")
+    ext = config.spawn_extent
+    for _ in range(1000):
+        chosen = rng.choice(k_all, size=num_active, replace=False)
+        xy = np.zeros((k_all, 2))
+        placed: list[int] = []
+        ok = True
+        for k in chosen:
+            for _ in range(100):
+                p = rng.uniform(-ext, ext, size=2)
+                if all(np.linalg.norm(p - xy[j]) >= config.min_separation for j in placed):
+                    xy[k] = p
+                    placed.append(int(k))
+                    break
+            else:
+                ok = False
+                break
+        if not ok:
+            continue
+        lim = config.workspace - 0.01
+        for _ in range(100):
+            pusher = rng.uniform(-lim, lim, size=2)
+            clear = config.pusher_radius + 0.015
+            if all(np.linalg.norm(pusher - xy[k]) >= _footprint(config, k) + clear for k in placed):
+                break
+        else:
+            continue
+        active = np.zeros(k_all, dtype=bool)
+        active[placed] = True
+        yaw = rng.uniform(-math.pi, math.pi, size=k_all)
+        return Layout(
+            pusher_xy=(float(pusher[0]), float(pusher[1])),
+            object_xy=tuple((float(a), float(b)) for a, b in xy),
+            object_yaw=tuple(float(v) for v in yaw),
+            active=tuple(bool(v) for v in active),
+        )
+    raise ConfigError("could not place the objects without overlap; enlarge spawn_extent")
+
+
+def sample_task(
+    rng: np.random.Generator, config: EnvConfig, dist: TaskDistribution, task_id: int = 0
+) -> Task:
+    """Draw one task: a layout, a target among the active objects, and a reachable goal.
+
+    The goal lies inside the spawn area, at the drawn distance from the target's start and
+    clear of the distractors; the pusher starts at least ``pusher_distance_min`` away.
+    """
+    lo, hi = dist.num_objects
+    if not 1 <= lo <= hi <= len(config.objects):
+        raise ConfigError(
+            f"num_objects {[lo, hi]} must lie within [1, {len(config.objects)}] for this scene"
+        )
+    ext = config.spawn_extent
+    for _ in range(1000):
+        layout = sample_layout(rng, config, int(rng.integers(lo, hi + 1)))
+        active = [k for k, a in enumerate(layout.active) if a]
+        target = int(rng.choice(active))
+        start = np.array(layout.object_xy[target])
+        pusher = np.array(layout.pusher_xy)
+        if np.linalg.norm(pusher - start) < dist.pusher_distance_min:
+            continue
+        for _ in range(50):
+            d = rng.uniform(*dist.goal_distance)
+            angle = rng.uniform(-math.pi, math.pi)
+            goal = start + d * np.array([math.cos(angle), math.sin(angle)])
+            if np.any(np.abs(goal) > ext):
+                continue
+            others = [np.array(layout.object_xy[k]) for k in active if k != target]
+            if all(np.linalg.norm(goal - o) >= config.min_separation for o in others):
+                return Task(
+                    task_id=task_id,
+                    layout=layout,
+                    target=target,
+                    goal_xy=(float(goal[0]), float(goal[1])),
+                    threshold=dist.threshold,
+                )
+    raise ConfigError("could not draw a task from this distribution; widen its ranges")
+
+
+def sample_tasks(
+    config: EnvConfig, dist: TaskDistribution, seed: int, num: int, start: int = 0
+) -> list[Task]:
+    """Tasks ``start .. start+num-1`` of the suite seeded by ``seed``.
+
+    Task ``i`` is drawn from its own generator seeded by ``(seed, i)``, so it is the same
+    whichever other tasks are asked for.
+    """
+    return [
+        sample_task(np.random.default_rng([seed, i]), config, dist, task_id=i)
+        for i in range(start, start + num)
+    ]

@@ -1,0 +1,172 @@
+"""Typed dataclass configs loaded from YAML.
+
+One loader for every config in the project (env, suite, model, planner): YAML holds plain
+values, a dataclass holds their types and defaults. An unknown key is an error that names the
+key and the file, so a typo never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from foresight.errors import ConfigError
+
+T = TypeVar("T")
+
+
+def _convert(tp: Any, value: Any, where: str) -> Any:
+    """Convert a YAML value to the annotated type ``tp``, recursing into dataclasses."""
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if tp is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        non_none = [a for a in args if a is not type(None)]
+        errors = []
+        for arg in non_none:
+            try:
+                return _convert(arg, value, where)
+            except ConfigError as err:
+                errors.append(str(err))
+        raise ConfigError(errors[0] if errors else f"{where}: invalid value {value!r}")
+    if origin is typing.Literal:
+        if value not in args:
+            raise ConfigError(f"{where}: {value!r} is not one of {list(args)}")
+        return value
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+        return _from_dict(tp, value, where)
+    if origin in (list, tuple):
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        if origin is tuple and args and args[-1] is not Ellipsis:
+            if len(value) != len(args):
+                raise ConfigError(f"{where}: expected {len(args)} values, got {len(value)}")
+            return tuple(
+                _convert(a, v, f"{where}[{i}]")
+                for i, (a, v) in enumerate(zip(args, value, strict=True))
+            )
+        item = args[0] if args else Any
+        items = [_convert(item, v, f"{where}[{i}]") for i, v in enumerate(value)]
+        return tuple(items) if origin is tuple else items
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+        return dict(value)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true or false, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        return float(value)
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        return value
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+        return value
+    return value
+
+
+def _from_dict(cls: type[T], data: dict[str, Any], where: str) -> T:
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls) if f.init}  # type: ignore[arg-type]
+    for key in data:
+        if key not in names:
+            raise ConfigError(
+                f"unknown key '{key}' in {where} (valid keys: {', '.join(sorted(names))})"
+            )
+    kwargs = {k: _convert(hints[k], v, f"{where}: '{k}'") for k, v in data.items()}
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"{where}: {err}") from err
+
+
+def from_dict(cls: type[T], data: dict[str, Any] | None, source: str = "config") -> T:
+    """Build the dataclass ``cls`` from a plain dict, rejecting unknown keys.
+
+    Args:
+        cls: A dataclass type.
+        data: Plain values (as read from YAML, or stored in a checkpoint).
+        source: Where the values came from, for error messages (usually a file path).
+    """
+    return _from_dict(cls, dict(data or {}), source)
+
+
+def load_config(cls: type[T], path: str | Path, overrides: dict[str, Any] | None = None) -> T:
+    """Load a YAML file into the dataclass ``cls``.
+
+    Args:
+        cls: A dataclass type.
+        path: YAML file of plain values.
+        overrides: Values that replace the file's (e.g. from command-line flags).
+
+    Raises:
+        ConfigError: The file is missing, is not a YAML mapping, or has an unknown key.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path} is not valid YAML: {str(err).splitlines()[0]}") from err
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} must hold a mapping of keys to values")
+    data.update(overrides or {})
+    return from_dict(cls, data, str(path))
+
+
+def to_dict(config: Any) -> dict[str, Any]:
+    """Plain-dict form of a dataclass config (tuples become lists), safe for YAML, JSON, torch."""
+
+    def plain(v: Any) -> Any:
+        if isinstance(v, tuple | list):
+            return [plain(x) for x in v]
+        if isinstance(v, dict):
+            return {k: plain(x) for k, x in v.items()}
+        return v
+
+    return plain(dataclasses.asdict(config))
+
+
+def repo_root() -> Path:
+    """The folder holding the packaged ``configs/`` (the repository root for editable installs)."""
+    return Path(__file__).resolve().parent.parent
+
+
+def resolve_config(name_or_path: str | Path, kind: str) -> Path:
+    """Resolve a preset name (``easy``) or a path (``my/suite.yaml``) to a config file.
+
+    Args:
+        name_or_path: A file path, or a preset name under ``configs/<kind>/``.
+        kind: The configs sub-folder: ``env``, ``suite``, ``model`` or ``planner``.
+    """
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml"):
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist")
+        return path
+    preset = repo_root() / "configs" / kind / f"{name_or_path}.yaml"
+    if not preset.is_file():
+        folder = repo_root() / "configs" / kind
+        names = sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
+        raise ConfigError(
+            f"no {kind} preset named '{name_or_path}' (presets: {', '.join(names) or 'none'}); "
+            "pass a .yaml path instead"
+        )
+    return preset

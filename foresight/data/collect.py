@@ -1,0 +1,295 @@
+"""``foresight collect``: random but interaction-rich pushing episodes, written to HDF5.
+
+Each episode ``i`` depends only on ``(seed, i)``, so the dataset is the same whatever the
+number of workers. Episodes are first saved one file each (atomically) under
+``<out>.parts/``; an interrupted run re-run with the same command skips what is done. The
+final HDF5 file is assembled into a temporary file and renamed, so it is either absent or
+complete, and an existing file is only replaced with ``overwrite``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import multiprocessing as mp
+import shutil
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from foresight.config import from_dict, to_dict
+from foresight.data.hdf5 import Episode, write_attrs, write_demo
+from foresight.errors import DataError
+from foresight.io import atomic_path, atomic_write_text
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    """The exploration policy: aimed pushes mixed with temporally correlated noise.
+
+    Attributes:
+        push_prob: Probability that a new segment is an aimed push (else a noise segment).
+        push_steps: Inclusive range of steps pushing through an object.
+        noise_steps: Inclusive range of steps of a noise segment.
+        noise_scale: Std of the noise added to aimed actions.
+        correlation: AR(1) coefficient of the noise segments (0 = white noise).
+        approach_timeout: Steps allowed to reach the start of an aimed push.
+    """
+
+    push_prob: float = 0.75
+    push_steps: tuple[int, int] = (3, 8)
+    noise_steps: tuple[int, int] = (3, 8)
+    noise_scale: float = 0.2
+    correlation: float = 0.8
+    approach_timeout: int = 12
+
+
+class InteractionPolicy:
+    """Random but interaction-rich actions.
+
+    Most segments walk the pusher behind a random object and push it in a random direction;
+    the rest are temporally correlated random motion.
+
+    Args:
+        rng: The policy's only source of randomness.
+        max_step: The env's metres per unit action.
+        clearance: Distance from an object's centre at which a push starts (m).
+        config: Policy parameters.
+    """
+
+    def __init__(
+        self, rng: np.random.Generator, max_step: float, clearance: float, config: PolicyConfig
+    ) -> None:
+        self.rng = rng
+        self.max_step = max_step
+        self.clearance = clearance
+        self.cfg = config
+        self._mode = "noise"
+        self._left = 0
+        self._noise = np.zeros(2)
+        self._target = 0
+        self._dir = np.zeros(2)
+        self._approach_left = 0
+
+    def _new_segment(self, active: np.ndarray) -> None:
+        cfg = self.cfg
+        if self.rng.random() < cfg.push_prob and active.any():
+            self._mode = "approach"
+            self._target = int(self.rng.choice(np.flatnonzero(active)))
+            angle = self.rng.uniform(-math.pi, math.pi)
+            self._dir = np.array([math.cos(angle), math.sin(angle)])
+            self._approach_left = cfg.approach_timeout
+            self._left = int(self.rng.integers(cfg.push_steps[0], cfg.push_steps[1] + 1))
+        else:
+            self._mode = "noise"
+            self._left = int(self.rng.integers(cfg.noise_steps[0], cfg.noise_steps[1] + 1))
+
+    def __call__(
+        self, pusher_xy: np.ndarray, object_pos: np.ndarray, active: np.ndarray
+    ) -> np.ndarray:
+        """Next action ``(2,)`` float32 in [-1, 1] from the pusher and object positions."""
+        if self._left <= 0:
+            self._new_segment(active)
+        cfg = self.cfg
+        if self._mode == "approach":
+            start = object_pos[self._target, :2] - self.clearance * self._dir
+            delta = (start - pusher_xy) / self.max_step
+            self._approach_left -= 1
+            if np.linalg.norm(delta) * self.max_step < 0.015 or self._approach_left <= 0:
+                self._mode = "push"
+            action = delta / max(1.0, float(np.abs(delta).max()))
+            action = action + cfg.noise_scale * self.rng.standard_normal(2)
+        elif self._mode == "push":
+            self._left -= 1
+            action = self._dir * self.rng.uniform(0.5, 1.0)
+            action = action + cfg.noise_scale * self.rng.standard_normal(2)
+        else:
+            self._left -= 1
+            rho = cfg.correlation
+            self._noise = rho * self._noise + math.sqrt(1 - rho**2) * self.rng.standard_normal(2)
+            action = self._noise
+        return np.clip(action, -1.0, 1.0).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class CollectSettings:
+    """Everything that determines the content of episode ``i`` (saved beside the parts)."""
+
+    seed: int
+    steps: int
+    env: dict[str, Any]
+    policy: PolicyConfig
+
+
+def episode_seed(seed: int, index: int) -> int:
+    """The env seed of episode ``index``, independent of workers and of other episodes."""
+    return int(np.random.SeedSequence([seed, index]).generate_state(1)[0])
+
+
+def run_episode(env: Any, settings: CollectSettings, index: int) -> Episode:
+    """Collect episode ``index`` with ``env`` (a :class:`~foresight.envs.PushEnv`)."""
+    seed = episode_seed(settings.seed, index)
+    obs, info = env.reset(seed=seed)
+    cfg = env.config
+    clearance = max(o.size for o in cfg.objects) * math.sqrt(2) + cfg.pusher_radius + 0.015
+    policy = InteractionPolicy(
+        np.random.default_rng([settings.seed, index, 1]), cfg.max_step, clearance, settings.policy
+    )
+    t = settings.steps
+    images = np.empty((t + 1, *obs["image"].shape), np.uint8)
+    state = np.empty((t + 1, 2), np.float32)
+    object_pos = np.empty((t + 1, env.sim.num_objects, 3), np.float32)
+    sim_states = np.empty((t + 1, env.sim.state_size), np.float64)
+    actions = np.empty((t, 2), np.float32)
+    for step in range(t + 1):
+        images[step] = obs["image"]
+        state[step] = obs["state"]
+        object_pos[step] = info["object_pos"]
+        sim_states[step] = env.get_state()
+        if step == t:
+            break
+        actions[step] = policy(info["pusher_pos"], info["object_pos"], info["active"])
+        obs, _, _, _, info = env.step(actions[step])
+    return Episode(images, state, object_pos, actions, sim_states, info["active"], seed)
+
+
+# One env per worker process, reused across its episodes: creating a renderer costs far more
+# than an episode. Module-level because multiprocessing initializers can only leave state here.
+_worker: dict[str, Any] = {}
+
+
+def _init_worker(settings: CollectSettings, parts: Path) -> None:
+    from foresight.envs import PushEnv
+
+    _worker["env"] = PushEnv(settings.env)
+    _worker["settings"] = settings
+    _worker["parts"] = parts
+
+
+def _collect_one(index: int) -> int:
+    ep = run_episode(_worker["env"], _worker["settings"], index)
+    final = part_path(_worker["parts"], index)
+    with atomic_path(final, suffix=".npz") as tmp, tmp.open("wb") as fh:
+        ep.save_npz(fh)
+    return index
+
+
+def part_path(parts: Path, index: int) -> Path:
+    """Where episode ``index`` is saved before assembly."""
+    return parts / f"demo_{index}.npz"
+
+
+def parts_dir(out: Path) -> Path:
+    """The folder of finished episodes for ``out`` (exists only while collecting)."""
+    return out.with_name(out.name + ".parts")
+
+
+def _settings_json(settings: CollectSettings) -> str:
+    return json.dumps(asdict(settings), sort_keys=True, indent=1, default=list)
+
+
+def prepare_parts(out: Path, settings: CollectSettings, overwrite: bool) -> Path:
+    """Create (or check, when resuming) the parts folder of ``out``."""
+    if out.exists() and not overwrite:
+        raise DataError(
+            f"{out} already exists; pass --overwrite to replace it, or choose another --out"
+        )
+    parts = parts_dir(out)
+    meta = parts / "settings.json"
+    text = _settings_json(settings)
+    if parts.is_dir() and meta.is_file():
+        if json.loads(meta.read_text()) != json.loads(text):
+            raise DataError(
+                f"{parts} holds an interrupted collection with other settings (seed, steps, "
+                "env or policy); re-run it with its settings, or delete that folder to start over"
+            )
+    else:
+        parts.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(meta, text)
+    return parts
+
+
+def done_indices(parts: Path) -> set[int]:
+    """Episode indices already saved in ``parts``."""
+    done = set()
+    for p in parts.glob("demo_*.npz"):
+        try:
+            done.add(int(p.stem.removeprefix("demo_")))
+        except ValueError:
+            continue
+    return done
+
+
+def collect_parts(
+    settings: CollectSettings, parts: Path, indices: list[int], workers: int
+) -> Iterator[int]:
+    """Collect ``indices`` into ``parts``, yielding each index as it is saved."""
+    if not indices:
+        return
+    if workers <= 1:
+        _init_worker(settings, parts)
+        try:
+            for i in indices:
+                yield _collect_one(i)
+        finally:
+            _worker.pop("env").close()
+        return
+    # spawn: each worker creates its own GL context from scratch (forked contexts break).
+    ctx = mp.get_context("spawn")
+    with ctx.Pool(workers, initializer=_init_worker, initargs=(settings, parts)) as pool:
+        yield from pool.imap_unordered(_collect_one, indices, chunksize=1)
+
+
+def split_names(num: int, valid_fraction: float) -> tuple[list[str], list[str]]:
+    """Deterministic train/valid split: the last ``valid_fraction`` of episodes are valid."""
+    n_valid = 0 if num < 2 else max(1, round(num * valid_fraction))
+    names = [f"demo_{i}" for i in range(num)]
+    return names[: num - n_valid], names[num - n_valid :]
+
+
+def assemble(
+    out: Path,
+    parts: Path,
+    num: int,
+    settings: CollectSettings,
+    valid_fraction: float,
+    on_written: Any = None,
+) -> None:
+    """Write episodes ``0..num-1`` from ``parts`` into ``out`` atomically."""
+    from foresight.envs import ENV_ID
+
+    train, valid = split_names(num, valid_fraction)
+    env_args = {"env_name": ENV_ID, "type": "foresight", "env_kwargs": {"config": settings.env}}
+    collect_config = {
+        **json.loads(_settings_json(settings)),
+        "episodes": num,
+        "valid_fraction": valid_fraction,
+    }
+    with atomic_path(out, suffix=".h5") as tmp, h5py.File(tmp, "w") as f:
+        data = f.create_group("data")
+        for i in range(num):
+            write_demo(data, f"demo_{i}", Episode.load_npz(part_path(parts, i)))
+            if on_written is not None:
+                on_written()
+        write_attrs(f, env_args, collect_config, train, valid)
+
+
+def make_settings(
+    seed: int, steps: int, env_config: Any, policy: PolicyConfig | None = None
+) -> CollectSettings:
+    """Settings from an :class:`~foresight.envs.EnvConfig` (validated) and the run flags."""
+    from foresight.envs import EnvConfig
+
+    env_dict = to_dict(from_dict(EnvConfig, to_dict(env_config), "env config"))
+    if steps < 1:
+        raise DataError(f"--steps must be at least 1, got {steps}")
+    return CollectSettings(seed=seed, steps=steps, env=env_dict, policy=policy or PolicyConfig())
+
+
+def finish(parts: Path) -> None:
+    """Remove the parts folder once the final file is in place."""
+    shutil.rmtree(parts, ignore_errors=True)

@@ -1,0 +1,115 @@
+"""A torch ``Dataset`` of fixed-length windows cut from a foresight HDF5 file.
+
+Every window has ``length`` consecutive frames with their robot states and the
+``length - 1`` actions between them (see :mod:`foresight.batch`). The HDF5 file is opened
+lazily in each process, so the dataset works with multi-process ``DataLoader`` workers.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import Dataset
+
+from foresight.batch import ACTIONS, FRAMES, STATES
+from foresight.data.hdf5 import IMAGE_KEY, DemoFile
+from foresight.errors import DataError
+
+
+def resize_frames(frames: torch.Tensor, size: int) -> torch.Tensor:
+    """Resize ``(..., C, H, W)`` float frames to ``size x size``.
+
+    Area interpolation when shrinking (exact block averaging for integer factors, so no
+    aliasing), bilinear when enlarging.
+    """
+    if frames.shape[-1] == size and frames.shape[-2] == size:
+        return frames
+    lead = frames.shape[:-3]
+    flat = frames.reshape(-1, *frames.shape[-3:])
+    mode = "area" if size < frames.shape[-1] else "bilinear"
+    kwargs = {} if mode == "area" else {"align_corners": False}
+    out = F.interpolate(flat, size=(size, size), mode=mode, **kwargs)
+    return out.reshape(*lead, *out.shape[-3:])
+
+
+def frames_to_tensor(frames: np.ndarray) -> torch.Tensor:
+    """uint8 ``(T, H, W, 3)`` -> float32 ``(T, 3, H, W)`` in [0, 1]."""
+    return torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float().div_(255.0)
+
+
+class SequenceDataset(Dataset[dict[str, torch.Tensor]]):
+    """Windows of ``length`` frames from the episodes of one split.
+
+    Args:
+        path: A dataset written by ``foresight collect``.
+        length: Frames per window (context + future).
+        split: ``train``, ``valid`` or ``all``.
+        image_size: Resize frames at load to this size (the file keeps its own).
+        stride: Step between window starts within an episode.
+
+    Items are dicts: ``frames`` ``(L, 3, S, S)`` float32 in [0, 1], ``states`` ``(L, 2)``
+    float32, ``actions`` ``(L-1, 2)`` float32.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        length: int,
+        split: str = "train",
+        image_size: int | None = None,
+        stride: int = 1,
+    ) -> None:
+        self.path = Path(path)
+        if length < 2:
+            raise DataError(f"windows need at least 2 frames, got length={length}")
+        if stride < 1:
+            raise DataError(f"stride must be at least 1, got {stride}")
+        with DemoFile(self.path) as f:
+            demos = f.split(split)
+            self.image_size = image_size or f.image_size
+            self.source_image_size = f.image_size
+            self.index: list[tuple[str, int]] = []
+            for demo in demos:
+                frames = f.num_samples(demo) + 1
+                self.index.extend((demo, s) for s in range(0, frames - length + 1, stride))
+        if not self.index:
+            raise DataError(
+                f"{self.path}: no window of {length} frames in split '{split}' "
+                "(episodes too short or split empty); collect longer episodes or shorten the "
+                "model's window"
+            )
+        self.length = length
+        self.split = split
+        self._file: DemoFile | None = None
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        if self._file is None:
+            self._file = DemoFile(self.path, validate=False)
+        demo, s = self.index[i]
+        f = self._file
+        window = slice(s, s + self.length)
+        frames = frames_to_tensor(f.read(demo, f"obs/{IMAGE_KEY}", window))
+        return {
+            FRAMES: resize_frames(frames, self.image_size),
+            STATES: torch.from_numpy(f.read(demo, "obs/state", window)),
+            ACTIONS: torch.from_numpy(f.read(demo, "actions", slice(s, s + self.length - 1))),
+        }
+
+    def __getstate__(self) -> dict[str, Any]:
+        # h5py handles do not cross process boundaries; each worker reopens the file.
+        state = self.__dict__.copy()
+        state["_file"] = None
+        return state
+
+    def close(self) -> None:
+        """Close the file handle of this process, if open."""
+        if self._file is not None:
+            self._file.close()
+            self._file = None
