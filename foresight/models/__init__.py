@@ -1,0 +1,32 @@
+"""Video models. Importing this package registers every model.
+
+To add a model: write ``foresight/models/<name>.py`` with a config dataclass and a
+``@register_model`` class, import it below, and add ``configs/model/<name>.yaml``.
+"""
+
+from foresight.models import copy_last  # noqa: F401  (registers)
+from foresight.models.base import ModelConfig, TrainConfig, VideoModel
+from foresight.models.checkpoint import load_model, read_checkpoint, save_checkpoint
+from foresight.models.registry import (
+    MODELS,
+    build_model,
+    config_from_dict,
+    load_model_config,
+    model_class,
+    register_model,
+)
+
+__all__ = [
+    "MODELS",
+    "ModelConfig",
+    "TrainConfig",
+    "VideoModel",
+    "build_model",
+    "config_from_dict",
+    "load_model",
+    "load_model_config",
+    "read_checkpoint",
+    "save_checkpoint",
+    "model_class",
+    "register_model",
+]

@@ -1,0 +1,61 @@
+"""The model registry and model-config loading: adding a model touches no shared if/elif."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from foresight.config import from_dict, resolve_config
+from foresight.errors import ConfigError
+from foresight.models.base import ModelConfig, VideoModel
+
+M = TypeVar("M", bound=type[VideoModel])
+
+MODELS: dict[str, type[VideoModel]] = {}
+
+
+def register_model(name: str) -> Callable[[M], M]:
+    """Class decorator: make a :class:`VideoModel` available under ``name``."""
+
+    def wrap(cls: M) -> M:
+        if name in MODELS:
+            raise ValueError(f"model name '{name}' registered twice")
+        cls.name = name
+        MODELS[name] = cls
+        return cls
+
+    return wrap
+
+
+def model_class(name: str) -> type[VideoModel]:
+    """The class registered as ``name``."""
+    if name not in MODELS:
+        raise ConfigError(f"unknown model '{name}' (registered: {', '.join(sorted(MODELS))})")
+    return MODELS[name]
+
+
+def config_from_dict(data: dict[str, Any], source: str = "model config") -> ModelConfig:
+    """Typed config of the model named by ``data['model']``; unknown keys are errors."""
+    if "model" not in data:
+        raise ConfigError(f"{source} has no 'model' key naming the model to build")
+    return from_dict(model_class(str(data["model"])).config_class, data, source)
+
+
+def load_model_config(name_or_path: str | Path) -> ModelConfig:
+    """Load ``configs/model/<name>.yaml`` or a model YAML path."""
+    path = resolve_config(name_or_path, "model")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path} is not valid YAML: {str(err).splitlines()[0]}") from err
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} must hold a mapping of keys to values")
+    return config_from_dict(data, str(path))
+
+
+def build_model(config: ModelConfig) -> VideoModel:
+    """Instantiate the model a config describes."""
+    return model_class(config.model)(config)
