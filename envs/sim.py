@@ -230,6 +230,9 @@ class PushSim:
         mujoco.mj_step(self.model, self.data, self._ramp)
         self.data.ctrl[:] = 0.0
         mujoco.mj_step(self.model, self.data, cfg.frame_skip - self._ramp)
+        # mj_step leaves positions of the *previous* substep in the derived quantities that
+        # rendering reads; recompute them so frames match the state (and re-rendering it).
+        mujoco.mj_forward(self.model, self.data)
 
     def set_layout(
         self,

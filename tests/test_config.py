@@ -1,0 +1,60 @@
+"""Typed YAML configs: unknown keys and wrong types are errors that name the file."""
+
+from __future__ import annotations
+
+import pytest
+
+from foresight.config import load_config, resolve_config, to_dict
+from foresight.envs import EnvConfig, SuiteConfig
+from foresight.errors import ConfigError
+
+
+def test_presets_round_trip():
+    cfg = load_config(EnvConfig, resolve_config("push", "env"))
+    assert cfg == EnvConfig()
+    again = load_config(SuiteConfig, resolve_config("easy", "suite"))
+    assert to_dict(again)["tasks"]["num_objects"] == [1, 1]
+
+
+def test_unknown_key_names_key_and_file(tmp_path):
+    path = tmp_path / "env.yaml"
+    path.write_text("image_size: 32\nimage_szie: 64\n")
+    with pytest.raises(ConfigError, match=r"unknown key 'image_szie' in .*env\.yaml"):
+        load_config(EnvConfig, path)
+
+
+def test_nested_unknown_key(tmp_path):
+    path = tmp_path / "suite.yaml"
+    path.write_text("name: x\ntasks:\n  num_objects: [1, 1]\n  goal_distanse: [0.1, 0.2]\n")
+    with pytest.raises(ConfigError, match="goal_distanse"):
+        load_config(SuiteConfig, path)
+
+
+@pytest.mark.parametrize(
+    "text, match",
+    [
+        ("image_size: big\n", "expected an integer"),
+        ("num_objects: [1]\n", "expected 2 values"),
+        ("- 1\n", "mapping"),
+        ("image_size: [\n", "not valid YAML"),
+        ("num_objects: [3, 1]\n", "num_objects"),
+    ],
+)
+def test_bad_values(tmp_path, text, match):
+    path = tmp_path / "env.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=match):
+        load_config(EnvConfig, path)
+
+
+def test_yaml_exponent_without_dot_is_a_number(tmp_path):
+    path = tmp_path / "env.yaml"
+    path.write_text("timestep: 5e-3\n")
+    assert load_config(EnvConfig, path).timestep == 0.005
+
+
+def test_missing_preset_lists_presets():
+    with pytest.raises(ConfigError, match="presets: .*easy"):
+        resolve_config("medium", "suite")
+    with pytest.raises(ConfigError, match="does not exist"):
+        resolve_config("nowhere.yaml", "suite")
