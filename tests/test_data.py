@@ -202,7 +202,7 @@ def test_sequence_dataset_windows(tiny_h5):
     assert len(ds) == n_train * (15 - 6 + 1)
     item = ds[0]
     assert item["frames"].shape == (6, 3, 16, 16) and item["frames"].dtype == torch.float32
-    assert 0.0 <= item["frames"].min() and item["frames"].max() <= 1.0
+    assert item["frames"].min() >= 0.0 and item["frames"].max() <= 1.0
     assert item["states"].shape == (6, 2) and item["actions"].shape == (5, 2)
     full = SequenceDataset(tiny_h5, length=6, split="train")
     assert full[3]["frames"].shape == (6, 3, 32, 32)
