@@ -9,7 +9,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import torch
 from torch import nn
@@ -34,6 +34,9 @@ class TrainConfig:
         eval_batches: Validation batches per pass.
         num_workers: DataLoader worker processes.
         seed: Seed of model init, data order and sampling.
+        eval_samples: Futures sampled per validation sequence (scored as mean and best of N).
+        amp: Mixed precision on CUDA (``bf16``, ``fp16`` with loss scaling, or ``off``);
+            CPU always trains in float32.
     """
 
     batch_size: int = 16
@@ -48,6 +51,8 @@ class TrainConfig:
     eval_batches: int = 4
     num_workers: int = 0
     seed: int = 0
+    eval_samples: int = 3
+    amp: Literal["off", "bf16", "fp16"] = "bf16"
 
 
 @dataclass(frozen=True)
