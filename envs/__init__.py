@@ -8,6 +8,8 @@ from foresight.envs.gl import select_gl_backend
 
 select_gl_backend()
 
+from gymnasium.envs.registration import register  # noqa: E402
+
 from foresight.envs.push_v0 import PushEnv  # noqa: E402
 from foresight.envs.sim import EnvConfig, ObjectSpec, PushSim  # noqa: E402
 from foresight.envs.tasks import (  # noqa: E402
@@ -20,7 +22,6 @@ from foresight.envs.tasks import (  # noqa: E402
     sample_task,
     sample_tasks,
 )
-from gymnasium.envs.registration import register  # noqa: E402
 
 ENV_ID = "foresight/Push-v0"
 

@@ -13,11 +13,11 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
-from foresight.envs.sim import EnvConfig, PushSim
-from foresight.envs.tasks import Layout, Task, sample_layout
 from gymnasium import spaces
 
 from foresight.config import from_dict
+from foresight.envs.sim import EnvConfig, PushSim
+from foresight.envs.tasks import Layout, Task, sample_layout
 
 
 class PushEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):

@@ -16,8 +16,8 @@ from typing import Literal
 
 import mujoco
 import numpy as np
-from foresight.envs.gl import render_help
 
+from foresight.envs.gl import render_help
 from foresight.errors import ConfigError, RenderError
 
 #: Raw simulator state stored in datasets and restored by the oracle: time, qpos, qvel,

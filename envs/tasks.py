@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from foresight.envs.sim import EnvConfig
 
 from foresight.config import load_config, resolve_config
+from foresight.envs.sim import EnvConfig
 from foresight.errors import ConfigError
 
 

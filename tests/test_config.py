@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from foresight.envs import EnvConfig, SuiteConfig
 
 from foresight.config import load_config, resolve_config, to_dict
+from foresight.envs import EnvConfig, SuiteConfig
 from foresight.errors import ConfigError
 
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 import math
 import pickle
 
-import foresight.envs  # noqa: F401  (registers foresight/Push-v0)
 import gymnasium as gym
 import numpy as np
 import pytest
+from gymnasium.utils.env_checker import check_env
+
+import foresight.envs  # noqa: F401  (registers foresight/Push-v0)
 from foresight.envs import (
     ENV_ID,
     EnvConfig,
@@ -17,7 +19,6 @@ from foresight.envs import (
     load_suite,
     sample_tasks,
 )
-from gymnasium.utils.env_checker import check_env
 
 
 def scripted_push(env: PushEnv, target: int, goal: np.ndarray, steps: int) -> dict:
