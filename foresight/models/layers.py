@@ -1,0 +1,213 @@
+"""Reusable building blocks of the video models: DCGAN-style conv encoder/decoder, LSTM stacks.
+
+The encoder and decoder follow the DCGAN layout (Radford et al., 2016) as used by SVG
+(Denton & Fergus, 2018, seed 004): ``4x4`` stride-2 convolutions that halve the image until it
+is ``4x4``, then a ``4x4`` valid convolution to a vector; the decoder mirrors it and takes the
+encoder's per-level feature maps as skip connections.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+
+def conv_levels(image_size: int) -> int:
+    """Stride-2 levels that take an ``image_size`` frame down to ``4x4`` (3 for 32, 4 for 64).
+
+    Raises:
+        ValueError: ``image_size`` is not a power of two of at least 8.
+    """
+    levels = int(round(math.log2(image_size))) - 2 if image_size > 0 else 0
+    if levels < 1 or 4 * 2**levels != image_size:
+        raise ValueError(f"image_size must be a power of two >= 8, got {image_size}")
+    return levels
+
+
+def level_widths(image_size: int, channels: int) -> list[int]:
+    """Channels of each encoder level: ``channels`` doubling per level (64, 128, 256, 512)."""
+    return [channels * 2**i for i in range(conv_levels(image_size))]
+
+
+def _down(cin: int, cout: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, 4, 2, 1, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.LeakyReLU(0.2, inplace=True),
+    )
+
+
+def _up(cin: int, cout: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.LeakyReLU(0.2, inplace=True),
+    )
+
+
+class ConvEncoder(nn.Module):
+    """DCGAN frame encoder: ``(N, C, S, S)`` -> a ``(N, out_dim)`` vector and skip features.
+
+    Args:
+        image_size: Frame side ``S`` (a power of two >= 8).
+        in_channels: Frame channels ``C``.
+        channels: Width of the first level; each further level doubles it.
+        out_dim: Size of the frame embedding.
+    """
+
+    def __init__(self, image_size: int, in_channels: int, channels: int, out_dim: int) -> None:
+        super().__init__()
+        widths = level_widths(image_size, channels)
+        self.levels = nn.ModuleList(
+            _down(cin, cout) for cin, cout in zip([in_channels, *widths[:-1]], widths, strict=True)
+        )
+        # tanh bounds the embedding, as in seed 004's encoder, so the LSTMs see inputs of a
+        # fixed scale whether a frame is real or one the model decoded itself.
+        self.head = nn.Sequential(
+            nn.Conv2d(widths[-1], out_dim, 4, 1, 0, bias=False), nn.BatchNorm2d(out_dim), nn.Tanh()
+        )
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Encode frames.
+
+        Args:
+            x: ``(N, C, S, S)`` frames in [0, 1].
+
+        Returns:
+            The embedding ``(N, out_dim)`` and the feature map of every level, finest first:
+            ``(N, channels * 2**i, S / 2**(i+1), S / 2**(i+1))``.
+        """
+        skips = []
+        for level in self.levels:
+            x = level(x)
+            skips.append(x)
+        return self.head(x).flatten(1), skips
+
+
+class ConvDecoder(nn.Module):
+    """DCGAN frame decoder with U-Net skips: ``(N, in_dim)`` + skips -> ``(N, C, S, S)``.
+
+    Args:
+        image_size: Frame side ``S``.
+        out_channels: Frame channels ``C``.
+        channels: Width of the encoder's first level (the skips must come from a
+            :class:`ConvEncoder` of the same ``image_size`` and ``channels``).
+        in_dim: Size of the vector to decode.
+    """
+
+    def __init__(self, image_size: int, out_channels: int, channels: int, in_dim: int) -> None:
+        super().__init__()
+        widths = level_widths(image_size, channels)
+        self.head = nn.Sequential(
+            nn.ConvTranspose2d(in_dim, widths[-1], 4, 1, 0, bias=False),
+            nn.BatchNorm2d(widths[-1]),
+            nn.LeakyReLU(0.2, inplace=True),
+        )
+        # Level i takes its input concatenated with the encoder's level-i features (2 * w_i
+        # channels) and upsamples to level i-1's width; the last level produces the frame.
+        self.levels = nn.ModuleList(
+            _up(2 * widths[i], widths[i - 1]) for i in range(len(widths) - 1, 0, -1)
+        )
+        self.out = nn.Sequential(
+            nn.ConvTranspose2d(2 * widths[0], out_channels, 4, 2, 1), nn.Sigmoid()
+        )
+
+    def forward(self, g: torch.Tensor, skips: list[torch.Tensor]) -> torch.Tensor:
+        """Decode vectors to frames.
+
+        Args:
+            g: ``(N, in_dim)`` vectors.
+            skips: The encoder's level features, finest first, each with batch ``N``.
+
+        Returns:
+            ``(N, C, S, S)`` frames in [0, 1].
+        """
+        x = self.head(g[:, :, None, None])  # (N, w_last, 4, 4)
+        for level, skip in zip(self.levels, skips[:0:-1], strict=True):
+            x = level(torch.cat([x, skip], dim=1))
+        return self.out(torch.cat([x, skips[0]], dim=1))
+
+
+class LSTMStack(nn.Module):
+    """Linear embedding, a multi-layer LSTM, and a linear read-out (seed 004's ``lstm``).
+
+    Runs a whole sequence in one call (teacher forcing) or one step at a time (rollouts),
+    carrying the recurrent state explicitly so callers hold no hidden module state.
+
+    Args:
+        in_dim: Input size per step.
+        hidden: LSTM width.
+        layers: Stacked LSTM layers.
+        out_dim: Read-out size per step.
+    """
+
+    def __init__(self, in_dim: int, hidden: int, layers: int, out_dim: int) -> None:
+        super().__init__()
+        self.embed = nn.Linear(in_dim, hidden)
+        self.lstm = nn.LSTM(hidden, hidden, num_layers=layers, batch_first=True)
+        self.readout = nn.Linear(hidden, out_dim)
+
+    def forward(
+        self, x: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor] | None = None
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """Advance the LSTM over ``x``.
+
+        Args:
+            x: ``(B, T, in_dim)`` inputs.
+            state: ``(h, c)`` each ``(layers, B, hidden)`` from a previous call; zeros if None.
+
+        Returns:
+            ``(B, T, out_dim)`` read-outs and the new ``(h, c)``.
+        """
+        y, state = self.lstm(self.embed(x), state)
+        return self.readout(y), state
+
+
+class GaussianLSTM(LSTMStack):
+    """An :class:`LSTMStack` whose read-out is a diagonal Gaussian (seed 004's ``gaussian_lstm``).
+
+    Args:
+        in_dim: Input size per step.
+        hidden: LSTM width.
+        layers: Stacked LSTM layers.
+        z_dim: Size of the Gaussian variable.
+    """
+
+    def __init__(self, in_dim: int, hidden: int, layers: int, z_dim: int) -> None:
+        super().__init__(in_dim, hidden, layers, 2 * z_dim)
+
+    def forward(  # type: ignore[override]
+        self, x: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor] | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """Advance over ``x``; returns mean and log-variance ``(B, T, z_dim)`` and the state."""
+        out, state = super().forward(x, state)
+        mu, logvar = out.chunk(2, dim=-1)
+        return mu, logvar, state
+
+
+def gaussian_sample(
+    mu: torch.Tensor, logvar: torch.Tensor, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """Reparameterised sample of ``N(mu, exp(logvar))``; noise drawn from ``generator``."""
+    eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
+    return mu + torch.exp(0.5 * logvar) * eps
+
+
+def gaussian_kl(
+    mu_q: torch.Tensor, logvar_q: torch.Tensor, mu_p: torch.Tensor, logvar_p: torch.Tensor
+) -> torch.Tensor:
+    """``KL(N(mu_q, var_q) || N(mu_p, var_p))`` summed over the last dimension.
+
+    Args:
+        mu_q: ``(..., Z)`` mean of q.
+        logvar_q: ``(..., Z)`` log-variance of q.
+        mu_p: Mean of p, ``(..., Z)`` or broadcastable to it (e.g. zeros for ``N(0, I)``).
+        logvar_p: Log-variance of p, like ``mu_p``.
+
+    Returns:
+        ``(...)`` KL per distribution.
+    """
+    kl = 0.5 * (logvar_p - logvar_q + (logvar_q.exp() + (mu_q - mu_p) ** 2) / logvar_p.exp() - 1.0)
+    return kl.sum(dim=-1)

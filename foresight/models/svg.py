@@ -1,0 +1,430 @@
+"""Stochastic Video Generation (SVG), action-conditioned: learned prior, fixed prior, none.
+
+Denton & Fergus, "Stochastic Video Generation with a Learned Prior", ICML 2018 (seed 004).
+Per step ``t`` (frame ``t`` -> frame ``t+1``), with ``h_t = Enc(x_t)``:
+
+    z_{t+1} ~ q(z | x_{1:t+1}) = PosteriorLSTM(h_{t+1})           (training, context)
+    z_{t+1} ~ p(z | x_{1:t})   = PriorLSTM(h_t, a_t, s_t)         (SVG-LP, future)
+    z_{t+1} ~ N(0, I)                                              (SVG-FP, future)
+    g_{t+1} = PredictorLSTM(h_t, z_{t+1}, a_t, s_t)
+    x^_{t+1} = Dec(g_{t+1}, skips of the last context frame)
+
+    loss = mean_t MSE(x^_{t+1}, x_{t+1}) + beta * mean_t KL(q(z_{t+1}) || p(z_{t+1}))
+
+Training is teacher-forced over the whole window: every input is a true frame and every
+``z`` comes from the posterior, so all three LSTMs run over the sequence in one call each.
+A rollout feeds its own predictions back through the encoder, as seed 004 does.
+
+Action conditioning (not in seed 004, which ignores BAIR's actions): the predictor and the
+prior see the action ``a_t`` of every step. Robot state: future states are unknown when
+planning, so a step sees the state of its input frame while that frame is observed (the
+context), and the last observed state after that; the LSTMs infer where the pusher went from
+the actions. Training uses the same rule, so training and rollout inputs agree.
+
+Variants are classes: :class:`SVGDeterministic` is the shared core with no latent;
+:class:`SVGFixedPrior` adds the posterior and a ``N(0, I)`` prior; :class:`SVGLearnedPrior`
+replaces that prior by the prior LSTM.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from foresight.batch import ACTIONS, FRAMES, STATES
+from foresight.models.base import ModelConfig, VideoModel
+from foresight.models.layers import (
+    ConvDecoder,
+    ConvEncoder,
+    GaussianLSTM,
+    LSTMStack,
+    conv_levels,
+    gaussian_kl,
+    gaussian_sample,
+)
+from foresight.models.registry import register_model
+
+LSTMState = tuple[torch.Tensor, torch.Tensor]
+
+# ----------------------------------------------------------------------------------------------
+# Configs
+
+
+@dataclass(frozen=True)
+class SVGDetConfig(ModelConfig):
+    """Deterministic SVG: encoder, predictor LSTM, decoder.
+
+    Attributes:
+        channels: Width of the first encoder level (doubles per level; 64 in the paper).
+        g_dim: Frame embedding size (128 in the paper).
+        rnn_size: Width of every LSTM (256 in the paper).
+        predictor_layers: Layers of the frame-predictor LSTM (2 in the paper).
+        state_scale: Robot states are multiplied by this before entering the LSTMs, to bring
+            the pusher's xy (metres, within +-0.25) to about [-1, 1] like the actions.
+    """
+
+    model: str = "svg_det"
+    channels: int = 32
+    g_dim: int = 128
+    rnn_size: int = 256
+    predictor_layers: int = 2
+    state_scale: float = 4.0
+
+    def __post_init__(self) -> None:
+        conv_levels(self.image_size)  # raises for sizes the DCGAN layout cannot take
+        for name in ("channels", "g_dim", "rnn_size", "predictor_layers", "context_frames"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+
+
+@dataclass(frozen=True)
+class SVGFPConfig(SVGDetConfig):
+    """SVG with a fixed ``N(0, I)`` prior: adds the posterior LSTM and the latent.
+
+    Attributes:
+        z_dim: Latent size per step (64 in the paper).
+        posterior_layers: Layers of the posterior LSTM (1 in the paper).
+        beta: Weight of the KL term (1e-4 in the paper).
+    """
+
+    model: str = "svg_fp"
+    z_dim: int = 16
+    posterior_layers: int = 1
+    beta: float = 1e-4
+
+
+@dataclass(frozen=True)
+class SVGLPConfig(SVGFPConfig):
+    """SVG with a learned prior: adds the prior LSTM.
+
+    Attributes:
+        prior_layers: Layers of the prior LSTM (1 in the paper).
+    """
+
+    model: str = "svg_lp"
+    prior_layers: int = 1
+
+
+# ----------------------------------------------------------------------------------------------
+# Helpers
+
+
+def observed_states(states: torch.Tensor, context: int, steps: int) -> torch.Tensor:
+    """The robot state each step is conditioned on: its input frame's, up to the last observed.
+
+    Args:
+        states: ``(B, >=context, S)`` states; only the first ``context`` are read.
+        context: Number of observed frames.
+        steps: Number of steps (transitions).
+
+    Returns:
+        ``(B, steps, S)``: step ``t`` gets ``states[:, min(t, context - 1)]``.
+    """
+    idx = torch.arange(steps, device=states.device).clamp(max=context - 1)
+    return states[:, idx]
+
+
+# ----------------------------------------------------------------------------------------------
+# The shared core (and the deterministic model)
+
+
+@register_model("svg_det")
+class SVGDeterministic(VideoModel):
+    """Deterministic SVG baseline of Denton & Fergus (2018, seed 004), action-conditioned.
+
+    The predictor sees ``[h_t, z_{t+1}, a_t, s_t]``; here ``z`` is empty. Subclasses add the
+    latent by overriding the three ``_latent_*`` hooks and :attr:`z_dim`.
+    """
+
+    config_class = SVGDetConfig
+    config: SVGDetConfig
+
+    def __init__(self, config: SVGDetConfig) -> None:
+        super().__init__(config)
+        c = config
+        self.cond_dim = c.action_dim + c.state_dim
+        self.encoder = ConvEncoder(c.image_size, 3, c.channels, c.g_dim)
+        self.decoder = ConvDecoder(c.image_size, 3, c.channels, c.g_dim)
+        self.predictor = LSTMStack(
+            c.g_dim + self.z_dim + self.cond_dim, c.rnn_size, c.predictor_layers, c.g_dim
+        )
+
+    @property
+    def z_dim(self) -> int:
+        """Latent size per step (none here)."""
+        return 0
+
+    @property
+    def beta(self) -> float:
+        """Weight of the KL term (no KL here)."""
+        return 0.0
+
+    # --- latent hooks ---------------------------------------------------------------------
+
+    def _latent_train(
+        self, h_in: torch.Tensor, h_out: torch.Tensor, cond: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Latents of a teacher-forced window and their KL.
+
+        Args:
+            h_in: ``(B, T, G)`` embeddings of the input frames ``x_t``.
+            h_out: ``(B, T, G)`` embeddings of the target frames ``x_{t+1}``.
+            cond: ``(B, T, A+S)`` action and state of each step.
+
+        Returns:
+            ``z`` ``(B, T, Z)`` and the KL ``(B, T)``, or None for a model without latent.
+        """
+        return h_in.new_zeros(*h_in.shape[:2], 0), None
+
+    def _latent_context(
+        self,
+        h_in: torch.Tensor,
+        h_out: torch.Tensor,
+        cond: torch.Tensor,
+        generator: torch.Generator | None,
+    ) -> tuple[torch.Tensor, LSTMState | None]:
+        """Latents of the observed transitions of a rollout, and the prior state after them.
+
+        Args:
+            h_in: ``(M, Tc-1, G)`` embeddings of context frames ``0 .. Tc-2``.
+            h_out: ``(M, Tc-1, G)`` embeddings of context frames ``1 .. Tc-1``.
+            cond: ``(M, Tc-1, A+S)``.
+            generator: Source of the sampling noise.
+
+        Returns:
+            ``z`` ``(M, Tc-1, Z)`` and the recurrent state of the prior (None if it has none).
+        """
+        return h_in.new_zeros(*h_in.shape[:2], 0), None
+
+    def _latent_sample(
+        self,
+        h_in: torch.Tensor,
+        cond: torch.Tensor,
+        state: LSTMState | None,
+        generator: torch.Generator | None,
+    ) -> tuple[torch.Tensor, LSTMState | None]:
+        """Sample the latent of one imagined step from the prior.
+
+        Args:
+            h_in: ``(M, 1, G)`` embedding of the step's input frame.
+            cond: ``(M, 1, A+S)``.
+            state: The prior's recurrent state.
+            generator: Source of the sampling noise.
+
+        Returns:
+            ``z`` ``(M, 1, Z)`` and the prior's new state.
+        """
+        return h_in.new_zeros(*h_in.shape[:2], 0), None
+
+    # --- encoding -------------------------------------------------------------------------
+
+    def _encode(self, frames: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """``(B, T, C, H, W)`` -> embeddings ``(B, T, G)`` and level features ``(B, T, ...)``."""
+        b, t = frames.shape[:2]
+        h, skips = self.encoder(frames.flatten(0, 1))
+        return h.view(b, t, -1), [s.view(b, t, *s.shape[1:]) for s in skips]
+
+    def _conditioning(
+        self, states: torch.Tensor, actions: torch.Tensor, context: int
+    ) -> torch.Tensor:
+        """``(B, T, A+S)``: each step's action and observed state (see :func:`observed_states`)."""
+        s = observed_states(states, context, actions.shape[1]) * self.config.state_scale
+        return torch.cat([actions, s], dim=-1)
+
+    # --- training -------------------------------------------------------------------------
+
+    def loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+        """Teacher-forced reconstruction (+ beta * KL) over every transition of the window.
+
+        Args:
+            batch: ``frames`` ``(B, L, C, H, W)``, ``states`` ``(B, L, S)``, ``actions``
+                ``(B, L-1, A)``.
+
+        Returns:
+            ``mse + beta * kl`` and the terms ``mse`` (and ``kl`` for stochastic models).
+        """
+        frames, states, actions = batch[FRAMES], batch[STATES], batch[ACTIONS]
+        b, length = frames.shape[:2]
+        context = self.config.context_frames
+        h, skips = self._encode(frames)  # (B, L, G), [(B, L, w_i, s_i, s_i)]
+        cond = self._conditioning(states, actions, context)  # (B, L-1, A+S)
+        z, kl = self._latent_train(h[:, :-1], h[:, 1:], cond)  # (B, L-1, Z), (B, L-1) | None
+        g, _ = self.predictor(torch.cat([h[:, :-1], z, cond], dim=-1))
+        g = torch.tanh(g)  # (B, L-1, G), in the encoder's range as in seed 004
+        # Skips come from the input frame while it is observed, then from the last context
+        # frame: the same frames a rollout can use.
+        src = torch.arange(length - 1, device=frames.device).clamp(max=context - 1)
+        pred = self.decoder(g.flatten(0, 1), [s[:, src].flatten(0, 1) for s in skips])
+        pred = pred.view(b, length - 1, *frames.shape[2:])  # (B, L-1, C, H, W)
+        mse = F.mse_loss(pred, frames[:, 1:])
+        if kl is None:
+            return mse, {"mse": float(mse.detach())}
+        kl_mean = kl.mean()
+        total = mse + self.beta * kl_mean
+        return total, {"mse": float(mse.detach()), "kl": float(kl_mean.detach())}
+
+    # --- imagination ----------------------------------------------------------------------
+
+    def rollout(
+        self,
+        context_frames: torch.Tensor,
+        context_states: torch.Tensor,
+        actions: torch.Tensor,
+        num_samples: int = 1,
+        decode_steps: Sequence[int] | None = None,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """Imagine ``T`` future frames per action sequence, ``num_samples`` times each.
+
+        The batch is repeated to ``B * num_samples`` rows once, after encoding the context.
+        Each predicted frame is decoded and re-encoded as the next step's input (seed 004
+        feeds predictions back), so frames before the last requested one are decoded even
+        when not requested; ``decode_steps`` saves the steps after the last requested frame,
+        which are not run at all, and the memory of the frames not returned.
+
+        Args:
+            context_frames: ``(B, Tc, C, H, W)`` in [0, 1].
+            context_states: ``(B, Tc, S)``.
+            actions: ``(B, Tc - 1 + T, A)``.
+            num_samples: Futures per sequence ``N``.
+            decode_steps: Future indices in ``[0, T)`` to return, in this order (all if None).
+            generator: Source of all sampling noise.
+
+        Returns:
+            ``(B, N, len(decode_steps) or T, C, H, W)`` frames in [0, 1].
+        """
+        t_future = self.future_length(context_frames, actions)
+        steps = list(range(t_future)) if decode_steps is None else [int(k) for k in decode_steps]
+        if any(k < 0 or k >= t_future for k in steps):
+            raise ValueError(f"decode_steps must lie in [0, {t_future}), got {steps}")
+        b, tc = context_frames.shape[:2]
+        n = num_samples
+        cond = self._conditioning(context_states, actions, tc)  # (B, Tc-1+T, A+S)
+        h_ctx, skips_ctx = self._encode(context_frames)  # (B, Tc, G), [(B, Tc, ...)]
+
+        def rep(x: torch.Tensor) -> torch.Tensor:  # (B, ...) -> (B*N, ...), sample-minor
+            return x.repeat_interleave(n, dim=0)
+
+        h_ctx, cond = rep(h_ctx), rep(cond)
+        skips = [rep(s[:, -1]) for s in skips_ctx]  # last context frame's features (B*N, ...)
+
+        # Warm the LSTMs up on the observed transitions, latents from the posterior.
+        pred_state: LSTMState | None = None
+        prior_state: LSTMState | None = None
+        if tc > 1:
+            z, prior_state = self._latent_context(
+                h_ctx[:, :-1], h_ctx[:, 1:], cond[:, : tc - 1], generator
+            )
+            _, pred_state = self.predictor(torch.cat([h_ctx[:, :-1], z, cond[:, : tc - 1]], dim=-1))
+
+        # Imagine: latents from the prior, predictions fed back through the encoder. Steps
+        # after the last requested frame cannot change it, so they are not run.
+        wanted = set(steps)
+        horizon = max(steps) + 1
+        frames: dict[int, torch.Tensor] = {}
+        h_in = h_ctx[:, -1:]  # (B*N, 1, G)
+        for k in range(horizon):
+            c_k = cond[:, tc - 1 + k : tc + k]  # (B*N, 1, A+S)
+            z, prior_state = self._latent_sample(h_in, c_k, prior_state, generator)
+            g, pred_state = self.predictor(torch.cat([h_in, z, c_k], dim=-1), pred_state)
+            x = self.decoder(torch.tanh(g[:, 0]), skips)  # (B*N, C, H, W)
+            if k in wanted:
+                frames[k] = x
+            if k < horizon - 1:
+                h_in = self.encoder(x)[0][:, None]
+        out = torch.stack([frames[k] for k in steps], dim=1)  # (B*N, T', C, H, W)
+        return out.view(b, n, len(steps), *out.shape[2:])
+
+
+# ----------------------------------------------------------------------------------------------
+# Stochastic variants
+
+
+@register_model("svg_fp")
+class SVGFixedPrior(SVGDeterministic):
+    """SVG-FP of Denton & Fergus (2018, seed 004): posterior LSTM, fixed ``N(0, I)`` prior."""
+
+    config_class = SVGFPConfig
+    config: SVGFPConfig
+
+    def __init__(self, config: SVGFPConfig) -> None:
+        super().__init__(config)
+        self.posterior = GaussianLSTM(
+            config.g_dim, config.rnn_size, config.posterior_layers, config.z_dim
+        )
+
+    @property
+    def z_dim(self) -> int:
+        """Latent size per step."""
+        return self.config.z_dim
+
+    @property
+    def beta(self) -> float:
+        """Weight of the KL term."""
+        return self.config.beta
+
+    def _prior(
+        self, h_in: torch.Tensor, cond: torch.Tensor, state: LSTMState | None
+    ) -> tuple[torch.Tensor, torch.Tensor, LSTMState | None]:
+        """Prior ``(mu, logvar)`` ``(M, T, Z)`` of the next latents and its new state.
+
+        Here the fixed ``N(0, I)`` (zeros that broadcast over the batch), with no state.
+        """
+        zero = h_in.new_zeros(1, 1, self.z_dim)
+        return zero, zero, None
+
+    def _latent_train(
+        self, h_in: torch.Tensor, h_out: torch.Tensor, cond: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        mu_q, logvar_q, _ = self.posterior(h_out)  # (B, T, Z) from q(z_{t+1} | x_{1:t+1})
+        mu_p, logvar_p, _ = self._prior(h_in, cond, None)  # p(z_{t+1} | x_{1:t})
+        z = gaussian_sample(mu_q, logvar_q)  # training noise: the global, seeded RNG
+        return z, gaussian_kl(mu_q, logvar_q, mu_p, logvar_p)
+
+    def _latent_context(
+        self,
+        h_in: torch.Tensor,
+        h_out: torch.Tensor,
+        cond: torch.Tensor,
+        generator: torch.Generator | None,
+    ) -> tuple[torch.Tensor, LSTMState | None]:
+        mu_q, logvar_q, _ = self.posterior(h_out)
+        _, _, state = self._prior(h_in, cond, None)
+        return gaussian_sample(mu_q, logvar_q, generator), state
+
+    def _latent_sample(
+        self,
+        h_in: torch.Tensor,
+        cond: torch.Tensor,
+        state: LSTMState | None,
+        generator: torch.Generator | None,
+    ) -> tuple[torch.Tensor, LSTMState | None]:
+        mu_p, logvar_p, state = self._prior(h_in, cond, state)
+        shape = (*h_in.shape[:2], self.z_dim)
+        return gaussian_sample(mu_p.expand(shape), logvar_p.expand(shape), generator), state
+
+
+@register_model("svg_lp")
+class SVGLearnedPrior(SVGFixedPrior):
+    """SVG-LP of Denton & Fergus (2018, seed 004): prior LSTM ``p(z_{t+1} | x_{1:t}, a_t, s_t)``.
+
+    The prior sees the same input as the predictor, minus the latent: it learns where the
+    uncertainty is (e.g. contact) given the action about to be taken.
+    """
+
+    config_class = SVGLPConfig
+    config: SVGLPConfig
+
+    def __init__(self, config: SVGLPConfig) -> None:
+        super().__init__(config)
+        self.prior = GaussianLSTM(
+            config.g_dim + self.cond_dim, config.rnn_size, config.prior_layers, config.z_dim
+        )
+
+    def _prior(
+        self, h_in: torch.Tensor, cond: torch.Tensor, state: LSTMState | None
+    ) -> tuple[torch.Tensor, torch.Tensor, LSTMState | None]:
+        return self.prior(torch.cat([h_in, cond], dim=-1), state)

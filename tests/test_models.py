@@ -1,0 +1,185 @@
+"""The contract every registered video model keeps (run over ``foresight.models.MODELS``).
+
+Each model is built from its own `cpu` preset with the sizes in ``TINY`` swapped in, for the
+fields the model's config has. A new model whose widths use other field names should add them
+to ``TINY`` (names, not models: no per-model branches here).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from foresight.batch import ACTIONS, FRAMES, STATES
+from foresight.config import repo_root, to_dict
+from foresight.models import (
+    MODELS,
+    VideoModel,
+    build_model,
+    config_from_dict,
+    load_model,
+    load_model_config,
+    save_checkpoint,
+)
+
+#: Tiny sizes, applied to whichever of these fields a model's config has.
+TINY = {
+    "image_size": 16,
+    "context_frames": 2,
+    "future_frames": 3,
+    "eval_future_frames": 4,
+    "channels": 4,
+    "g_dim": 16,
+    "z_dim": 4,
+    "rnn_size": 16,
+    "predictor_layers": 1,
+    "posterior_layers": 1,
+    "prior_layers": 1,
+}
+B, N, T = 2, 3, 4  # sequences, samples per sequence, future frames of a rollout
+
+NAMES = sorted(MODELS)
+
+
+def tiny_model(name: str, seed: int = 0) -> VideoModel:
+    preset = to_dict(load_model_config(name))
+    fields = {f.name for f in dataclasses.fields(MODELS[name].config_class)}
+    config = config_from_dict({**preset, **{k: v for k, v in TINY.items() if k in fields}})
+    torch.manual_seed(seed)
+    return build_model(config)
+
+
+def make_batch(model: VideoModel, batch: int = B, seed: int = 0) -> dict[str, torch.Tensor]:
+    c = model.config
+    g = torch.Generator().manual_seed(seed)
+    length = c.window
+    return {
+        FRAMES: torch.rand(batch, length, 3, c.image_size, c.image_size, generator=g),
+        STATES: torch.rand(batch, length, c.state_dim, generator=g) * 0.5 - 0.25,
+        ACTIONS: torch.rand(batch, length - 1, c.action_dim, generator=g) * 2 - 1,
+    }
+
+
+def rollout_inputs(model: VideoModel, seed: int = 1) -> tuple[torch.Tensor, ...]:
+    """Context frames ``(B, Tc, ...)``, context states, and actions for ``T`` future steps."""
+    c = model.config
+    g = torch.Generator().manual_seed(seed)
+    tc = c.context_frames
+    frames = torch.rand(B, tc, 3, c.image_size, c.image_size, generator=g)
+    states = torch.rand(B, tc, c.state_dim, generator=g) * 0.5 - 0.25
+    actions = torch.rand(B, tc - 1 + T, c.action_dim, generator=g) * 2 - 1
+    return frames, states, actions
+
+
+def seeded_rollout(model: VideoModel, inputs: tuple[torch.Tensor, ...], seed: int = 0, **kw):
+    with torch.no_grad():
+        return model.rollout(*inputs, generator=torch.Generator().manual_seed(seed), **kw)
+
+
+def train_steps(model: VideoModel, steps: int = 2) -> None:
+    """A few Adam steps, so weights and normalisation statistics leave their initial values."""
+    model.train()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    for i in range(steps):
+        opt.zero_grad()
+        loss, _ = model.loss(make_batch(model, seed=i))
+        loss.backward()
+        opt.step()
+    model.eval()
+
+
+def test_registry_has_the_issue_models():
+    assert {"copy_last", "svg_lp", "svg_fp", "svg_det"} <= set(MODELS)
+
+
+def test_every_model_config_file_loads_and_names_its_model():
+    paths = sorted((repo_root() / "configs" / "model").glob("*.yaml"))
+    names = {load_model_config(p).model for p in paths}
+    assert names == set(MODELS), "every registered model needs a preset, every preset a model"
+    for path in paths:
+        assert load_model_config(path).model in (path.stem, path.stem.removesuffix("_paper"))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_rollout_shapes_range_and_decode_steps(name):
+    model = tiny_model(name).eval()
+    inputs = rollout_inputs(model)
+    full = seeded_rollout(model, inputs, num_samples=N)
+    s = model.config.image_size
+    assert full.shape == (B, N, T, 3, s, s)
+    assert torch.isfinite(full).all()
+    assert full.min() >= 0 and full.max() <= 1
+    # decode_steps picks frames (in the order asked) without changing them.
+    picked = seeded_rollout(model, inputs, num_samples=N, decode_steps=[3, 1])
+    assert picked.shape == (B, N, 2, 3, s, s)
+    torch.testing.assert_close(picked, full[:, :, [3, 1]], rtol=0, atol=1e-5)
+    first = seeded_rollout(model, inputs, num_samples=N, decode_steps=[0])
+    torch.testing.assert_close(first, full[:, :, :1], rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_loss_is_finite_and_backward_gives_finite_grads(name):
+    model = tiny_model(name).train()
+    loss, terms = model.loss(make_batch(model))
+    assert loss.ndim == 0 and torch.isfinite(loss)
+    assert terms and all(isinstance(v, float) and v == v for v in terms.values())
+    if not model.trainable:
+        return
+    loss.backward()
+    grads = [p.grad for p in model.parameters() if p.requires_grad]
+    assert grads and all(g is not None and torch.isfinite(g).all() for g in grads)
+    assert sum(float(g.abs().sum()) for g in grads) > 0
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_checkpoint_round_trip_gives_identical_rollouts(name, tmp_path):
+    model = tiny_model(name)
+    if model.trainable:
+        train_steps(model)
+    model.eval()
+    path = save_checkpoint(tmp_path / "ckpt.pt", model)
+    loaded = load_model(path)
+    assert type(loaded) is type(model) and loaded.config == model.config
+    inputs = rollout_inputs(model)
+    assert torch.equal(
+        seeded_rollout(model, inputs, num_samples=N), seeded_rollout(loaded, inputs, num_samples=N)
+    )
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_rollout_is_deterministic_under_a_seed(name):
+    model = tiny_model(name).eval()
+    inputs = rollout_inputs(model)
+    a = seeded_rollout(model, inputs, seed=5, num_samples=N)
+    b = seeded_rollout(model, inputs, seed=5, num_samples=N)
+    assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_samples_differ_exactly_when_the_model_is_stochastic(name):
+    model = tiny_model(name).eval()
+    inputs = rollout_inputs(model)
+    a = seeded_rollout(model, inputs, seed=0, num_samples=2)
+    b = seeded_rollout(model, inputs, seed=1, num_samples=2)
+    stochastic = not torch.equal(a, b)
+    samples_differ = (a[:, 0] - a[:, 1]).abs().amax() > 1e-6
+    assert samples_differ == stochastic
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_an_action_changes_the_frames_it_leads_to_and_no_earlier_one(name):
+    model = tiny_model(name)
+    if model.trainable:
+        train_steps(model)
+    model.eval()
+    frames, states, actions = rollout_inputs(model)
+    k = 2  # future step whose action is changed: actions[:, Tc - 1 + k] makes future frame k
+    other = actions.clone()
+    other[:, model.config.context_frames - 1 + k] *= -1
+    a = seeded_rollout(model, (frames, states, actions), num_samples=N)
+    b = seeded_rollout(model, (frames, states, other), num_samples=N)
+    torch.testing.assert_close(a[:, :, :k], b[:, :, :k], rtol=0, atol=1e-6)
+    if model.trainable:
+        assert (a[:, :, k] - b[:, :, k]).abs().amax() > 1e-4
