@@ -1,0 +1,336 @@
+"""``foresight report``: one HTML page (and a Markdown twin) comparing evaluated models.
+
+Input: run folders written by ``foresight evaluate`` (each holds ``evaluation.json``).
+Output: a table of every model x {task success ± 95% CI, final distance, PSNR, SSIM, LPIPS,
+seconds per planning step}, per-step metric curves, image strips, planned-episode GIFs, and
+the rank correlation (Spearman) of each offline metric with task success across models:
+the question of seed 000 — do pixel metrics tell which model lets the robot do the task? —
+answered with this run's own numbers. The HTML embeds every image, so the page is one file.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import math
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; never open a window
+import matplotlib.pyplot as plt  # noqa: E402
+from scipy.stats import spearmanr  # noqa: E402
+
+from foresight.errors import ForesightError  # noqa: E402
+from foresight.io import atomic_path, atomic_write_text  # noqa: E402
+
+EVALUATION_FORMAT = "foresight-evaluation/1"
+#: Offline metrics: (key, label, higher is better).
+METRICS = (("psnr", "PSNR", True), ("ssim", "SSIM", True), ("lpips", "LPIPS", False))
+AGGREGATES = (("mean_of_n", "mean-of-N"), ("best_of_n", "best-of-N"))
+
+
+@dataclass
+class Run:
+    """One evaluated model, as read from ``evaluation.json``."""
+
+    folder: Path
+    data: dict[str, Any]
+
+    @property
+    def label(self) -> str:
+        """Display name."""
+        return str(self.data.get("label") or self.folder.name)
+
+    def metric_curve(self, metric: str, aggregate: str) -> list[float] | None:
+        """Per-future-step values, or None when unavailable."""
+        pred = self.data.get("prediction") or {}
+        values = (pred.get("metrics") or {}).get(metric) or {}
+        curve = values.get(aggregate)
+        return [float(v) for v in curve] if curve else None
+
+    def metric_mean(self, metric: str, aggregate: str) -> float | None:
+        """The metric averaged over future steps (finite values only)."""
+        curve = self.metric_curve(metric, aggregate)
+        finite = [v for v in curve or [] if math.isfinite(v)]
+        return sum(finite) / len(finite) if finite else None
+
+    def unavailable(self, metric: str) -> str:
+        """Why a prediction metric is missing."""
+        pred = self.data.get("prediction") or {}
+        reasons = pred.get("unavailable") or {}
+        return str(reasons.get(metric) or pred.get("reason") or "not measured")
+
+    @property
+    def control(self) -> dict[str, Any]:
+        """The task-success block (may hold only ``unavailable``)."""
+        return self.data.get("control") or {"unavailable": "not measured"}
+
+
+def load_runs(folders: list[Path]) -> list[Run]:
+    """Read ``evaluation.json`` from each folder; any problem is a one-line error."""
+    runs = []
+    for folder in folders:
+        path = folder / "evaluation.json" if folder.is_dir() else folder
+        if not path.is_file():
+            raise ForesightError(f"{path} does not exist; run 'foresight evaluate' first")
+        try:
+            data = json.loads(path.read_text())
+        except json.JSONDecodeError as err:
+            raise ForesightError(
+                f"{path} is not valid JSON ({err}); re-run 'foresight evaluate'"
+            ) from err
+        if not isinstance(data, dict) or data.get("format") != EVALUATION_FORMAT:
+            raise ForesightError(
+                f"{path} is not a foresight evaluation ({EVALUATION_FORMAT} expected)"
+            )
+        runs.append(Run(path.parent, data))
+    if not runs:
+        raise ForesightError("no evaluation runs given")
+    return runs
+
+
+def _fmt(value: float | None, digits: int, reason: str) -> str:
+    return f"{value:.{digits}f}" if value is not None and math.isfinite(value) else f"n/a: {reason}"
+
+
+def table_rows(runs: list[Run]) -> tuple[list[str], list[list[str]]]:
+    """Header and cells of the main table: every cell a number or ``n/a: reason``."""
+    header = ["model", "success rate", "95% CI", "final distance (cm)"]
+    for _, label, _ in METRICS:
+        header += [f"{label} {agg}" for _, agg in AGGREGATES]
+    header.append("s / planning step")
+    rows = []
+    for run in runs:
+        c = run.control
+        why = str(c.get("unavailable", "not measured"))
+        rate = c.get("success_rate")
+        ci = c.get("ci95")
+        dist = c.get("mean_final_distance")
+        row = [
+            run.label,
+            _fmt(rate, 2, why),
+            f"{ci[0]:.2f} to {ci[1]:.2f}" if ci else f"n/a: {why}",
+            _fmt(dist * 100 if dist is not None else None, 1, why),
+        ]
+        for key, _, _ in METRICS:
+            digits = 2 if key == "psnr" else 3
+            for agg, _ in AGGREGATES:
+                row.append(_fmt(run.metric_mean(key, agg), digits, run.unavailable(key)))
+        row.append(_fmt(c.get("seconds_per_step"), 3, why))
+        rows.append(row)
+    return header, rows
+
+
+def correlations(runs: list[Run]) -> list[dict[str, Any]]:
+    """Spearman rank correlation of each offline metric with task success across models."""
+    out = []
+    for key, label, higher in METRICS:
+        for agg, agg_label in AGGREGATES:
+            pairs = [(run.metric_mean(key, agg), run.control.get("success_rate")) for run in runs]
+            pairs = [(m, s) for m, s in pairs if m is not None and s is not None]
+            entry: dict[str, Any] = {"metric": f"{label} {agg_label}", "models": len(pairs)}
+            if len(pairs) < 3:
+                entry["rho"] = None
+                entry["sentence"] = (
+                    f"n/a: {len(pairs)} model(s) have both {label} and a success rate; "
+                    "a rank correlation needs at least 3"
+                )
+            else:
+                metric_values, success = zip(*pairs, strict=True)
+                if len(set(metric_values)) < 2 or len(set(success)) < 2:
+                    entry["rho"] = None
+                    entry["sentence"] = (
+                        "n/a: the metric or the success rate is the same for every model"
+                    )
+                else:
+                    rho, p = spearmanr(metric_values, success)
+                    entry["rho"] = float(rho)
+                    entry["p"] = float(p)
+                    entry["sentence"] = _interpret(label, agg_label, float(rho), higher, len(pairs))
+            out.append(entry)
+    return out
+
+
+def _interpret(label: str, agg: str, rho: float, higher: bool, n: int) -> str:
+    agree = rho if higher else -rho  # > 0: a better metric goes with more task success
+    if abs(rho) < 0.4:
+        verdict = (
+            "barely tracks task success: ranking models by it would not tell which one "
+            "lets the robot do the task"
+        )
+    elif agree > 0:
+        verdict = "ranks models roughly as task success does"
+    else:
+        verdict = (
+            "ranks models against task success: the models it prefers are those the robot "
+            "does worse with"
+        )
+    caveat = "; with so few models, treat it as a hint" if n < 6 else ""
+    return f"{label} ({agg}) {verdict} (Spearman rho = {rho:+.2f} over {n} models{caveat})."
+
+
+def plot_curves(runs: list[Run], key: str, label: str, path: Path) -> bool:
+    """Per-step curves of one metric, every model; False if no model has it."""
+    fig, ax = plt.subplots(figsize=(6, 3.6), dpi=100)
+    drawn = False
+    for i, run in enumerate(runs):
+        colour = f"C{i % 10}"
+        for agg, agg_label in AGGREGATES:
+            curve = run.metric_curve(key, agg)
+            if curve:
+                style = "-" if agg == "mean_of_n" else "--"
+                ax.plot(
+                    range(1, len(curve) + 1),
+                    curve,
+                    style,
+                    color=colour,
+                    label=f"{run.label} ({agg_label})",
+                )
+                drawn = True
+    if drawn:
+        ax.set_xlabel("future step")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        with atomic_path(path, suffix=".png") as tmp:
+            fig.savefig(tmp, format="png")
+    plt.close(fig)
+    return drawn
+
+
+def _data_uri(path: Path) -> str:
+    mime = "image/gif" if path.suffix == ".gif" else "image/png"
+    return f"data:{mime};base64,{base64.b64encode(path.read_bytes()).decode()}"
+
+
+def build_report(folders: list[Path], out: Path, gifs_per_model: int = 2) -> tuple[Path, Path]:
+    """Write ``out/report.html`` and ``out/report.md`` (+ ``out/assets/``).
+
+    Returns:
+        The HTML and Markdown paths.
+    """
+    runs = load_runs(folders)
+    assets = out / "assets"
+    assets.mkdir(parents=True, exist_ok=True)
+    header, rows = table_rows(runs)
+    corr = correlations(runs)
+
+    figures: list[tuple[str, Path]] = []
+    for key, label, _ in METRICS:
+        path = assets / f"curve_{key}.png"
+        if plot_curves(runs, key, label, path):
+            figures.append((f"{label} per future step (solid: mean-of-N, dashed: best-of-N)", path))
+
+    media: list[tuple[str, list[Path]]] = []
+    for i, run in enumerate(runs):
+        files: list[Path] = []
+        strip = (run.data.get("prediction") or {}).get("strip")
+        if strip and (run.folder / strip).is_file():
+            dst = assets / f"{i:02d}_strip.png"
+            shutil.copyfile(run.folder / strip, dst)
+            files.append(dst)
+        for j, gif in enumerate((run.control.get("gifs") or [])[:gifs_per_model]):
+            if (run.folder / gif).is_file():
+                dst = assets / f"{i:02d}_episode{j}.gif"
+                shutil.copyfile(run.folder / gif, dst)
+                files.append(dst)
+        media.append((run.label, files))
+
+    protocols = sorted(
+        {
+            str((r.data.get("prediction") or {}).get("protocol"))
+            for r in runs
+            if (r.data.get("prediction") or {}).get("protocol")
+        }
+    )
+    suites = sorted({str(r.control.get("suite")) for r in runs if r.control.get("suite")})
+
+    html_path = out / "report.html"
+    md_path = out / "report.md"
+    atomic_write_text(html_path, _html(header, rows, corr, figures, media, protocols, suites))
+    atomic_write_text(
+        md_path, _markdown(header, rows, corr, figures, media, protocols, suites, out)
+    )
+    return html_path, md_path
+
+
+_INTRO = (
+    "Each model is judged first by task success: the share of pushing tasks in which the "
+    "visual-foresight planner, imagining futures with that model, brings the target object "
+    "within the success threshold of its goal. Pixel (PSNR, SSIM) and perceptual (LPIPS) "
+    "metrics of its predictions stand beside it. The oracle plans with the simulator itself "
+    "(the upper bound); random and copy_last are the floor."
+)
+
+
+def _html(header, rows, corr, figures, media, protocols, suites) -> str:
+    e = html.escape
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8" /><title>foresight report</title>',
+        "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}"
+        "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:4px 6px}"
+        "th{background:#f3f3f3}img{image-rendering:pixelated;margin:4px}</style></head><body>",
+        "<h1>foresight: models judged by the task</h1>",
+        f"<p>{e(_INTRO)}</p>",
+    ]
+    if suites:
+        parts.append(f"<p>Task suite: {e(', '.join(suites))}.</p>")
+    for p in protocols:
+        parts.append(f"<p>Prediction protocol: {e(p)}</p>")
+    parts.append("<h2>Results</h2><table><thead><tr>")
+    parts += [f"<th>{e(h)}</th>" for h in header]
+    parts.append("</tr></thead><tbody>")
+    for row in rows:
+        parts.append("<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>")
+    parts.append("</tbody></table>")
+    parts.append("<h2>Do offline metrics predict task success?</h2><ul>")
+    parts += [f"<li>{e(c['sentence'])}</li>" for c in corr]
+    parts.append("</ul>")
+    if figures:
+        parts.append("<h2>Metrics per future step</h2>")
+        for caption, path in figures:
+            parts.append(
+                f'<figure><img src="{_data_uri(path)}" alt="{e(caption)}" />'
+                f"<figcaption>{e(caption)}</figcaption></figure>"
+            )
+    parts.append("<h2>Predictions and planned episodes</h2>")
+    for label, files in media:
+        parts.append(f"<h3>{e(label)}</h3>")
+        if not files:
+            parts.append("<p>n/a: no strips or episode GIFs in this run</p>")
+        for f in files:
+            parts.append(f'<img src="{_data_uri(f)}" alt="{e(label)} {e(f.stem)}" />')
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"
+
+
+def _markdown(header, rows, corr, figures, media, protocols, suites, out: Path) -> str:
+    def cell(c: str) -> str:
+        return c.replace("|", "\\|")
+
+    lines = ["# foresight: models judged by the task", "", _INTRO, ""]
+    if suites:
+        lines += [f"Task suite: {', '.join(suites)}.", ""]
+    lines += [f"Prediction protocol: {p}" for p in protocols]
+    lines += ["", "## Results", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(cell(c) for c in row) + " |" for row in rows]
+    lines += ["", "## Do offline metrics predict task success?", ""]
+    lines += [f"- {c['sentence']}" for c in corr]
+    if figures:
+        lines += ["", "## Metrics per future step", ""]
+        lines += [f"![{caption}]({p.relative_to(out).as_posix()})" for caption, p in figures]
+    lines += ["", "## Predictions and planned episodes", ""]
+    for label, files in media:
+        lines += [f"### {label}", ""]
+        lines += [f"![{label}]({f.relative_to(out).as_posix()})" for f in files] or [
+            "n/a: no strips or episode GIFs in this run"
+        ]
+        lines.append("")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,117 @@
+"""The report: well-formed HTML, images that exist, every cell a number or 'n/a: reason'."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import xml.etree.ElementTree as ET
+
+import numpy as np
+import pytest
+
+from foresight.errors import ForesightError
+from foresight.report import EVALUATION_FORMAT, build_report, correlations, load_runs
+from foresight.visualize import save_gif, save_png
+
+
+def write_run(folder, label, success, psnr_curve, lpips=None, with_media=True):
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(len(label))
+    metrics = {
+        "psnr": {"mean_of_n": psnr_curve, "best_of_n": [v + 1 for v in psnr_curve]},
+        "ssim": {
+            "mean_of_n": [v / 40 for v in psnr_curve],
+            "best_of_n": [v / 38 for v in psnr_curve],
+        },
+    }
+    unavailable = {"fvd": "no I3D weights given (--i3d PATH)"}
+    if lpips is None:
+        unavailable["lpips"] = "no LPIPS weights found"
+    else:
+        metrics["lpips"] = {"mean_of_n": lpips, "best_of_n": [v * 0.9 for v in lpips]}
+    data = {
+        "format": EVALUATION_FORMAT,
+        "label": label,
+        "prediction": {
+            "metrics": metrics,
+            "unavailable": unavailable,
+            "protocol": "best-of-N and mean-of-N, N=3",
+        },
+        "control": {
+            "suite": "easy",
+            "success_rate": success,
+            "ci95": [max(0, success - 0.2), min(1, success + 0.2)],
+            "mean_final_distance": 0.1 * (1 - success),
+            "seconds_per_step": 0.5,
+        },
+    }
+    if with_media:
+        save_png(rng.integers(0, 255, (10, 20, 3), dtype=np.uint8), folder / "strip.png")
+        save_gif(rng.integers(0, 255, (3, 8, 8, 3), dtype=np.uint8), folder / "ep.gif")
+        data["prediction"]["strip"] = "strip.png"
+        data["control"]["gifs"] = ["ep.gif"]
+    (folder / "evaluation.json").write_text(json.dumps(data))
+    return folder
+
+
+@pytest.fixture
+def runs(tmp_path):
+    return [
+        write_run(tmp_path / "a", "good", 0.9, [30.0, 28.0, 26.0], lpips=[0.1, 0.2, 0.3]),
+        write_run(tmp_path / "b", "blurry", 0.2, [31.0, 29.0, 27.0], lpips=[0.3, 0.4, 0.5]),
+        write_run(tmp_path / "c", "floor", 0.0, [25.0, 22.0, 20.0], lpips=[0.5, 0.6, 0.7]),
+        write_run(tmp_path / "d", "no-lpips", 0.5, [27.0, 25.0, 24.0], with_media=False),
+    ]
+
+
+def test_html_is_well_formed_and_images_decode(runs, tmp_path):
+    html_path, md_path = build_report(runs, tmp_path / "report")
+    text = html_path.read_text()
+    root = ET.fromstring(text.split("\n", 1)[1])  # drop the doctype; the rest must be XML-clean
+    images = root.findall(".//img")
+    assert len(images) >= 3 + 3 * 2  # curves + strip and gif for three runs
+    for img in images:
+        src = img.get("src")
+        assert src.startswith("data:image/")
+        payload = base64.b64decode(src.split(",", 1)[1])
+        assert payload[:4] in (b"\x89PNG", b"GIF8")
+    for link in re.findall(r"\]\(([^)]+)\)", md_path.read_text()):
+        assert (md_path.parent / link).is_file(), link
+
+
+def test_every_cell_is_a_number_or_explained(runs, tmp_path):
+    html_path, _ = build_report(runs, tmp_path / "report")
+    root = ET.fromstring(html_path.read_text().split("\n", 1)[1])
+    rows = root.findall(".//table/tbody/tr")
+    assert len(rows) == 4
+    for row in rows:
+        for cell in [td.text or "" for td in row.findall("td")][1:]:
+            if cell.startswith("n/a: "):
+                assert len(cell) > len("n/a: ")
+            elif " to " in cell:
+                lo, hi = cell.split(" to ")
+                assert float(lo) <= float(hi)
+            else:
+                float(cell)
+    lpips_cells = [td.text for td in rows[3].findall("td")][8:10]
+    assert all(c.startswith("n/a: no LPIPS weights") for c in lpips_cells)
+
+
+def test_correlation_sentences_follow_the_numbers(runs):
+    corr = {c["metric"]: c for c in correlations(load_runs(runs))}
+    lp = corr["LPIPS mean-of-N"]
+    assert lp["models"] == 3 and lp["rho"] == pytest.approx(-1.0)
+    assert "roughly as task success does" in lp["sentence"]
+    psnr = corr["PSNR mean-of-N"]
+    assert psnr["models"] == 4
+    assert psnr["rho"] == pytest.approx(0.4)
+
+
+def test_missing_or_foreign_runs_are_one_line_errors(tmp_path):
+    with pytest.raises(ForesightError, match="foresight evaluate"):
+        load_runs([tmp_path / "nothing"])
+    (tmp_path / "x").mkdir()
+    (tmp_path / "x" / "evaluation.json").write_text('{"format": "other"}')
+    with pytest.raises(ForesightError, match="not a foresight evaluation"):
+        load_runs([tmp_path / "x"])
