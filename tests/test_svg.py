@@ -1,0 +1,141 @@
+"""SVG (seed 004): it learns a real batch, its KL term, its stochasticity, its conditioning."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+# Importing triton (torch.optim does, through torch._dynamo, on first use) after Mesa's EGL
+# renderer has started in this process (the `tiny_h5` fixture collects in-process) segfaults:
+# two LLVMs in one process. Test modules are imported before any fixture runs, so importing it
+# here, first, keeps every test session safe.
+import torch._dynamo  # noqa: F401
+
+from foresight.batch import ACTIONS, FRAMES, STATES
+from foresight.config import to_dict
+from foresight.data.dataset import SequenceDataset
+from foresight.errors import ConfigError
+from foresight.models import MODELS, VideoModel, build_model, config_from_dict, load_model_config
+
+SMALL = {
+    "image_size": 32,
+    "context_frames": 2,
+    "future_frames": 6,
+    "channels": 8,
+    "g_dim": 32,
+    "z_dim": 4,
+    "rnn_size": 64,
+    "predictor_layers": 1,
+}
+
+
+def small_model(name: str, **over) -> VideoModel:
+    fields = {f.name for f in dataclasses.fields(MODELS[name].config_class)}
+    sizes = {k: v for k, v in {**SMALL, **over}.items() if k in fields}
+    torch.manual_seed(0)
+    return build_model(config_from_dict({**to_dict(load_model_config(name)), **sizes}))
+
+
+@pytest.fixture(scope="module")
+def real_batch(tiny_h5) -> dict[str, torch.Tensor]:
+    """Four 8-frame windows of the collected dataset, from different episodes."""
+    ds = SequenceDataset(tiny_h5, length=8, split="all", image_size=32, stride=7)
+    items = [ds[i] for i in range(0, len(ds), len(ds) // 4)][:4]
+    ds.close()
+    return {k: torch.stack([it[k] for it in items]) for k in items[0]}
+
+
+def random_batch(model: VideoModel, seed: int = 0) -> dict[str, torch.Tensor]:
+    c = model.config
+    g = torch.Generator().manual_seed(seed)
+    return {
+        FRAMES: torch.rand(2, c.window, 3, c.image_size, c.image_size, generator=g),
+        STATES: torch.rand(2, c.window, 2, generator=g) * 0.5 - 0.25,
+        ACTIONS: torch.rand(2, c.window - 1, 2, generator=g) * 2 - 1,
+    }
+
+
+@pytest.mark.parametrize("name", ["svg_lp", "svg_fp", "svg_det"])
+def test_tiny_svg_overfits_a_real_batch(name, real_batch):
+    model = small_model(name)
+    frames = real_batch[FRAMES]  # (4, 8, 3, 32, 32)
+    copy_prev = float(((frames[:, 1:] - frames[:, :-1]) ** 2).mean())  # x_t := x_{t-1}
+    copy_last = float(((frames[:, 2:] - frames[:, 1:2]) ** 2).mean())  # the copy_last model
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    torch.manual_seed(0)
+    first = None
+    for _ in range(300):
+        opt.zero_grad()
+        loss, terms = model.loss(real_batch)
+        loss.backward()
+        opt.step()
+        first = first if first is not None else float(loss.detach())
+    assert float(loss) < first / 10
+    # Teacher-forced, it predicts each frame far better than "nothing moves" ...
+    assert terms["mse"] < 0.5 * copy_prev
+    # ... and imagining the future from 2 frames (its own predictions fed back) also beats it.
+    model.eval()
+    with torch.no_grad():
+        out = model.rollout(
+            frames[:, :2],
+            real_batch[STATES][:, :2],
+            real_batch[ACTIONS],
+            num_samples=2,
+            generator=torch.Generator().manual_seed(0),
+        )
+    assert float(((out - frames[:, None, 2:]) ** 2).mean()) < 0.5 * copy_last
+
+
+@pytest.mark.parametrize("name", ["svg_lp", "svg_fp"])
+def test_stochastic_svg_loss_is_mse_plus_beta_kl(name):
+    model = small_model(name, image_size=16, future_frames=3)
+    torch.manual_seed(0)
+    loss, terms = model.loss(random_batch(model))
+    assert set(terms) == {"mse", "kl"} and terms["kl"] > 0
+    assert float(loss) == pytest.approx(terms["mse"] + model.config.beta * terms["kl"], rel=1e-5)
+
+
+def test_deterministic_svg_has_no_kl_term():
+    model = small_model("svg_det", image_size=16, future_frames=3)
+    loss, terms = model.loss(random_batch(model))
+    assert set(terms) == {"mse"} and float(loss) == pytest.approx(terms["mse"], rel=1e-6)
+
+
+@pytest.mark.parametrize(
+    "name, stochastic", [("svg_lp", True), ("svg_fp", True), ("svg_det", False)]
+)
+def test_only_latent_variants_are_stochastic(name, stochastic):
+    model = small_model(name, image_size=16, future_frames=3).eval()
+    batch = random_batch(model)
+    args = (batch[FRAMES][:, :2], batch[STATES][:, :2], batch[ACTIONS])
+    with torch.no_grad():
+        a = model.rollout(*args, num_samples=2, generator=torch.Generator().manual_seed(0))
+        b = model.rollout(*args, num_samples=2, generator=torch.Generator().manual_seed(1))
+    assert (not torch.equal(a, b)) == stochastic
+
+
+@pytest.mark.parametrize("name", ["svg_lp", "svg_det"])
+def test_training_never_reads_future_states(name):
+    """Planning cannot know future states, so training must not lean on them either."""
+    model = small_model(name, image_size=16, future_frames=3)
+    batch = random_batch(model)
+    other = {**batch, STATES: batch[STATES].clone()}
+    other[STATES][:, model.config.context_frames :] += 0.1
+    torch.manual_seed(0)
+    a, _ = model.loss(batch)
+    torch.manual_seed(0)
+    b, _ = model.loss(other)
+    assert torch.equal(a, b)
+    # ... while the observed ones do condition it.
+    other[STATES][:, : model.config.context_frames] += 0.1
+    torch.manual_seed(0)
+    c, _ = model.loss(other)
+    assert not torch.equal(a, c)
+
+
+def test_image_size_must_fit_the_dcgan_layout():
+    data = {**to_dict(load_model_config("svg_lp")), "image_size": 48}
+    with pytest.raises(ConfigError, match="power of two"):
+        config_from_dict(data)
