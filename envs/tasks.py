@@ -82,6 +82,7 @@ class SuiteConfig:
         seed: Suite seed; task ``i`` depends only on ``(seed, i)``.
         episode_steps: Actions per episode; success is judged after the last.
         replan_every: Actions executed from each plan before replanning.
+        env: Env config preset (``configs/env/``) or YAML path of the scene.
     """
 
     name: str
@@ -90,6 +91,7 @@ class SuiteConfig:
     seed: int = 0
     episode_steps: int = 30
     replan_every: int = 1
+    env: str = "push"
 
 
 def load_suite(name_or_path: str | Path) -> SuiteConfig:

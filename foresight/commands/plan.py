@@ -1,0 +1,74 @@
+"""``foresight plan``: visual-foresight MPC on a fixed, seeded task suite."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import TextColumn
+
+from foresight.progress import make_progress
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Register ``plan``."""
+    p = subparsers.add_parser(
+        "plan",
+        help="run visual-foresight MPC on the pushing task suite",
+        description="Plan with CEM or MPPI through a video model (or the simulator oracle, or "
+        "a random/zero baseline) on a fixed, seeded task suite, and judge by task success. "
+        "Writes episodes.jsonl, summary.json and a GIF per episode to --out; re-running the "
+        "same command resumes.",
+    )
+    p.add_argument(
+        "--model",
+        required=True,
+        help="checkpoint .pt, or oracle (the simulator), random or zero (baselines)",
+    )
+    p.add_argument("--suite", default="easy", help="suite preset (easy, hard) or YAML path")
+    p.add_argument("--episodes", type=int, default=None, help="tasks 0..N-1 (default: suite's)")
+    p.add_argument("--seed", type=int, default=None, help="suite seed (default: suite's)")
+    p.add_argument("--out", type=Path, required=True, help="run directory")
+    p.add_argument("--planner", default="cem", help="planner preset (cem, mppi) or YAML path")
+    p.add_argument("--workers", type=int, default=1, help="parallel worker processes")
+    p.add_argument("--device", default="auto", help="model device: auto, cpu, cuda, cuda:1, ...")
+    p.add_argument("--no-gifs", action="store_true", help="skip the per-episode GIFs")
+    p.add_argument(
+        "--overwrite", action="store_true", help="replace a run in --out with other settings"
+    )
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Plan every episode, then print the summary table."""
+    from foresight.planners.suite import run_suite, summary_table
+
+    console = Console(stderr=True)
+    successes = [0]
+    with make_progress(console, TextColumn("{task.fields[rate]}")) as progress:
+        bar = progress.add_task("planning", total=None, rate="")
+
+        def on_episode(rec: dict[str, Any]) -> None:
+            successes[0] += bool(rec["success"])
+            done = int(progress.tasks[0].completed) + 1
+            progress.update(bar, advance=1, rate=f"success {successes[0]}/{done}")
+
+        result = run_suite(
+            model=args.model,
+            suite=args.suite,
+            out=args.out,
+            episodes=args.episodes,
+            seed=args.seed,
+            planner=args.planner,
+            workers=args.workers,
+            device=args.device,
+            gifs=not args.no_gifs,
+            overwrite=args.overwrite,
+            on_episode=on_episode,
+            on_start=lambda n: progress.update(bar, total=n),
+        )
+    Console().print(summary_table(result.summary))
+    console.print(f"wrote {args.out}/episodes.jsonl and {args.out}/summary.json")
+    return 0

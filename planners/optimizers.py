@@ -1,0 +1,286 @@
+"""Sampling-based trajectory optimizers: CEM and MPPI behind one interface.
+
+An optimizer sees only a cost function over a batch of action sequences,
+``cost_fn((N, H, A) float array in [-1, 1]) -> (N,) costs``, never a model or an env
+(the MPC loop in :mod:`foresight.planners.mpc` glues those). All randomness comes from the
+``numpy.random.Generator`` passed in, so a seeded run is reproducible.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+
+from foresight.errors import ConfigError
+
+#: ``(N, H, A)`` action sequences -> ``(N,)`` costs (lower is better).
+CostFn = Callable[[np.ndarray], np.ndarray]
+
+
+@dataclass(frozen=True)
+class OptimizerConfig:
+    """Fields every optimizer config has.
+
+    Attributes:
+        name: Registry name (``cem``, ``mppi``).
+        samples: Action sequences scored per iteration (``N``).
+        iterations: Refinement iterations per planning step.
+        init_std: Std of the sampling distribution at the start of each planning step.
+    """
+
+    name: str
+    samples: int = 200
+    iterations: int = 3
+    init_std: float = 0.5
+
+    def __post_init__(self) -> None:
+        if self.samples < 2:
+            raise ConfigError(f"optimizer samples must be at least 2, got {self.samples}")
+        if self.iterations < 1:
+            raise ConfigError(f"optimizer iterations must be at least 1, got {self.iterations}")
+        if self.init_std <= 0:
+            raise ConfigError(f"optimizer init_std must be positive, got {self.init_std}")
+
+
+@dataclass(frozen=True)
+class OptimizeResult:
+    """What one call of :meth:`Optimizer.optimize` found.
+
+    Attributes:
+        actions: ``(H, A)`` the plan to execute (its first actions are executed).
+        mean: ``(H, A)`` the final sampling mean, for warm-starting the next step.
+        cost: Cost of the best sequence evaluated.
+        evaluations: Sequences scored in total.
+    """
+
+    actions: np.ndarray
+    mean: np.ndarray
+    cost: float
+    evaluations: int
+
+
+class Optimizer(ABC):
+    """Minimises a cost over action sequences in ``[-1, 1]^(H x A)``.
+
+    Args:
+        config: The optimizer's settings (an instance of ``config_class``).
+    """
+
+    config_class: ClassVar[type[OptimizerConfig]] = OptimizerConfig
+
+    def __init__(self, config: OptimizerConfig) -> None:
+        self.config = config
+
+    @abstractmethod
+    def optimize(
+        self,
+        cost_fn: CostFn,
+        horizon: int,
+        action_dim: int,
+        rng: np.random.Generator,
+        init_mean: np.ndarray | None = None,
+    ) -> OptimizeResult:
+        """Search for a low-cost action sequence.
+
+        Args:
+            cost_fn: ``(N, H, A) -> (N,)``, lower is better.
+            horizon: ``H``, actions per sequence.
+            action_dim: ``A``.
+            rng: The only source of randomness.
+            init_mean: ``(H, A)`` initial mean (the previous plan shifted), zeros if None.
+        """
+
+
+def _check_costs(costs: np.ndarray, n: int) -> np.ndarray:
+    costs = np.asarray(costs, dtype=np.float64).reshape(-1)
+    if costs.shape != (n,):
+        raise ValueError(f"cost_fn must return ({n},) costs, got shape {costs.shape}")
+    # A NaN (e.g. an empty colour mask) must never win: treat it as the worst cost.
+    return np.where(np.isfinite(costs), costs, np.inf)
+
+
+@dataclass(frozen=True)
+class CEMConfig(OptimizerConfig):
+    """Cross-entropy method settings (defaults as in visual foresight and VP2).
+
+    Attributes:
+        elites: Lowest-cost samples that refit the Gaussian (``K``).
+        min_std: Floor on the per-dimension std, so the search never collapses.
+        momentum: Weight of the old mean/std when refitting (0 = pure refit).
+        action_repeat: Each sampled action is held for this many steps (1 = off); the
+            search space shrinks to ``ceil(H / action_repeat)`` actions.
+        include_mean: Score the initial mean (the warm start) as one of the first samples,
+            so a good plan from the previous step is never lost to sampling noise.
+    """
+
+    name: str = "cem"
+    elites: int = 10
+    min_std: float = 0.05
+    momentum: float = 0.0
+    action_repeat: int = 1
+    include_mean: bool = True
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not 1 <= self.elites <= self.samples:
+            raise ConfigError(f"cem elites must be in [1, samples], got {self.elites}")
+        if self.action_repeat < 1:
+            raise ConfigError(f"cem action_repeat must be at least 1, got {self.action_repeat}")
+        if not 0.0 <= self.momentum < 1.0:
+            raise ConfigError(f"cem momentum must be in [0, 1), got {self.momentum}")
+
+
+class CEM(Optimizer):
+    """Cross-entropy method over open-loop action sequences.
+
+    Rubinstein 1999; as used for visual foresight by Finn & Levine 2017 and Ebert et al. 2018.
+
+    Each iteration samples ``N`` sequences from a diagonal Gaussian clipped to the action
+    bounds, keeps the ``K`` lowest-cost ones and refits the Gaussian to them. The result is
+    the lowest-cost sequence seen in any iteration.
+    """
+
+    config_class = CEMConfig
+
+    def optimize(
+        self,
+        cost_fn: CostFn,
+        horizon: int,
+        action_dim: int,
+        rng: np.random.Generator,
+        init_mean: np.ndarray | None = None,
+    ) -> OptimizeResult:
+        """See :meth:`Optimizer.optimize`."""
+        cfg: CEMConfig = self.config  # type: ignore[assignment]
+        r = cfg.action_repeat
+        steps = math.ceil(horizon / r)
+        if init_mean is None:
+            mean = np.zeros((steps, action_dim))
+        else:
+            mean = np.clip(np.asarray(init_mean, dtype=np.float64)[::r], -1.0, 1.0)
+        std = np.full((steps, action_dim), cfg.init_std)
+        best_cost, best = np.inf, np.repeat(mean, r, axis=0)[:horizon]
+        for it in range(cfg.iterations):
+            samples = np.clip(
+                mean + std * rng.standard_normal((cfg.samples, steps, action_dim)), -1.0, 1.0
+            )
+            if it == 0 and cfg.include_mean:
+                samples[0] = mean
+            full = np.repeat(samples, r, axis=1)[:, :horizon]
+            costs = _check_costs(cost_fn(full), cfg.samples)
+            order = np.argsort(costs, kind="stable")
+            if costs[order[0]] < best_cost:
+                best_cost, best = float(costs[order[0]]), full[order[0]].copy()
+            elites = samples[order[: cfg.elites]]
+            a = cfg.momentum
+            mean = a * mean + (1 - a) * elites.mean(axis=0)
+            std = np.maximum(a * std + (1 - a) * elites.std(axis=0), cfg.min_std)
+        return OptimizeResult(
+            actions=best,
+            mean=np.repeat(mean, r, axis=0)[:horizon],
+            cost=best_cost,
+            evaluations=cfg.samples * cfg.iterations,
+        )
+
+
+@dataclass(frozen=True)
+class MPPIConfig(OptimizerConfig):
+    """Model-predictive path integral settings (VP2's second planner).
+
+    Attributes:
+        temperature: Softness of the cost weighting, relative to the spread of the costs of
+            each iteration (costs are min-max normalised first, so it is scale-free).
+        correlation: AR(1) coefficient of the sampling noise along the horizon; smooth noise
+            explores pushes better than white noise (0 = white).
+    """
+
+    name: str = "mppi"
+    temperature: float = 0.1
+    correlation: float = 0.6
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.temperature <= 0:
+            raise ConfigError(f"mppi temperature must be positive, got {self.temperature}")
+        if not 0.0 <= self.correlation < 1.0:
+            raise ConfigError(f"mppi correlation must be in [0, 1), got {self.correlation}")
+
+
+class MPPI(Optimizer):
+    """Model-predictive path integral control with temporally correlated noise.
+
+    Williams et al. 2017; correlated noise as in PDDM (Nagabandi et al. 2019) and VP2
+    (Tian et al. 2023).
+
+    Each iteration perturbs the mean with AR(1) noise and moves the mean to the
+    exponentially cost-weighted average of the samples. The plan is the final mean.
+    """
+
+    config_class = MPPIConfig
+
+    def optimize(
+        self,
+        cost_fn: CostFn,
+        horizon: int,
+        action_dim: int,
+        rng: np.random.Generator,
+        init_mean: np.ndarray | None = None,
+    ) -> OptimizeResult:
+        """See :meth:`Optimizer.optimize`."""
+        cfg: MPPIConfig = self.config  # type: ignore[assignment]
+        if init_mean is None:
+            mean = np.zeros((horizon, action_dim))
+        else:
+            mean = np.clip(np.asarray(init_mean, dtype=np.float64), -1.0, 1.0)
+        rho = cfg.correlation
+        best_cost = np.inf
+        for _ in range(cfg.iterations):
+            white = rng.standard_normal((cfg.samples, horizon, action_dim))
+            noise = np.empty_like(white)
+            noise[:, 0] = white[:, 0]
+            # Stationary AR(1): unit variance at every step, correlation rho between steps.
+            for t in range(1, horizon):
+                noise[:, t] = rho * noise[:, t - 1] + math.sqrt(1 - rho**2) * white[:, t]
+            samples = np.clip(mean + cfg.init_std * noise, -1.0, 1.0)
+            costs = _check_costs(cost_fn(samples), cfg.samples)
+            finite = np.isfinite(costs)
+            if not finite.any():
+                continue
+            best_cost = min(best_cost, float(costs[finite].min()))
+            lo, hi = costs[finite].min(), costs[finite].max()
+            z = (costs - lo) / max(hi - lo, 1e-12)
+            w = np.where(finite, np.exp(-z / cfg.temperature), 0.0)
+            w /= w.sum()
+            mean = np.einsum("n,nha->ha", w, samples)
+        return OptimizeResult(
+            actions=mean.copy(),
+            mean=mean,
+            cost=best_cost,
+            evaluations=cfg.samples * cfg.iterations,
+        )
+
+
+#: Optimizers by the name a planner config gives.
+OPTIMIZERS: dict[str, type[Optimizer]] = {"cem": CEM, "mppi": MPPI}
+
+
+def optimizer_from_dict(data: dict[str, Any], source: str) -> OptimizerConfig:
+    """Typed config of the optimizer named by ``data['name']``; unknown keys are errors."""
+    from foresight.config import from_dict
+
+    name = data.get("name")
+    if name not in OPTIMIZERS:
+        raise ConfigError(
+            f"{source}: unknown optimizer {name!r} (choose one of: {', '.join(OPTIMIZERS)})"
+        )
+    return from_dict(OPTIMIZERS[name].config_class, data, f"{source}: 'optimizer'")
+
+
+def build_optimizer(config: OptimizerConfig) -> Optimizer:
+    """The optimizer a config describes."""
+    return OPTIMIZERS[config.name](config)

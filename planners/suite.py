@@ -1,0 +1,359 @@
+"""Run a planner (or baseline) on a fixed, seeded task suite: the API behind ``foresight plan``.
+
+:func:`run_suite` is what both ``foresight plan`` and ``foresight evaluate`` call. Task ``i``
+is ``sample_tasks(env, suite.tasks, seed, ...)[i]`` and episode ``i`` draws all its randomness
+from ``(seed, i)``, so results do not depend on the number of workers, and every model meets
+the same task instances.
+
+A run directory holds ``settings.json`` (what was run), ``episodes.jsonl`` (one line per
+episode, in task order, rewritten atomically after each episode), ``summary.json`` and
+``gifs/task_NNNN.gif`` (executed frames | best imagined future | goal). Re-running the same
+command resumes: finished episodes are kept.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from rich.table import Table
+
+from foresight.config import load_config, resolve_config, to_dict
+from foresight.errors import ConfigError
+from foresight.io import atomic_write_text
+from foresight.planners.config import PlannerConfig, load_planner, planner_to_dict
+from foresight.planners.costs import COSTS
+from foresight.planners.mpc import (
+    EpisodeResult,
+    MPCPolicy,
+    Policy,
+    RandomPolicy,
+    ZeroPolicy,
+    run_episode,
+)
+from foresight.planners.predictors import ModelPredictor, OraclePredictor
+from foresight.visualize import grid, save_gif
+
+
+@dataclass(frozen=True)
+class AgentSpec:
+    """Everything a worker process needs to build the policy (plain, picklable values).
+
+    Attributes:
+        model: ``oracle``, ``random``, ``zero``, or a checkpoint path.
+        planner: Planner settings (used by ``oracle`` and checkpoints).
+        env: :class:`~foresight.envs.EnvConfig` fields as plain values.
+        replan_every: Actions executed from each plan.
+        device: ``cpu``, ``cuda``, ...
+    """
+
+    model: str
+    planner: dict[str, Any]
+    env: dict[str, Any]
+    replan_every: int
+    device: str
+
+
+def _env_config(spec: AgentSpec) -> Any:
+    from foresight.config import from_dict
+    from foresight.envs import EnvConfig
+
+    return from_dict(EnvConfig, spec.env, "env config")
+
+
+def _oracle(spec: AgentSpec, planner: PlannerConfig) -> Policy:
+    predictor = OraclePredictor(_env_config(spec))
+    return MPCPolicy(predictor, planner, spec.replan_every, "cpu")
+
+
+def _checkpoint(spec: AgentSpec, planner: PlannerConfig) -> Policy:
+    from foresight.models import load_model
+
+    model = load_model(spec.model, spec.device)
+    predictor = ModelPredictor(model, planner.num_samples, planner.batch_size, spec.device)
+    return MPCPolicy(predictor, planner, spec.replan_every, spec.device)
+
+
+#: Baselines that do not plan (so need no cost or model).
+BASELINES: dict[str, type[Policy]] = {"random": RandomPolicy, "zero": ZeroPolicy}
+
+#: Policies by the name ``--model`` accepts; anything else is a checkpoint path.
+NAMED_POLICIES: dict[str, Callable[[AgentSpec, PlannerConfig], Policy]] = {
+    "oracle": _oracle,
+    **{name: (lambda spec, planner, cls=cls: cls()) for name, cls in BASELINES.items()},
+}
+
+
+def build_policy(spec: AgentSpec) -> Policy:
+    """The policy ``spec.model`` names (a checkpoint path when not a built-in name)."""
+    from foresight.planners.config import planner_from_dict
+
+    planner = planner_from_dict(spec.planner, "planner config")
+    return NAMED_POLICIES.get(spec.model, _checkpoint)(spec, planner)
+
+
+def check_model(model: str | Path) -> str:
+    """Validate ``--model`` early (one-line error for a missing or foreign checkpoint)."""
+    model = str(model)
+    if model in NAMED_POLICIES:
+        return model
+    from foresight.models.checkpoint import model_from_payload, read_checkpoint
+
+    model_from_payload(read_checkpoint(model), model)
+    return model
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` -> ``cuda`` when available, else ``cpu``."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+# One policy and env per worker process, reused across its episodes (renderers and models
+# are costly to build). Module-level because multiprocessing initializers can only leave
+# state here.
+_worker: dict[str, Any] = {}
+
+
+def _init_worker(spec: AgentSpec, threads: int) -> None:
+    from foresight.envs import PushEnv
+
+    if threads:
+        torch.set_num_threads(threads)
+    policy = build_policy(spec)
+    env_config = _env_config(spec)
+    if policy.image_size is not None:
+        env_config = replace(env_config, image_size=policy.image_size)
+    _worker.update(policy=policy, env=PushEnv(env_config), spec=spec)
+
+
+def _close_worker() -> None:
+    _worker.pop("policy").close()
+    _worker.pop("env").close()
+
+
+def _run_one(job: tuple[Any, int, int]) -> EpisodeResult:
+    task, seed, steps = job
+    rng = np.random.default_rng([seed, task.task_id, 1])
+    torch.manual_seed(int(rng.integers(2**31)))
+    return run_episode(_worker["env"], _worker["policy"], task, steps, rng)
+
+
+def run_episodes(
+    spec: AgentSpec, tasks: list[Any], seed: int, steps: int, workers: int = 1
+) -> Iterator[EpisodeResult]:
+    """Run one episode per task, yielding results as they finish (any order)."""
+    if not tasks:
+        return
+    jobs = [(t, seed, steps) for t in tasks]
+    workers = max(1, min(workers, len(tasks)))
+    if workers == 1:
+        _init_worker(spec, 0)
+        try:
+            for job in jobs:
+                yield _run_one(job)
+        finally:
+            _close_worker()
+        return
+    # spawn: each worker creates its own GL context and torch state from scratch.
+    ctx = mp.get_context("spawn")
+    with ctx.Pool(workers, initializer=_init_worker, initargs=(spec, 1)) as pool:
+        yield from pool.imap_unordered(_run_one, jobs, chunksize=1)
+
+
+@dataclass(frozen=True)
+class SuiteResult:
+    """What :func:`run_suite` returns.
+
+    Attributes:
+        summary: The content of ``summary.json``.
+        episodes: ``episodes.jsonl`` lines, in task order.
+    """
+
+    summary: dict[str, Any]
+    episodes: list[dict[str, Any]]
+
+
+def summarize(
+    records: list[dict[str, Any]], model: str, suite: str, planner: PlannerConfig
+) -> dict[str, Any]:
+    """``summary.json`` from episode records."""
+    n = len(records)
+    success = [r["success"] for r in records]
+    return {
+        "success_rate": float(np.mean(success)) if n else 0.0,
+        "successes": int(sum(success)),
+        "episodes": n,
+        "mean_final_distance": float(np.mean([r["final_distance"] for r in records])) if n else 0.0,
+        "seconds_per_step": float(np.mean([r["seconds_per_step"] for r in records])) if n else 0.0,
+        "model_seconds_per_step": (
+            float(np.mean([r["model_seconds_per_step"] for r in records])) if n else 0.0
+        ),
+        "model": model,
+        "suite": suite,
+        "planner": planner.optimizer.name,
+        "cost": planner.cost.name,
+        "horizon": planner.horizon,
+    }
+
+
+def summary_table(summary: dict[str, Any], title: str = "foresight plan") -> Table:
+    """A rich table of a ``summary.json``."""
+    table = Table(title=title)
+    for col in ("model", "suite", "planner", "episodes", "success", "mean final dist", "s/step"):
+        table.add_column(col, justify="left" if col in ("model", "suite", "planner") else "right")
+    table.add_row(
+        str(summary["model"]),
+        str(summary["suite"]),
+        f"{summary['planner']}/{summary['cost']}",
+        str(summary["episodes"]),
+        f"{summary['success_rate']:.0%} ({summary['successes']}/{summary['episodes']})",
+        f"{summary['mean_final_distance'] * 100:.1f} cm",
+        f"{summary['seconds_per_step']:.3f}",
+    )
+    return table
+
+
+def episode_gif(result: EpisodeResult, path: Path, scale: int = 2) -> Path:
+    """GIF of an episode: executed frame | best imagined final frame | goal, per step."""
+    frames = result.frames
+    t = len(frames)
+    if result.imagined is not None:
+        # The imagined future shown beside frame t is the one planned from frame t.
+        imagined = np.concatenate([result.imagined, result.imagined[-1:]])
+    else:
+        imagined = np.zeros_like(frames)
+    goal = np.broadcast_to(result.goal, frames.shape)
+    tiles = np.stack([frames, imagined, goal], axis=1)  # (T+1, 3, H, W, 3)
+    images = np.stack([grid(tiles[i][None], gap=2, scale=scale) for i in range(t)])
+    return save_gif(images, path)
+
+
+def _read_records(path: Path) -> dict[int, dict[str, Any]]:
+    if not path.is_file():
+        return {}
+    records = {}
+    for line in path.read_text().splitlines():
+        if line.strip():
+            rec = json.loads(line)
+            records[int(rec["task_id"])] = rec
+    return records
+
+
+def _prepare_out(out: Path, settings: dict[str, Any], overwrite: bool) -> dict[int, dict]:
+    """Check ``out`` against ``settings``; return the episodes already done there."""
+    meta = out / "settings.json"
+    text = json.dumps(settings, indent=1, sort_keys=True)
+    if meta.is_file() and not overwrite:
+        try:
+            same = json.loads(meta.read_text()) == json.loads(text)
+        except json.JSONDecodeError:
+            same = False
+        if not same:
+            raise ConfigError(
+                f"{out} holds a run with other settings (model, suite, seed or planner); "
+                "choose another --out, or pass --overwrite to replace it"
+            )
+        return _read_records(out / "episodes.jsonl")
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(meta, text)
+    return {}
+
+
+def run_suite(
+    model: str | Path,
+    suite: str | Path = "easy",
+    out: str | Path | None = None,
+    episodes: int | None = None,
+    seed: int | None = None,
+    planner: str | Path | PlannerConfig = "cem",
+    workers: int = 1,
+    device: str = "auto",
+    gifs: bool = True,
+    overwrite: bool = False,
+    on_episode: Callable[[dict[str, Any]], None] | None = None,
+    on_start: Callable[[int], None] | None = None,
+) -> SuiteResult:
+    """Plan on a task suite and judge by task success.
+
+    Args:
+        model: ``oracle``, ``random``, ``zero``, or a checkpoint path.
+        suite: Suite preset (``easy``, ``hard``) or YAML path.
+        out: Run directory (None: write nothing).
+        episodes: Tasks ``0 .. episodes-1`` (default: the suite's ``episodes``).
+        seed: Suite seed (default: the suite's ``seed``).
+        planner: Planner preset (``cem``, ``mppi``), YAML path, or config.
+        workers: Parallel worker processes.
+        device: Model device (``auto``: CUDA when available).
+        gifs: Write a GIF per episode under ``out/gifs``.
+        overwrite: Replace a run in ``out`` made with other settings.
+        on_episode: Called with each episode record as it finishes (progress display).
+        on_start: Called with the number of episodes once the inputs are checked.
+
+    Returns:
+        The summary and the per-episode records.
+
+    Raises:
+        ConfigError: Bad suite, planner, or run directory; CheckpointError: bad checkpoint.
+    """
+    from foresight.envs import EnvConfig, load_suite, sample_tasks
+
+    suite_cfg = load_suite(suite)
+    planner_cfg = planner if isinstance(planner, PlannerConfig) else load_planner(planner)
+    n = suite_cfg.episodes if episodes is None else episodes
+    if n < 1:
+        raise ConfigError(f"--episodes must be at least 1, got {n}")
+    if workers < 1:
+        raise ConfigError(f"--workers must be at least 1, got {workers}")
+    seed = suite_cfg.seed if seed is None else seed
+    model = check_model(model)
+    if model not in BASELINES:
+        COSTS[planner_cfg.cost.name].validate(planner_cfg.cost)
+    env_cfg = load_config(EnvConfig, resolve_config(suite_cfg.env, "env"))
+    spec = AgentSpec(
+        model=model,
+        planner=planner_to_dict(planner_cfg),
+        env=to_dict(env_cfg),
+        replan_every=suite_cfg.replan_every,
+        device=resolve_device(device),
+    )
+    settings = {
+        "model": model,
+        "suite": to_dict(suite_cfg),
+        "env": spec.env,
+        "planner": spec.planner,
+        "seed": seed,
+        "episodes": n,
+    }
+    out = Path(out) if out is not None else None
+    done = _prepare_out(out, settings, overwrite) if out is not None else {}
+    records = {i: r for i, r in done.items() if i < n}
+    tasks = [t for t in sample_tasks(env_cfg, suite_cfg.tasks, seed, n) if t.task_id not in records]
+    if on_start is not None:
+        on_start(n)
+    if on_episode is not None:
+        for i in sorted(records):
+            on_episode(records[i])
+    for res in run_episodes(spec, tasks, seed, suite_cfg.episode_steps, workers):
+        rec = res.record()
+        records[res.task_id] = rec
+        if out is not None:
+            if gifs:
+                episode_gif(res, out / "gifs" / f"task_{res.task_id:04d}.gif")
+            lines = "".join(json.dumps(records[i]) + "\n" for i in sorted(records))
+            atomic_write_text(out / "episodes.jsonl", lines)
+        if on_episode is not None:
+            on_episode(rec)
+    ordered = [records[i] for i in sorted(records)]
+    summary = summarize(ordered, model, suite_cfg.name, planner_cfg)
+    summary["seed"] = seed
+    if out is not None:
+        atomic_write_text(out / "summary.json", json.dumps(summary, indent=1) + "\n")
+    return SuiteResult(summary=summary, episodes=ordered)

@@ -1,0 +1,315 @@
+"""Planner tests: optimizers minimise, costs rank, predictors are faithful, the oracle solves."""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+
+# lpips loads triton's LLVM, which crashes a process where Mesa's EGL renderer (another LLVM)
+# has started; test modules are imported before any fixture renders, so import it first.
+import lpips
+import numpy as np
+import pytest
+import torch
+
+from foresight.envs import PushEnv, load_suite, sample_tasks
+from foresight.errors import ConfigError, ForesightError
+from foresight.models import build_model, load_model_config
+from foresight.planners import (
+    CEM,
+    MPPI,
+    CEMConfig,
+    ModelPredictor,
+    MPCPolicy,
+    MPPIConfig,
+    Observation,
+    OraclePredictor,
+    PlannerConfig,
+    build_cost,
+    make_goal,
+    planner_from_dict,
+    run_episode,
+    run_suite,
+)
+from foresight.planners.costs import LpipsCostConfig, ObjectCostConfig, frames_to_tensor
+
+TARGET = np.array([[0.5, -0.3], [0.2, 0.7], [-0.6, 0.1], [0.0, -0.9]])
+
+
+def quadratic(actions: np.ndarray) -> np.ndarray:
+    return ((actions - TARGET) ** 2).sum(axis=(1, 2))
+
+
+# ------------------------------------------------------------------------------ optimizers
+@pytest.mark.parametrize(
+    "optimizer",
+    [
+        CEM(CEMConfig(samples=200, iterations=8, elites=20)),
+        MPPI(MPPIConfig(samples=200, iterations=8, temperature=0.05)),
+    ],
+    ids=["cem", "mppi"],
+)
+def test_optimizer_minimizes_quadratic(optimizer) -> None:
+    rng = np.random.default_rng(0)
+    start = quadratic(np.zeros((1, 4, 2)))[0]
+    result = optimizer.optimize(quadratic, horizon=4, action_dim=2, rng=rng)
+    assert result.actions.shape == (4, 2)
+    assert result.evaluations == 200 * 8
+    assert quadratic(result.actions[None])[0] < 0.02 * start
+    np.testing.assert_allclose(result.actions, TARGET, atol=0.12)
+
+
+@pytest.mark.parametrize("cls,cfg", [(CEM, CEMConfig()), (MPPI, MPPIConfig())])
+def test_optimizer_clips_to_bounds_and_is_seeded(cls, cfg) -> None:
+    seen: list[np.ndarray] = []
+
+    def far(actions: np.ndarray) -> np.ndarray:
+        seen.append(actions)
+        return ((actions - 3.0) ** 2).sum(axis=(1, 2))  # optimum outside [-1, 1]
+
+    a = cls(cfg).optimize(far, 5, 2, np.random.default_rng(7))
+    assert all(s.min() >= -1.0 and s.max() <= 1.0 for s in seen)
+    assert a.actions.max() <= 1.0 and a.actions.mean() > 0.5
+    b = cls(cfg).optimize(far, 5, 2, np.random.default_rng(7))
+    c = cls(cfg).optimize(far, 5, 2, np.random.default_rng(8))
+    np.testing.assert_array_equal(a.actions, b.actions)
+    assert not np.array_equal(a.actions, c.actions)
+
+
+def test_cem_warm_start_keeps_a_good_plan_and_action_repeat_holds_actions() -> None:
+    cem = CEM(CEMConfig(samples=20, iterations=1, elites=5))
+    result = cem.optimize(quadratic, 4, 2, np.random.default_rng(0), init_mean=TARGET)
+    assert result.cost == pytest.approx(0.0)  # the warm start was scored and kept
+    rep = CEM(CEMConfig(samples=50, iterations=2, elites=5, action_repeat=2))
+    out = rep.optimize(quadratic, 4, 2, np.random.default_rng(0))
+    assert out.actions.shape == (4, 2)
+    np.testing.assert_array_equal(out.actions[0], out.actions[1])
+    np.testing.assert_array_equal(out.actions[2], out.actions[3])
+    odd = rep.optimize(lambda a: (a**2).sum(axis=(1, 2)), 5, 2, np.random.default_rng(0))
+    assert odd.actions.shape == (5, 2) and odd.mean.shape == (5, 2)
+
+
+def test_nan_costs_never_win() -> None:
+    def nan_for_positive(actions: np.ndarray) -> np.ndarray:
+        cost = quadratic(actions)
+        return np.where(actions[:, 0, 0] > 0, np.nan, cost)
+
+    result = CEM(CEMConfig(samples=50, iterations=2)).optimize(
+        nan_for_positive, 4, 2, np.random.default_rng(0)
+    )
+    assert result.actions[0, 0] <= 0 and np.isfinite(result.cost)
+
+
+# ----------------------------------------------------------------------------------- costs
+@pytest.fixture(scope="module")
+def scene():
+    """An easy task: env at its start, the goal, and a frame with the target at its goal."""
+    env = PushEnv(image_size=64)
+    suite = load_suite("easy")
+    task = sample_tasks(env.config, suite.tasks, 0, 1)[0]
+    obs, _ = env.reset(options={"task": task})
+    goal = make_goal(env, task)
+    # The same scene with the target moved to its goal (pusher still shown).
+    xy = np.array(task.layout.object_xy)
+    xy[task.target] = task.goal_xy
+    env.sim.set_layout(
+        np.array(task.layout.pusher_xy),
+        xy,
+        np.array(task.layout.object_yaw),
+        np.array(task.layout.active),
+    )
+    at_goal = env.sim.render()
+    # Halfway there.
+    xy[task.target] = (np.array(task.goal_xy) + np.array(task.layout.object_xy[task.target])) / 2
+    env.sim.set_layout(
+        np.array(task.layout.pusher_xy),
+        xy,
+        np.array(task.layout.object_yaw),
+        np.array(task.layout.active),
+    )
+    halfway = env.sim.render()
+    env.reset(options={"task": task})
+    yield env, task, goal, obs["image"], halfway, at_goal
+    env.close()
+
+
+def _score(cost, *images: np.ndarray) -> np.ndarray:
+    frames = frames_to_tensor(np.stack(images))[:, None, None]  # (N, 1, 1, 3, H, W)
+    return cost(frames, horizon=1).numpy()
+
+
+@pytest.mark.parametrize(
+    "config", [ObjectCostConfig(), ObjectCostConfig(pusher_weight=0.0)], ids=["object", "noarm"]
+)
+def test_object_cost_ranks_by_distance_to_goal(scene, config) -> None:
+    env, task, goal, start, halfway, at_goal = scene
+    cost = build_cost(config, goal)
+    s_start, s_half, s_goal = _score(cost, start, halfway, at_goal)
+    assert s_goal < s_half < s_start
+    # Without the pusher term it reads the target's true displacement, in image widths.
+    if config.pusher_weight == 0.0:
+        true = np.linalg.norm(np.subtract(task.goal_xy, task.layout.object_xy[task.target]))
+        widths = true / (2 * env.config.view_half_extent)
+        assert s_start == pytest.approx(widths, rel=0.15)
+        assert s_goal < 0.02
+
+
+def test_object_cost_rewards_the_pusher_near_the_target(scene) -> None:
+    env, task, goal, *_ = scene
+    cost = build_cost(ObjectCostConfig(pusher_weight=0.5), goal)
+    obj = np.array(task.layout.object_xy[task.target])
+    far_frame = env.sim.render()
+    toward = obj - np.array(task.layout.pusher_xy)
+    near_xy = obj - 0.07 * toward / np.linalg.norm(toward)
+    xy = np.array(task.layout.object_xy)
+    env.sim.set_layout(near_xy, xy, np.array(task.layout.object_yaw), np.array(task.layout.active))
+    near_frame = env.sim.render()
+    env.reset(options={"task": task})
+    s_far, s_near = _score(cost, far_frame, near_frame)
+    assert s_near < s_far
+
+
+def test_pixel_cost_ranks_goal_frame_lowest(scene) -> None:
+    _, _, goal, start, _, at_goal = scene
+    cost = build_cost(planner_from_dict({"cost": {"name": "pixel"}}).cost, goal)
+    s_goal_image, s_at_goal, s_start = _score(cost, goal.image, at_goal, start)
+    assert s_goal_image == 0.0
+    assert s_at_goal < s_start
+
+
+def test_lpips_cost_refuses_without_weights_and_ranks_with_them(scene, tmp_path, monkeypatch):
+    _, _, goal, start, _, _ = scene
+    monkeypatch.delenv("FORESIGHT_LPIPS_WEIGHTS", raising=False)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty_hub"))
+    with pytest.raises(ForesightError, match="LPIPS weights"):
+        build_cost(LpipsCostConfig(), goal)
+    with pytest.raises(ForesightError, match="do not exist"):
+        build_cost(LpipsCostConfig(weights=str(tmp_path / "missing.pth")), goal)
+    # A compact LPIPS file (every weight given explicitly): here, a seeded random network,
+    # enough to check the ranking contract (a frame equal to the goal is at distance 0).
+    torch.manual_seed(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # torchvision's 'pretrained' deprecation
+        net = lpips.LPIPS(net="alex", pretrained=False, pnet_rand=True, verbose=False)
+    path = tmp_path / "lpips_compact.pt"
+    torch.save(net.state_dict(), path)
+    cost = build_cost(LpipsCostConfig(weights=str(path)), goal)
+    s_goal, s_start = _score(cost, goal.image, start)
+    assert s_goal == pytest.approx(0.0, abs=1e-6)
+    assert s_start > s_goal
+
+
+def test_cost_frames_and_weights() -> None:
+    goal_img = np.zeros((8, 8, 3), np.uint8)
+    goal = _stub_goal(goal_img)
+    last = build_cost(planner_from_dict({"cost": {"name": "pixel"}}).cost, goal)
+    assert last.steps(10) == [9]
+    cfg = planner_from_dict({"cost": {"name": "pixel", "frames": "all", "discount": 0.5}}).cost
+    every = build_cost(cfg, goal)
+    assert every.steps(4) == [0, 1, 2, 3]
+    w = every.weights(4).numpy()
+    np.testing.assert_allclose(w, np.array([1, 2, 4, 8]) / 15)
+    # Weighted over frames, averaged over samples: a frame off only at t=0 costs 1/15 as much.
+    frames = torch.zeros(1, 2, 4, 3, 8, 8)
+    frames[:, :, 0] = 1.0
+    assert float(every(frames, 4)[0]) == pytest.approx(3 * 64 / 15)
+
+
+def _stub_goal(image: np.ndarray):
+    from foresight.planners import Goal
+
+    return Goal(
+        image=image,
+        colors=np.eye(3, dtype=np.float32),
+        labels=np.arange(3),
+        target_label=0,
+        pusher_label=1,
+    )
+
+
+# ------------------------------------------------------------------------------ predictors
+def test_oracle_predictor_matches_executing_the_actions(scene) -> None:
+    env, task, *_ = scene
+    obs, _ = env.reset(options={"task": task})
+    oracle = OraclePredictor(env.config)
+    oracle.reset(Observation(obs["image"], obs["state"], env.get_state()), seed=0)
+    actions = np.random.default_rng(0).uniform(-1, 1, (3, 6, 2))
+    pred = oracle.predict(actions, [2, 5])
+    assert pred.shape == (3, 1, 2, 3, 64, 64)
+    for i in (0, 2):
+        env.reset(options={"task": task})
+        frames = [env.step(a)[0]["image"] for a in actions[i]]
+        truth = frames_to_tensor(np.stack([frames[2], frames[5]]))
+        torch.testing.assert_close(pred[i, 0], truth, rtol=0, atol=0)
+    assert oracle.model_seconds > 0
+    oracle.close()
+    env.reset(options={"task": task})
+
+
+def test_model_predictor_batches_with_context_history() -> None:
+    cfg = dataclasses.replace(load_model_config("copy_last"), context_frames=3, image_size=32)
+    model = build_model(cfg).eval()
+    pred = ModelPredictor(model, num_samples=2, batch_size=3)
+    env = PushEnv(image_size=32)
+    obs, _ = env.reset(seed=0)
+    pred.reset(Observation(obs["image"], obs["state"], env.get_state()), seed=0)
+    frames, states, actions = pred.context_window()
+    assert frames.shape == (3, 3, 32, 32) and states.shape == (3, 2) and actions.shape == (2, 2)
+    torch.testing.assert_close(frames[0], frames[2])  # padded with the first frame
+    for a in ([1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]):
+        obs = env.step(np.array(a, np.float32))[0]
+        pred.observe(np.array(a, np.float32), Observation(obs["image"], obs["state"], None))
+    frames, states, actions = pred.context_window()
+    torch.testing.assert_close(frames[-1], frames_to_tensor(obs["image"]))
+    torch.testing.assert_close(actions, torch.tensor([[0.0, 1.0], [-1.0, 0.0]]))
+    out = pred.predict(np.zeros((7, 5, 2)), [4])  # 7 sequences in chunks of 3
+    assert out.shape == (7, 2, 1, 3, 32, 32)
+    torch.testing.assert_close(out[6, 1, 0], frames_to_tensor(obs["image"]))
+    env.close()
+
+
+# --------------------------------------------------------------------------- configs / MPC
+def test_planner_config_errors_name_the_key() -> None:
+    with pytest.raises(ConfigError, match="unknown key 'samplez'"):
+        planner_from_dict({"optimizer": {"name": "cem", "samplez": 3}})
+    with pytest.raises(ConfigError, match="unknown optimizer 'adam'"):
+        planner_from_dict({"optimizer": {"name": "adam"}})
+    with pytest.raises(ConfigError, match="unknown cost"):
+        planner_from_dict({"cost": {"name": "psnr"}})
+    with pytest.raises(ConfigError, match="elites"):
+        planner_from_dict({"optimizer": {"name": "cem", "samples": 5, "elites": 10}})
+
+
+#: A reduced CEM budget for CI; still genuinely planning (the tasks are not solved without it).
+CI_PLANNER = PlannerConfig(
+    optimizer=CEMConfig(samples=60, iterations=2, elites=6), horizon=10, cost=ObjectCostConfig()
+)
+
+
+def test_oracle_mpc_solves_easy_tasks() -> None:
+    suite = load_suite("easy")
+    env = PushEnv()
+    tasks = sample_tasks(env.config, suite.tasks, suite.seed, 2)
+    policy = MPCPolicy(OraclePredictor(env.config), CI_PLANNER)
+    for task in tasks:
+        result = run_episode(env, policy, task, suite.episode_steps, np.random.default_rng(0))
+        assert result.initial_distance >= 0.10
+        assert result.success, f"task {task.task_id}: {result.final_distance:.3f} m from goal"
+        assert result.imagined is not None and result.imagined.shape == (30, 64, 64, 3)
+        assert len(policy.plan_seconds) == suite.episode_steps
+    policy.close()
+    env.close()
+
+
+def test_run_suite_is_reproducible_and_worker_independent(tmp_path) -> None:
+    kw = dict(suite="easy", episodes=3, seed=5, gifs=False)
+    a = run_suite("random", out=tmp_path / "a", **kw)
+    b = run_suite("random", out=tmp_path / "b", workers=2, **kw)
+    strip = [{k: v for k, v in r.items() if "seconds" not in k} for r in a.episodes]
+    assert strip == [{k: v for k, v in r.items() if "seconds" not in k} for r in b.episodes]
+    assert [r["task_id"] for r in a.episodes] == [0, 1, 2]
+    assert len({r["final_distance"] for r in a.episodes}) == 3
+    zero = run_suite("zero", out=None, **kw)
+    for r in zero.episodes:
+        assert r["final_distance"] == pytest.approx(r["initial_distance"], abs=1e-6)
+        assert not r["success"]
