@@ -46,15 +46,22 @@ def run(args: argparse.Namespace) -> int:
     from foresight.planners.suite import run_suite, summary_table
 
     console = Console(stderr=True)
-    successes = [0]
-    with make_progress(console, TextColumn("{task.fields[rate]}")) as progress:
-        bar = progress.add_task("planning", total=None, rate="")
+    # The bar starts only once run_suite has checked its inputs, so a bad input prints
+    # its one-line error and nothing else.
+    progress = make_progress(console, TextColumn("{task.fields[rate]}"))
+    state = {"bar": None, "successes": 0, "done": 0}
 
-        def on_episode(rec: dict[str, Any]) -> None:
-            successes[0] += bool(rec["success"])
-            done = int(progress.tasks[0].completed) + 1
-            progress.update(bar, advance=1, rate=f"success {successes[0]}/{done}")
+    def on_start(total: int) -> None:
+        progress.start()
+        state["bar"] = progress.add_task("planning", total=total, rate="")
 
+    def on_episode(rec: dict[str, Any]) -> None:
+        state["successes"] += bool(rec["success"])
+        state["done"] += 1
+        rate = f"success {state['successes']}/{state['done']}"
+        progress.update(state["bar"], advance=1, rate=rate)
+
+    try:
         result = run_suite(
             model=args.model,
             suite=args.suite,
@@ -67,8 +74,12 @@ def run(args: argparse.Namespace) -> int:
             gifs=not args.no_gifs,
             overwrite=args.overwrite,
             on_episode=on_episode,
-            on_start=lambda n: progress.update(bar, total=n),
+            on_start=on_start,
         )
+    finally:
+        progress.stop()
     Console().print(summary_table(result.summary))
-    console.print(f"wrote {args.out}/episodes.jsonl and {args.out}/summary.json")
+    console.print(
+        f"wrote {args.out}/episodes.jsonl, summary.json and gifs/", soft_wrap=True, highlight=False
+    )
     return 0

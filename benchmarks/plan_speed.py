@@ -1,0 +1,107 @@
+"""Seconds per planning step of visual-foresight MPC, and the share spent outside the model.
+
+Times MPC planning steps (CEM by default: 200 samples x 3 iterations, horizon 10, the object
+cost on the last frame) on an easy task, for
+
+* the simulator oracle (true dynamics, rendering the frames the cost reads),
+* a video model: a trained checkpoint (``--model PATH``), else an untrained ``cpu``-preset
+  model built from ``--config`` (``svg_lp`` by default; timing needs no training), and
+  ``copy_last`` (the cheapest possible model, so nearly all its time is overhead).
+
+"Outside the model" is planner + cost + bookkeeping: a planning step's wall time minus the
+time inside the predictor. Aim: under 10% for real models.
+
+    python benchmarks/plan_speed.py [--model run/checkpoint.pt] [--steps 4] [--planner cem]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import replace
+
+import numpy as np
+import torch
+from rich.console import Console
+from rich.table import Table
+
+from foresight.envs import PushEnv, load_suite, sample_tasks
+from foresight.models import build_model, load_model, load_model_config
+from foresight.planners import ModelPredictor, MPCPolicy, OraclePredictor, load_planner
+from foresight.planners.mpc import Policy, run_episode
+from foresight.planners.suite import resolve_device
+
+
+def time_policy(name: str, policy: Policy, env_size: int | None, steps: int) -> dict:
+    suite = load_suite("easy")
+    env = PushEnv(image_size=env_size)
+    task = sample_tasks(env.config, suite.tasks, suite.seed, 1)[0]
+    start = time.perf_counter()
+    run_episode(env, policy, task, steps, np.random.default_rng(0))
+    wall = time.perf_counter() - start
+    env.close()
+    per_step = float(np.mean(policy.plan_seconds))
+    model = policy.model_seconds / len(policy.plan_seconds)
+    return {
+        "name": name,
+        "size": env.config.image_size,
+        "s/step": per_step,
+        "model s/step": model,
+        "outside": max(0.0, 1.0 - model / per_step),
+        "wall": wall,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default=None, help="trained checkpoint to time")
+    parser.add_argument("--config", default="svg_lp", help="model preset when no --model")
+    parser.add_argument("--planner", default="cem", help="planner preset or YAML")
+    parser.add_argument("--steps", type=int, default=4, help="planning steps per row")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = resolve_device(args.device)
+    planner = load_planner(args.planner)
+    torch.manual_seed(0)
+
+    rows = []
+    oracle_env = PushEnv().config
+    rows.append(
+        time_policy("oracle", MPCPolicy(OraclePredictor(oracle_env), planner), None, args.steps)
+    )
+    if args.model:
+        models = [(args.model, load_model(args.model, device))]
+    else:
+        cfg = load_model_config(args.config)
+        models = [(f"{args.config} (untrained)", build_model(cfg).to(device).eval())]
+    copy_cfg = replace(load_model_config("copy_last"), image_size=models[0][1].config.image_size)
+    models.append(("copy_last", build_model(copy_cfg).to(device).eval()))
+    for name, model in models:
+        predictor = ModelPredictor(model, planner.num_samples, planner.batch_size, device)
+        policy = MPCPolicy(predictor, planner, device=device)
+        rows.append(time_policy(name, policy, model.config.image_size, args.steps))
+
+    opt = planner.optimizer
+    table = Table(
+        title=f"planning step: {opt.name} {opt.samples}x{opt.iterations}, horizon "
+        f"{planner.horizon}, cost {planner.cost.name}/{planner.cost.frames}, device {device}, "
+        f"{torch.get_num_threads()} threads"
+    )
+    for col in ("predictor", "frames", "s / step", "model s / step", "outside the model"):
+        table.add_column(col, justify="left" if col == "predictor" else "right")
+    for r in rows:
+        table.add_row(
+            r["name"],
+            f"{r['size']}x{r['size']}",
+            f"{r['s/step']:.3f}",
+            f"{r['model s/step']:.3f}",
+            f"{r['outside']:.1%}",
+        )
+    Console().print(table)
+
+
+if __name__ == "__main__":
+    main()
