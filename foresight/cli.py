@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from foresight import __version__
-from foresight.commands import collect, data
+from foresight.commands import collect, data, plan
 from foresight.commands.unbuilt import add_unbuilt
 from foresight.errors import ForesightError
 
@@ -15,7 +15,6 @@ from foresight.errors import ForesightError
 #: module under ``foresight.commands`` when it lands.
 UNBUILT = {
     "train": "train an action-conditioned video model",
-    "plan": "run visual-foresight MPC on the pushing task suite",
     "evaluate": "judge a model by task success and prediction metrics",
     "report": "build an HTML/Markdown report from evaluation runs",
 }
@@ -29,7 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"foresight {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (collect, data):
+    for module in (collect, data, plan):
         module.add_parser(sub)
     for name, summary in UNBUILT.items():
         add_unbuilt(sub, name, summary)
