@@ -7,6 +7,7 @@ imports it before anything that imports ``mujoco``). A value the user already se
 from __future__ import annotations
 
 import ctypes.util
+import importlib.util
 import os
 import sys
 
@@ -44,6 +45,7 @@ def select_gl_backend() -> str:
         RenderError: Neither EGL nor OSMesa can be loaded; the message names the packages.
     """
     os.environ.setdefault("LP_NUM_THREADS", "0")
+    _load_triton_first()
     backend = os.environ.get("MUJOCO_GL")
     if backend:
         return backend
@@ -59,6 +61,17 @@ def select_gl_backend() -> str:
     os.environ["MUJOCO_GL"] = backend
     os.environ.setdefault("PYOPENGL_PLATFORM", backend)
     return backend
+
+
+def _load_triton_first() -> None:
+    """Import triton now, if installed, before any GL context exists.
+
+    triton (bundled with CUDA builds of torch, and imported by ``torch.optim`` on first use)
+    carries its own LLVM; loading it into a process where Mesa's software renderer (another
+    LLVM) has started segfaults. Loaded first, the two coexist. Measured: ~0.15 s, once.
+    """
+    if "triton" not in sys.modules and importlib.util.find_spec("triton") is not None:
+        import triton  # noqa: F401
 
 
 def render_help(reason: str) -> str:

@@ -228,3 +228,21 @@ def test_scripted_policy_completes_easy_tasks():
         info = scripted_push(env, task.target, np.array(task.goal_xy), steps=60)
         assert info["success"], (task.task_id, info["target_distance"])
     env.close()
+
+
+def test_rendering_then_training_in_one_process_does_not_crash():
+    """triton's LLVM loaded after Mesa's renderer segfaults; foresight.envs loads it first."""
+    import subprocess
+    import sys
+
+    code = (
+        "import foresight.envs\n"
+        "env = foresight.envs.PushEnv(image_size=16); env.reset(seed=0)\n"
+        "import torch\n"
+        "m = torch.nn.Linear(2, 2); opt = torch.optim.Adam(m.parameters())\n"
+        "m(torch.randn(1, 2)).sum().backward(); opt.step(); print('ok')\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr[-500:]
