@@ -94,13 +94,13 @@ def test_stochastic_svg_loss_is_mse_plus_beta_kl(name):
     torch.manual_seed(0)
     loss, terms = model.loss(random_batch(model))
     assert set(terms) == {"mse", "kl"} and terms["kl"] > 0
-    assert float(loss) == pytest.approx(terms["mse"] + model.config.beta * terms["kl"], rel=1e-5)
+    assert loss.item() == pytest.approx(terms["mse"] + model.config.beta * terms["kl"], rel=1e-5)
 
 
 def test_deterministic_svg_has_no_kl_term():
     model = small_model("svg_det", image_size=16, future_frames=3)
     loss, terms = model.loss(random_batch(model))
-    assert set(terms) == {"mse"} and float(loss) == pytest.approx(terms["mse"], rel=1e-6)
+    assert set(terms) == {"mse"} and loss.item() == pytest.approx(terms["mse"], rel=1e-6)
 
 
 @pytest.mark.parametrize(
