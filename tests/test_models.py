@@ -12,12 +12,6 @@ import dataclasses
 import pytest
 import torch
 
-# Importing triton (torch.optim does, through torch._dynamo, on first use) after Mesa's EGL
-# renderer has started in this process (the `tiny_h5` fixture collects in-process) segfaults:
-# two LLVMs in one process. Test modules are imported before any fixture runs, so importing it
-# here, first, keeps every test session safe.
-import torch._dynamo  # noqa: F401
-
 from foresight.batch import ACTIONS, FRAMES, STATES
 from foresight.config import repo_root, to_dict
 from foresight.models import (
