@@ -209,5 +209,7 @@ def gaussian_kl(
     Returns:
         ``(...)`` KL per distribution.
     """
+    # In float32 even under autocast: the terms nearly cancel when q is close to p.
+    mu_q, logvar_q, mu_p, logvar_p = (x.float() for x in (mu_q, logvar_q, mu_p, logvar_p))
     kl = 0.5 * (logvar_p - logvar_q + (logvar_q.exp() + (mu_q - mu_p) ** 2) / logvar_p.exp() - 1.0)
     return kl.sum(dim=-1)

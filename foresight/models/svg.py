@@ -294,7 +294,8 @@ class SVGDeterministic(VideoModel):
             generator: Source of all sampling noise.
 
         Returns:
-            ``(B, N, len(decode_steps) or T, C, H, W)`` frames in [0, 1].
+            ``(B, N, len(decode_steps) or T, C, H, W)`` frames in [0, 1], in the dtype of
+            ``context_frames``.
         """
         t_future = self.future_length(context_frames, actions)
         steps = list(range(t_future)) if decode_steps is None else [int(k) for k in decode_steps]
@@ -335,8 +336,9 @@ class SVGDeterministic(VideoModel):
                 frames[k] = x
             if k < horizon - 1:
                 h_in = self.encoder(x)[0][:, None]
-        out = torch.stack([frames[k] for k in steps], dim=1)  # (B*N, T', C, H, W)
-        return out.view(b, n, len(steps), *out.shape[2:])
+        # Stacked in the context's dtype, whatever precision autocast decoded in.
+        out = torch.stack([frames[k].to(context_frames.dtype) for k in steps], dim=1)
+        return out.view(b, n, len(steps), *out.shape[2:])  # (B, N, T', C, H, W)
 
 
 # ----------------------------------------------------------------------------------------------
