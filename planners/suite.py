@@ -182,9 +182,9 @@ class SuiteResult:
 
 
 def summarize(
-    records: list[dict[str, Any]], model: str, suite: str, planner: PlannerConfig
+    records: list[dict[str, Any]], model: str, suite: str, planner: PlannerConfig | None
 ) -> dict[str, Any]:
-    """``summary.json`` from episode records."""
+    """``summary.json`` from episode records (``planner`` None: a baseline that does not plan)."""
     n = len(records)
     success = [r["success"] for r in records]
     return {
@@ -198,9 +198,9 @@ def summarize(
         ),
         "model": model,
         "suite": suite,
-        "planner": planner.optimizer.name,
-        "cost": planner.cost.name,
-        "horizon": planner.horizon,
+        "planner": planner.optimizer.name if planner else "none",
+        "cost": planner.cost.name if planner else "none",
+        "horizon": planner.horizon if planner else 0,
     }
 
 
@@ -212,7 +212,7 @@ def summary_table(summary: dict[str, Any], title: str = "foresight plan") -> Tab
     table.add_row(
         str(summary["model"]),
         str(summary["suite"]),
-        f"{summary['planner']}/{summary['cost']}",
+        "none" if summary["planner"] == "none" else f"{summary['planner']}/{summary['cost']}",
         str(summary["episodes"]),
         f"{summary['success_rate']:.0%} ({summary['successes']}/{summary['episodes']})",
         f"{summary['mean_final_distance'] * 100:.1f} cm",
@@ -262,7 +262,15 @@ def _prepare_out(out: Path, settings: dict[str, Any], overwrite: bool) -> dict[i
                 "choose another --out, or pass --overwrite to replace it"
             )
         return _read_records(out / "episodes.jsonl")
+    if (out / "episodes.jsonl").exists() and not overwrite:
+        raise ConfigError(
+            f"{out} holds episodes.jsonl but no settings.json (not a 'foresight plan' run); "
+            "choose another --out, or pass --overwrite to replace it"
+        )
     out.mkdir(parents=True, exist_ok=True)
+    # Start from an empty record, so an interrupted overwrite never mixes two runs.
+    atomic_write_text(out / "episodes.jsonl", "")
+    (out / "summary.json").unlink(missing_ok=True)
     atomic_write_text(meta, text)
     return {}
 
@@ -314,7 +322,7 @@ def run_suite(
         raise ConfigError(f"--workers must be at least 1, got {workers}")
     seed = suite_cfg.seed if seed is None else seed
     model = check_model(model)
-    if model not in BASELINES:
+    if model not in BASELINES:  # baselines need no cost
         COSTS[planner_cfg.cost.name].validate(planner_cfg.cost)
     env_cfg = load_config(EnvConfig, resolve_config(suite_cfg.env, "env"))
     spec = AgentSpec(
@@ -352,7 +360,8 @@ def run_suite(
         if on_episode is not None:
             on_episode(rec)
     ordered = [records[i] for i in sorted(records)]
-    summary = summarize(ordered, model, suite_cfg.name, planner_cfg)
+    plans = model not in BASELINES
+    summary = summarize(ordered, model, suite_cfg.name, planner_cfg if plans else None)
     summary["seed"] = seed
     if out is not None:
         atomic_write_text(out / "summary.json", json.dumps(summary, indent=1) + "\n")

@@ -311,5 +311,5 @@ def test_run_suite_is_reproducible_and_worker_independent(tmp_path) -> None:
     assert len({r["final_distance"] for r in a.episodes}) == 3
     zero = run_suite("zero", out=None, **kw)
     for r in zero.episodes:
-        assert r["final_distance"] == pytest.approx(r["initial_distance"], abs=1e-6)
+        assert r["final_distance"] == pytest.approx(r["initial_distance"], abs=1e-4)
         assert not r["success"]
