@@ -189,3 +189,15 @@ def export_compact(source: str | Path, out: str | Path) -> Path:
     with atomic_path(out, suffix=".pt") as tmp:
         torch.save(state, tmp)
     return out
+
+
+def lpips_metric(weights: str | Path | None = None, device: str | torch.device = "cpu"):
+    """LPIPS as a :class:`foresight.metrics.FrameMetric` (lower is better).
+
+    Raises:
+        LpipsUnavailable: No usable weights.
+    """
+    from foresight.metrics import FrameMetric
+
+    net = build_lpips(weights, device)
+    return FrameMetric("lpips", lambda pred, target: lpips_distance(net, pred, target), False)
