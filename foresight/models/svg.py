@@ -135,8 +135,10 @@ def observed_states(states: torch.Tensor, context: int, steps: int) -> torch.Ten
 class SVGDeterministic(VideoModel):
     """Deterministic SVG baseline of Denton & Fergus (2018, seed 004), action-conditioned.
 
-    The predictor sees ``[h_t, z_{t+1}, a_t, s_t]``; here ``z`` is empty. Subclasses add the
-    latent by overriding the three ``_latent_*`` hooks and :attr:`z_dim`.
+    The predictor sees ``[h_t, z_{t+1}, a_t, s_t]``; here ``z`` is empty. ``s_t`` is the
+    robot state of frame ``t`` while that frame is observed and the last observed state after
+    it (never a true future state, which a planner cannot know). Subclasses add the latent by
+    overriding the three ``_latent_*`` hooks, :attr:`z_dim` and :attr:`beta`.
     """
 
     config_class = SVGDetConfig
@@ -299,8 +301,8 @@ class SVGDeterministic(VideoModel):
         """
         t_future = self.future_length(context_frames, actions)
         steps = list(range(t_future)) if decode_steps is None else [int(k) for k in decode_steps]
-        if any(k < 0 or k >= t_future for k in steps):
-            raise ValueError(f"decode_steps must lie in [0, {t_future}), got {steps}")
+        if not steps or any(k < 0 or k >= t_future for k in steps):
+            raise ValueError(f"decode_steps must be indices in [0, {t_future}), got {steps}")
         b, tc = context_frames.shape[:2]
         n = num_samples
         cond = self._conditioning(context_states, actions, tc)  # (B, Tc-1+T, A+S)
