@@ -59,7 +59,9 @@ def main() -> None:
     parser.add_argument("--planner", default="cem", help="planner preset or YAML")
     parser.add_argument("--steps", type=int, default=4, help="planning steps per row")
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+    # 1 thread, as `foresight plan` uses per worker on CPU: on a shared machine more OpenMP
+    # threads than free cores made small ops up to 50x slower (measured).
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (0: default)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)

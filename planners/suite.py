@@ -24,10 +24,15 @@ import numpy as np
 import torch
 from rich.table import Table
 
-from foresight.config import load_config, resolve_config, to_dict
+from foresight.config import from_dict, load_config, resolve_config, to_dict
 from foresight.errors import ConfigError
 from foresight.io import atomic_write_text
-from foresight.planners.config import PlannerConfig, load_planner, planner_to_dict
+from foresight.planners.config import (
+    PlannerConfig,
+    load_planner,
+    planner_from_dict,
+    planner_to_dict,
+)
 from foresight.planners.costs import COSTS
 from foresight.planners.mpc import (
     EpisodeResult,
@@ -61,7 +66,6 @@ class AgentSpec:
 
 
 def _env_config(spec: AgentSpec) -> Any:
-    from foresight.config import from_dict
     from foresight.envs import EnvConfig
 
     return from_dict(EnvConfig, spec.env, "env config")
@@ -92,8 +96,6 @@ NAMED_POLICIES: dict[str, Callable[[AgentSpec, PlannerConfig], Policy]] = {
 
 def build_policy(spec: AgentSpec) -> Policy:
     """The policy ``spec.model`` names (a checkpoint path when not a built-in name)."""
-    from foresight.planners.config import planner_from_dict
-
     planner = planner_from_dict(spec.planner, "planner config")
     return NAMED_POLICIES.get(spec.model, _checkpoint)(spec, planner)
 
@@ -147,24 +149,45 @@ def _run_one(job: tuple[Any, int, int]) -> EpisodeResult:
 
 
 def run_episodes(
-    spec: AgentSpec, tasks: list[Any], seed: int, steps: int, workers: int = 1
+    spec: AgentSpec,
+    tasks: list[Any],
+    seed: int,
+    steps: int,
+    workers: int = 1,
+    threads: int | None = None,
 ) -> Iterator[EpisodeResult]:
-    """Run one episode per task, yielding results as they finish (any order)."""
+    """Run one episode per task, yielding results as they finish (any order).
+
+    Args:
+        spec: What to build in each worker.
+        tasks: The tasks, one episode each.
+        seed: Suite seed; episode ``i`` draws from ``(seed, i)``.
+        steps: Actions per episode.
+        workers: Parallel processes (1: in this process).
+        threads: Torch threads per worker; None: 1 on CPU (episodes are the unit of
+            parallelism: small per-step tensors gain little from threads, and on a busy
+            machine OpenMP threads that wait on each other made the cost 50x slower, measured),
+            torch's default on CUDA.
+    """
     if not tasks:
         return
+    if threads is None:
+        threads = 1 if spec.device == "cpu" else 0
     jobs = [(t, seed, steps) for t in tasks]
     workers = max(1, min(workers, len(tasks)))
     if workers == 1:
-        _init_worker(spec, 0)
+        before = torch.get_num_threads()
+        _init_worker(spec, threads)
         try:
             for job in jobs:
                 yield _run_one(job)
         finally:
             _close_worker()
+            torch.set_num_threads(before)
         return
     # spawn: each worker creates its own GL context and torch state from scratch.
     ctx = mp.get_context("spawn")
-    with ctx.Pool(workers, initializer=_init_worker, initargs=(spec, 1)) as pool:
+    with ctx.Pool(workers, initializer=_init_worker, initargs=(spec, threads)) as pool:
         yield from pool.imap_unordered(_run_one, jobs, chunksize=1)
 
 
@@ -284,6 +307,7 @@ def run_suite(
     planner: str | Path | PlannerConfig = "cem",
     workers: int = 1,
     device: str = "auto",
+    threads: int | None = None,
     gifs: bool = True,
     overwrite: bool = False,
     on_episode: Callable[[dict[str, Any]], None] | None = None,
@@ -300,6 +324,7 @@ def run_suite(
         planner: Planner preset (``cem``, ``mppi``), YAML path, or config.
         workers: Parallel worker processes.
         device: Model device (``auto``: CUDA when available).
+        threads: Torch threads per worker (None: 1 on CPU, torch's default on CUDA).
         gifs: Write a GIF per episode under ``out/gifs``.
         overwrite: Replace a run in ``out`` made with other settings.
         on_episode: Called with each episode record as it finishes (progress display).
@@ -320,6 +345,8 @@ def run_suite(
         raise ConfigError(f"--episodes must be at least 1, got {n}")
     if workers < 1:
         raise ConfigError(f"--workers must be at least 1, got {workers}")
+    if threads is not None and threads < 1:
+        raise ConfigError(f"--threads must be at least 1, got {threads}")
     seed = suite_cfg.seed if seed is None else seed
     model = check_model(model)
     if model not in BASELINES:  # baselines need no cost
@@ -349,7 +376,7 @@ def run_suite(
     if on_episode is not None:
         for i in sorted(records):
             on_episode(records[i])
-    for res in run_episodes(spec, tasks, seed, suite_cfg.episode_steps, workers):
+    for res in run_episodes(spec, tasks, seed, suite_cfg.episode_steps, workers, threads):
         rec = res.record()
         records[res.task_id] = rec
         if out is not None:

@@ -313,3 +313,17 @@ def test_run_suite_is_reproducible_and_worker_independent(tmp_path) -> None:
     for r in zero.episodes:
         assert r["final_distance"] == pytest.approx(r["initial_distance"], abs=1e-4)
         assert not r["success"]
+
+
+def test_run_suite_drives_a_checkpoint(tmp_path) -> None:
+    from foresight.models import save_checkpoint
+
+    model = build_model(load_model_config("copy_last"))
+    ckpt = save_checkpoint(tmp_path / "copy_last.pt", model)
+    tiny = PlannerConfig(optimizer=CEMConfig(samples=8, iterations=1, elites=2), horizon=3)
+    out = tmp_path / "run"
+    result = run_suite(ckpt, suite="easy", out=out, episodes=1, planner=tiny, device="cpu")
+    (rec,) = result.episodes
+    assert rec["steps"] == 30 and rec["model_seconds_per_step"] > 0
+    assert result.summary["model"] == str(ckpt) and result.summary["planner"] == "cem"
+    assert (out / "gifs" / "task_0000.gif").is_file()

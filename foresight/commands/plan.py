@@ -34,6 +34,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--planner", default="cem", help="planner preset (cem, mppi) or YAML path")
     p.add_argument("--workers", type=int, default=1, help="parallel worker processes")
     p.add_argument("--device", default="auto", help="model device: auto, cpu, cuda, cuda:1, ...")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch threads per worker (default: 1 on CPU, use --workers for more cores)",
+    )
     p.add_argument("--no-gifs", action="store_true", help="skip the per-episode GIFs")
     p.add_argument(
         "--overwrite", action="store_true", help="replace a run in --out with other settings"
@@ -71,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
             planner=args.planner,
             workers=args.workers,
             device=args.device,
+            threads=args.threads,
             gifs=not args.no_gifs,
             overwrite=args.overwrite,
             on_episode=on_episode,
