@@ -7,14 +7,13 @@ import sys
 from collections.abc import Sequence
 
 from foresight import __version__
-from foresight.commands import collect, data, plan
+from foresight.commands import collect, data, plan, train
 from foresight.commands.unbuilt import add_unbuilt
 from foresight.errors import ForesightError
 
 #: Verbs still to be built, with their one-line summary. A verb moves out of here into its own
 #: module under ``foresight.commands`` when it lands.
 UNBUILT = {
-    "train": "train an action-conditioned video model",
     "evaluate": "judge a model by task success and prediction metrics",
     "report": "build an HTML/Markdown report from evaluation runs",
 }
@@ -28,7 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"foresight {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (collect, data, plan):
+    for module in (collect, data, train, plan):
         module.add_parser(sub)
     for name, summary in UNBUILT.items():
         add_unbuilt(sub, name, summary)

@@ -1,0 +1,57 @@
+"""``foresight train``: train (or just validate) a video model on a collected dataset."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from rich.console import Console
+
+from foresight.training.distributed import DEVICE_CHOICES
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Register ``train``."""
+    p = subparsers.add_parser(
+        "train",
+        help="train an action-conditioned video model",
+        description="Train any registered video model on a foresight HDF5 dataset. Writes "
+        "RUN_DIR/metrics.jsonl, checkpoint.pt (latest), best.pt (best validation SSIM) and "
+        "samples/ strips. Multi-GPU: launch the same command with torchrun.",
+    )
+    p.add_argument(
+        "--config", required=True, help="model preset name (e.g. svg_lp) or model YAML path"
+    )
+    p.add_argument("--data", type=Path, required=True, help="dataset .h5 from 'foresight collect'")
+    p.add_argument("--out", type=Path, required=True, help="run folder (RUN_DIR)")
+    p.add_argument("--max-steps", type=int, default=None, help="total steps (default: config)")
+    p.add_argument("--device", default="auto", choices=DEVICE_CHOICES, help="default: auto")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument("--seed", type=int, default=None, help="training seed (default: config)")
+    p.add_argument("--no-progress", action="store_true", help="no live progress bar")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Load the config, train, report where the results are."""
+    from foresight.models import load_model_config
+    from foresight.training import TrainOptions, train, with_overrides
+
+    config = with_overrides(load_model_config(args.config), args.max_steps, args.seed)
+    options = TrainOptions(
+        config, args.data, args.out, args.device, args.resume, not args.no_progress
+    )
+    try:
+        result = train(options)
+    except KeyboardInterrupt:
+        # The trainer has said how to resume; the generic hint does not fit this verb.
+        return 130
+    if result.main:
+        msg = f"step {result.step}: wrote {result.checkpoint} and {result.best}"
+        if result.valid is not None:
+            msg += (
+                f"; valid ssim {result.valid['ssim_mean']:.4f}, "
+                f"psnr {result.valid['psnr_mean']:.2f} (mean of {result.valid['num_samples']})"
+            )
+        Console(stderr=True).print(msg)
+    return 0

@@ -1,0 +1,194 @@
+"""Validation during training: rollouts on held-out episodes scored per future step.
+
+The validation windows hold ``context_frames + eval_future_frames`` frames (longer than the
+training windows, as in the BAIR protocol of Denton & Fergus 2018: train on 2+10, judge on
+2+28). The model imagines ``eval_samples`` futures per window from the true actions; PSNR and
+SSIM (:mod:`foresight.metrics`) are reported per step as mean-of-N and best-of-N, with PNG and
+GIF strips of true against imagined futures.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from foresight.batch import ACTIONS, FRAMES, STATES
+from foresight.data.dataset import SequenceDataset
+from foresight.data.hdf5 import DemoFile
+from foresight.errors import DataError
+from foresight.metrics import FRAME_METRICS, rollout_scores
+from foresight.models.base import ModelConfig, VideoModel
+from foresight.training.precision import Precision
+from foresight.training.state import derived_seed, preserved_rng
+from foresight.visualize import grid, save_gif, save_png
+
+#: Sequences and samples drawn in the PNG/GIF strips.
+STRIP_SEQUENCES = 4
+STRIP_SAMPLES = 2
+
+
+@dataclass
+class ValidationSet:
+    """Fixed held-out windows, the same at every validation so curves are comparable.
+
+    Attributes:
+        dataset: Windows of the ``valid`` split, or None when there are none to use.
+        indices: The windows used (evenly spread over the split).
+        future_frames: Predicted frames per window.
+        note: Why the set differs from what the config asks for (or None).
+    """
+
+    dataset: SequenceDataset | None
+    indices: list[int]
+    future_frames: int
+    note: str | None = None
+
+
+def make_validation_set(path: Path, config: ModelConfig) -> ValidationSet:
+    """Cut validation windows of ``context_frames + eval_future_frames`` frames.
+
+    When the valid episodes are shorter, falls back to the longest window they allow (and
+    says so in ``note``); with no usable valid episode, returns a set with no dataset.
+    """
+    c = config.context_frames
+    wanted = c + config.eval_future_frames
+    with DemoFile(path) as f:
+        lengths = [f.num_samples(d) + 1 for d in f.split("valid")]
+    if not lengths:
+        return ValidationSet(None, [], 0, f"{path} has no valid episodes: validation skipped")
+    length = min(wanted, max(lengths))
+    if length < c + 1:
+        return ValidationSet(
+            None,
+            [],
+            0,
+            f"valid episodes have {max(lengths)} frames, too few for {c} context "
+            "frames and one future frame: validation skipped",
+        )
+    note = None
+    if length < wanted:
+        note = (
+            f"valid episodes have at most {max(lengths)} frames: validating on {c} context + "
+            f"{length - c} future frames instead of the {config.eval_future_frames} "
+            "eval_future_frames asks for"
+        )
+    try:
+        dataset = SequenceDataset(path, length, split="valid", image_size=config.image_size)
+    except DataError as err:  # only reachable if the file changed under us
+        return ValidationSet(None, [], 0, f"validation skipped: {err}")
+    wanted_n = config.train.eval_batches * config.train.batch_size
+    indices = np.unique(np.linspace(0, len(dataset) - 1, wanted_n).round().astype(int))
+    return ValidationSet(dataset, [int(i) for i in indices], length - c, note)
+
+
+def _batches(vset: ValidationSet, batch_size: int) -> list[dict[str, torch.Tensor]]:
+    assert vset.dataset is not None
+    out = []
+    for i in range(0, len(vset.indices), batch_size):
+        items = [vset.dataset[j] for j in vset.indices[i : i + batch_size]]
+        out.append({k: torch.stack([it[k] for it in items]) for k in items[0]})
+    return out
+
+
+@torch.no_grad()
+def validate(
+    model: VideoModel,
+    vset: ValidationSet,
+    step: int,
+    device: torch.device,
+    precision: Precision,
+    samples_dir: Path | None,
+) -> dict[str, Any]:
+    """Score rollouts on the validation set; write strips to ``samples_dir``.
+
+    Sampling uses its own seeded generator (the same every validation, so scores at different
+    steps differ only by the model) and leaves the global generators as they were, so
+    validating never changes what training does next.
+
+    Args:
+        model: The (unwrapped) model; returned to its previous train/eval mode afterwards.
+        vset: Validation windows from :func:`make_validation_set` (with a dataset).
+        step: Training step, for the record and file names.
+        device: Where the model lives.
+        precision: Mixed precision the rollouts run under.
+        samples_dir: Folder for ``step_XXXXXX.png``/``.gif`` (None: no pictures).
+
+    Returns:
+        A metrics record: ``split: valid``, ``step``, the validation ``loss`` (when the windows
+        are at least a training window long) and, for each metric, ``<m>_mean``, ``<m>_best``
+        (averaged over steps) and ``<m>_mean_per_step``, ``<m>_best_per_step``.
+    """
+    config = model.config
+    c, n = config.context_frames, config.train.eval_samples
+    was_training = model.training
+    model.eval()
+    sums: dict[str, dict[str, torch.Tensor]] = {}
+    losses: list[float] = []
+    count = 0
+    strip: tuple[torch.Tensor, torch.Tensor] | None = None
+    with preserved_rng():
+        torch.manual_seed(derived_seed(config.train.seed, 1))
+        gen = torch.Generator(device=device).manual_seed(derived_seed(config.train.seed, 2))
+        for batch in _batches(vset, config.train.batch_size):
+            batch = {k: v.to(device) for k, v in batch.items()}
+            frames = batch[FRAMES]
+            with precision.autocast():
+                pred = model.rollout(
+                    frames[:, :c], batch[STATES][:, :c], batch[ACTIONS], n, generator=gen
+                )
+                if frames.shape[1] >= config.window:
+                    window = {
+                        FRAMES: frames[:, : config.window],
+                        STATES: batch[STATES][:, : config.window],
+                        ACTIONS: batch[ACTIONS][:, : config.window - 1],
+                    }
+                    losses.append(float(model.loss(window)[0]) * len(frames))
+            pred = pred.float()
+            scores = rollout_scores(pred, frames[:, c:])
+            for name, kinds in scores.items():
+                for kind, per_seq in kinds.items():
+                    acc = sums.setdefault(name, {}).get(kind, 0.0)
+                    sums[name][kind] = acc + per_seq.sum(dim=0)
+            count += len(frames)
+            if strip is None:
+                strip = (
+                    frames[:STRIP_SEQUENCES].cpu(),
+                    pred[:STRIP_SEQUENCES, :STRIP_SAMPLES].cpu(),
+                )
+    model.train(was_training)
+    record: dict[str, Any] = {"step": step, "split": "valid", "sequences": count}
+    record.update({"num_samples": n, "future_frames": vset.future_frames})
+    if losses:
+        record["loss"] = sum(losses) / count
+    for metric in FRAME_METRICS:
+        for kind, total in sums[metric.name].items():
+            curve = (total / count).tolist()
+            record[f"{metric.name}_{kind}"] = float(np.mean(curve))
+            record[f"{metric.name}_{kind}_per_step"] = [round(v, 6) for v in curve]
+    if samples_dir is not None and strip is not None:
+        write_strips(*strip, c, samples_dir / f"step_{step:06d}")
+    return record
+
+
+def write_strips(frames: torch.Tensor, pred: torch.Tensor, context: int, stem: Path) -> None:
+    """PNG rows (true, then each sample, per sequence) and a GIF of them side by side.
+
+    Args:
+        frames: ``(K, Tc + T, C, H, W)`` true frames, context included.
+        pred: ``(K, S, T, C, H, W)`` imagined futures.
+        context: ``Tc``, the observed frames (shown on every row).
+        stem: Output path without suffix.
+    """
+    k, s = pred.shape[:2]
+    ctx = frames[:, None, :context].expand(-1, s, -1, -1, -1, -1)
+    imagined = torch.cat([ctx, pred], dim=2)  # (K, S, Tc + T, C, H, W)
+    rows = torch.cat([frames[:, None], imagined], dim=1)  # (K, 1 + S, Tc + T, C, H, W)
+    scale = max(1, 64 // frames.shape[-1])
+    save_png(grid(rows.flatten(0, 1).numpy(), scale=scale), stem.with_suffix(".png"))
+    # GIF frame t: one row per sequence, true beside each sample.
+    movie = rows.permute(2, 0, 1, 3, 4, 5).numpy()  # (Tc + T, K, 1 + S, C, H, W)
+    save_gif(np.stack([grid(m, scale=scale) for m in movie]), stem.with_suffix(".gif"))

@@ -1,0 +1,377 @@
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import torch
+
+# Loads triton's bundled LLVM now, at collection: loaded after Mesa's (once a session fixture
+# has rendered in this process), it segfaults the first time an optimizer imports torch._dynamo.
+import torch._dynamo  # noqa: F401
+import yaml
+from torch import nn
+
+from foresight.batch import ACTIONS, FRAMES, STATES
+from foresight.cli import main
+from foresight.errors import CheckpointError, ForesightError
+from foresight.models import MODELS, ModelConfig, VideoModel, load_model, register_model
+from foresight.models.checkpoint import read_checkpoint
+from foresight.models.registry import load_model_config
+from foresight.training import TrainOptions, train
+from foresight.training.schedule import warmup_lr
+from foresight.training.state import EpochBatches, preserved_rng
+from foresight.training.trainer import config_differences
+
+THIS_FILE = Path(__file__).resolve()
+
+
+# --------------------------------------------------------------------------- test-only model
+@dataclass(frozen=True)
+class TinyConvConfig(ModelConfig):
+    """A fixture model's config.
+
+    Attributes:
+        width: Hidden channels.
+        nan_after: When > 0, the loss is NaN from this call of ``loss`` on.
+    """
+
+    model: str = "_tiny_conv"
+    width: int = 8
+    nan_after: int = 0
+
+
+if "_tiny_conv" not in MODELS:  # a launcher subprocess may import this file twice
+
+    @register_model("_tiny_conv")
+    class TinyConv(VideoModel):
+        """Test fixture, not a paper model: next frame = frame + conv([frame, action, state])."""
+
+        config_class = TinyConvConfig
+
+        def __init__(self, config: TinyConvConfig) -> None:
+            super().__init__(config)
+            inputs = 3 + config.action_dim + config.state_dim
+            self.net = nn.Sequential(
+                nn.Conv2d(inputs, config.width, 3, padding=1),
+                nn.ReLU(),
+                nn.Conv2d(config.width, 3, 3, padding=1),
+            )
+            self.register_buffer("calls", torch.zeros((), dtype=torch.long))
+
+        def step(self, frame: torch.Tensor, action: torch.Tensor, state: torch.Tensor):
+            h, w = frame.shape[-2:]
+            cond = torch.cat([action, state], -1)[..., None, None].expand(-1, -1, h, w)
+            return frame + self.net(torch.cat([frame, cond], 1))
+
+        def loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+            f, s, a = batch[FRAMES], batch[STATES], batch[ACTIONS]
+            # Input noise from the global generator, so resuming must restore it exactly.
+            x = f[:, :-1] + 0.01 * torch.randn_like(f[:, :-1])
+            pred = self.step(x.flatten(0, 1), a.flatten(0, 1), s[:, :-1].flatten(0, 1))
+            mse = torch.mean((pred.view_as(f[:, 1:]) - f[:, 1:]) ** 2)
+            self.calls += 1
+            if 0 < self.config.nan_after <= int(self.calls):
+                mse = mse * float("nan")
+            return mse, {"mse": float(mse.detach())}
+
+        def rollout(
+            self,
+            context_frames: torch.Tensor,
+            context_states: torch.Tensor,
+            actions: torch.Tensor,
+            num_samples: int = 1,
+            decode_steps: Sequence[int] | None = None,
+            generator: torch.Generator | None = None,
+        ) -> torch.Tensor:
+            t = self.future_length(context_frames, actions)
+            b, c = context_frames.shape[:2]
+            frame = context_frames[:, -1].repeat_interleave(num_samples, 0)
+            state = context_states[:, -1].repeat_interleave(num_samples, 0)
+            acts = actions[:, c - 1 :].repeat_interleave(num_samples, 0)
+            noise = torch.randn(frame.shape, generator=generator, device=frame.device)
+            frame = frame + 0.01 * noise
+            out = []
+            for i in range(t):
+                frame = self.step(frame, acts[:, i], state).clamp(0, 1)
+                out.append(frame)
+            pred = torch.stack(out, 1).view(b, num_samples, t, *frame.shape[1:])
+            return pred if decode_steps is None else pred[:, :, list(decode_steps)]
+
+
+# --------------------------------------------------------------------------- helpers
+def tiny_config(tmp_path: Path, name: str = "tiny.yaml", **train_overrides) -> Path:
+    train_block = {
+        "batch_size": 4,
+        "lr": 3e-3,
+        "warmup_steps": 2,
+        "max_steps": 12,
+        "log_every": 2,
+        "eval_every": 6,
+        "eval_batches": 1,
+        "eval_samples": 2,
+        **train_overrides,
+    }
+    data = {
+        "model": "_tiny_conv",
+        "image_size": 16,
+        "context_frames": 2,
+        "future_frames": 3,
+        "eval_future_frames": 6,
+        "train": train_block,
+    }
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def options(config: Path, data: Path, out: Path, resume: bool = False, **kw) -> TrainOptions:
+    return TrainOptions(load_model_config(config), data, out, "cpu", resume, progress=False, **kw)
+
+
+def records(run: Path, split: str) -> list[dict]:
+    lines = (run / "metrics.jsonl").read_text().splitlines()
+    return [r for r in map(json.loads, lines) if r.get("split") == split]
+
+
+def launcher(tmp_path: Path) -> Path:
+    """A script that registers this file's fixture model, then runs the foresight CLI."""
+    script = tmp_path / "launch_foresight.py"
+    script.write_text(
+        "import importlib.util, sys\n"
+        f"spec = importlib.util.spec_from_file_location('tiny_models', {str(THIS_FILE)!r})\n"
+        "module = sys.modules['tiny_models'] = importlib.util.module_from_spec(spec)\n"
+        "spec.loader.exec_module(module)\n"
+        "from foresight.cli import main\n"
+        "sys.exit(main(sys.argv[1:]))\n"
+    )
+    return script
+
+
+def subprocess_env() -> dict[str, str]:
+    return {**os.environ, "OMP_NUM_THREADS": "1", "COLUMNS": "200"}
+
+
+# --------------------------------------------------------------------------- units
+def test_warmup_is_linear_then_constant() -> None:
+    assert [warmup_lr(s, 1.0, 4) for s in range(6)] == [0.25, 0.5, 0.75, 1.0, 1.0, 1.0]
+    assert warmup_lr(0, 2e-3, 0) == 2e-3
+
+
+def test_epoch_batches_resume_mid_epoch_and_shard_ranks() -> None:
+    data = list(range(23))
+    order = EpochBatches(data, batch_size=4, seed=3)
+    first = order.epoch(0)
+    assert order.per_epoch == 5 and all(len(b) == 4 for b in first)
+    assert order.epoch(0, start=2) == first[2:]
+    assert order.epoch(1) != first  # reshuffled every epoch
+    ranks = [EpochBatches(data, 4, 3, rank=r, world_size=2).epoch(0) for r in range(2)]
+    seen = [i for batches in ranks for b in batches for i in b]
+    assert len(seen) == len(set(seen)) == 16
+
+
+def test_preserved_rng_leaves_generators_untouched() -> None:
+    torch.manual_seed(0)
+    expected = torch.rand(3)
+    torch.manual_seed(0)
+    with preserved_rng():
+        torch.rand(100)
+    assert torch.equal(torch.rand(3), expected)
+
+
+def test_config_differences_names_dotted_keys() -> None:
+    old = {"model": "a", "train": {"lr": 1.0, "seed": 0}}
+    assert config_differences(old, {"model": "a", "train": {"lr": 2.0, "seed": 0}}) == ["train.lr"]
+
+
+# --------------------------------------------------------------------------- training
+def test_loss_decreases_and_run_folder_is_complete(tmp_path: Path, tiny_h5: Path) -> None:
+    cfg = tiny_config(tmp_path, max_steps=40, eval_every=20, log_every=5, lr=1e-2)
+    run = tmp_path / "run"
+    result = train(options(cfg, tiny_h5, run))
+    assert result.step == 40
+    logged = records(run, "train")
+    assert [r["step"] for r in logged] == list(range(5, 41, 5))
+    assert {"loss", "lr", "mse", "seq_per_s", "grad_norm"} <= set(logged[0])
+    assert logged[-1]["loss"] < 0.5 * logged[0]["loss"]
+    valid = records(run, "valid")
+    assert [r["step"] for r in valid] == [20, 40]
+    assert len(valid[0]["ssim_mean_per_step"]) == valid[0]["future_frames"] == 6
+    assert valid[0]["ssim_best"] >= valid[0]["ssim_mean"]
+    assert valid[-1]["psnr_mean"] > valid[0]["psnr_mean"] - 1.0
+    for step in (20, 40):
+        assert (run / "samples" / f"step_{step:06d}.png").stat().st_size > 0
+        assert (run / "samples" / f"step_{step:06d}.gif").stat().st_size > 0
+    best = read_checkpoint(run / "best.pt")
+    assert best["best"]["metric"] == "ssim_mean"
+    assert best["step"] == best["best"]["step"] in (20, 40)
+    model = load_model(run / "checkpoint.pt")
+    assert model.config.train.max_steps == 40 and int(model.calls) > 0
+
+
+def test_resume_is_bit_for_bit(tmp_path: Path, tiny_h5: Path) -> None:
+    # 15 batches per epoch: the cut at step 17 is mid-epoch, after an epoch boundary.
+    cfg = tiny_config(tmp_path, max_steps=20, eval_every=17, log_every=1, batch_size=8)
+    whole, split = tmp_path / "whole", tmp_path / "split"
+    train(options(cfg, tiny_h5, whole))
+    cut = options(cfg, tiny_h5, split)
+    train(TrainOptions(_with_steps(cut.config, 17), tiny_h5, split, "cpu", progress=False))
+    # A run killed after step 18 leaves log lines past its checkpoint; resuming drops them.
+    with (split / "metrics.jsonl").open("a") as f:
+        f.write(json.dumps({"step": 18, "split": "train", "loss": -1.0}) + "\n")
+    train(options(cfg, tiny_h5, split, resume=True))
+    a, b = read_checkpoint(whole / "checkpoint.pt"), read_checkpoint(split / "checkpoint.pt")
+    assert a["step"] == b["step"] == 20 and a["data"] == b["data"] == {"epoch": 1, "batch": 5}
+    for key, tensor in a["state_dict"].items():
+        assert torch.equal(tensor, b["state_dict"][key]), key
+    for pid, state in a["optimizer"]["state"].items():
+        for k, v in state.items():
+            assert torch.equal(v, b["optimizer"]["state"][pid][k]), (pid, k)
+    assert a["data"] == b["data"]
+    losses_a = [(r["step"], r["loss"]) for r in records(whole, "train")]
+    losses_b = [(r["step"], r["loss"]) for r in records(split, "train")]
+    assert losses_a == losses_b and len(losses_a) == 20
+    assert records(whole, "valid") == records(split, "valid")
+
+
+def _with_steps(config: ModelConfig, steps: int) -> ModelConfig:
+    from foresight.training import with_overrides
+
+    return with_overrides(config, max_steps=steps)
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path: Path, tiny_h5: Path) -> None:
+    cfg = tiny_config(tmp_path, max_steps=20, eval_every=3)
+    data = yaml.safe_load(cfg.read_text())
+    data["nan_after"] = 6  # calls: steps 1-3, the validation loss, step 4, then NaN in step 5
+    cfg.write_text(yaml.safe_dump(data))
+    run = tmp_path / "run"
+    with pytest.raises(ForesightError, match="loss became nan at step 5") as err:
+        train(options(cfg, tiny_h5, run))
+    assert "\n" not in str(err.value) and "(step 3) is kept" in str(err.value)
+    ckpt = read_checkpoint(run / "checkpoint.pt")
+    assert ckpt["step"] == 3
+    assert all(torch.isfinite(t).all() for t in ckpt["state_dict"].values())
+    assert records(run, "train")[-1]["event"] == "non_finite_loss"
+
+
+def test_untrainable_model_is_validated_and_saved(tmp_path: Path, tiny_h5: Path, capsys) -> None:
+    run = tmp_path / "copy"
+    assert main(["train", "--config", "copy_last", "--data", str(tiny_h5), "--out", str(run)]) == 0
+    (valid,) = records(run, "valid")
+    assert valid["step"] == 0 and 0 < valid["ssim_mean"] <= 1
+    # copy_last ignores its samples: best-of-N is mean-of-N.
+    assert valid["ssim_best"] == pytest.approx(valid["ssim_mean"])
+    assert load_model(run / "checkpoint.pt").name == "copy_last"
+    assert (run / "best.pt").is_file()
+    assert "valid episodes have at most" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- bad input
+def _error_line(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err, "no error printed"
+    return err[-1]
+
+
+def test_bad_inputs_give_one_line_errors(tmp_path: Path, tiny_h5: Path, capsys) -> None:
+    cfg = tiny_config(tmp_path, max_steps=2)
+    base = ["train", "--config", str(cfg), "--device", "cpu", "--no-progress"]
+
+    assert main([*base, "--data", str(tmp_path / "missing.h5"), "--out", str(tmp_path / "r")]) == 2
+    assert "missing.h5 does not exist" in _error_line(capsys)
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(cfg.read_text() + "widht: 3\n")
+    assert main(["train", "--config", str(bad), "--data", str(tiny_h5), "--out", "x"]) == 2
+    assert "unknown key 'widht'" in _error_line(capsys)
+
+    run = tmp_path / "run"
+    assert main([*base, "--data", str(tiny_h5), "--out", str(run)]) == 0
+    before = (run / "checkpoint.pt").read_bytes()
+    assert main([*base, "--data", str(tiny_h5), "--out", str(run)]) == 2
+    assert "pass --resume" in _error_line(capsys)
+    assert (run / "checkpoint.pt").read_bytes() == before
+
+    other = tiny_config(tmp_path, "other.yaml", max_steps=2, lr=1.0)
+    argv = ["train", "--config", str(other), "--data", str(tiny_h5), "--out", str(run), "--resume"]
+    assert main(argv) == 2
+    line = _error_line(capsys)
+    assert "different config (train.lr differ" in line
+    assert main([*argv[:2], "copy_last", *argv[3:]]) == 2
+    assert "holds model '_tiny_conv', not 'copy_last'" in _error_line(capsys)
+    assert (run / "checkpoint.pt").read_bytes() == before
+
+    assert main([*base, "--data", str(tiny_h5), "--out", str(tmp_path / "new"), "--resume"]) == 2
+    assert "drop --resume" in _error_line(capsys)
+
+
+def test_resume_from_foreign_file_is_a_checkpoint_error(tmp_path: Path, tiny_h5: Path) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="not a readable foresight checkpoint"):
+        train(options(tiny_config(tmp_path), tiny_h5, run, resume=True))
+
+
+# --------------------------------------------------------------------------- subprocesses
+def test_cli_end_to_end(tmp_path: Path, tiny_h5: Path) -> None:
+    cfg = tiny_config(tmp_path, max_steps=4, eval_every=4)
+    run = tmp_path / "run"
+    argv = ["train", "--config", str(cfg), "--data", str(tiny_h5), "--out", str(run)]
+    done = subprocess.run(
+        [sys.executable, str(launcher(tmp_path)), *argv, "--max-steps", "3", "--seed", "5"],
+        capture_output=True,
+        text=True,
+        env=subprocess_env(),
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "step 3: wrote" in done.stderr
+    ckpt = read_checkpoint(run / "checkpoint.pt")
+    assert ckpt["step"] == 3 and ckpt["config"]["train"]["seed"] == 5
+    assert [r["step"] for r in records(run, "valid")] == [3]
+
+
+@pytest.mark.skipif(
+    shutil.which("torchrun") is None and not (Path(torch.__file__).parent / "distributed").is_dir(),
+    reason="torch.distributed.run is unavailable",
+)
+def test_torchrun_two_processes_on_cpu(tmp_path: Path, tiny_h5: Path) -> None:
+    cfg = tiny_config(tmp_path, max_steps=4, eval_every=2, batch_size=2)
+    run = tmp_path / "ddp"
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        str(launcher(tmp_path)),
+        "train",
+        "--config",
+        str(cfg),
+        "--data",
+        str(tiny_h5),
+        "--out",
+        str(run),
+        "--device",
+        "cpu",
+        "--no-progress",
+    ]
+    done = subprocess.run(cmd, capture_output=True, text=True, env=subprocess_env(), timeout=60)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "x 2 process(es)" in done.stderr
+    ckpt = read_checkpoint(run / "checkpoint.pt")
+    assert ckpt["step"] == 4 and ckpt["world_size"] == 2 and len(ckpt["rng"]) == 2
+    # Ranks draw different noise, and each rank's generator state is kept for --resume.
+    assert not torch.equal(ckpt["rng"][0]["torch"], ckpt["rng"][1]["torch"])
+    logged = records(run, "train")
+    assert [r["step"] for r in logged] == [2, 4]
+    assert logged[0]["seq_per_s"] > 0
