@@ -11,25 +11,20 @@ from pathlib import Path
 
 import pytest
 import torch
-
-# Loads triton's bundled LLVM now, at collection: loaded after Mesa's (once a session fixture
-# has rendered in this process), it segfaults the first time an optimizer imports torch._dynamo.
-import torch._dynamo  # noqa: F401
 import yaml
 from torch import nn
 
 from foresight.batch import ACTIONS, FRAMES, STATES
 from foresight.cli import main
+from foresight.config import to_dict
 from foresight.errors import CheckpointError, ForesightError
-from foresight.models import MODELS, ModelConfig, VideoModel, load_model, register_model
+from foresight.models import ModelConfig, VideoModel, load_model, register_model
 from foresight.models.checkpoint import read_checkpoint
 from foresight.models.registry import load_model_config
 from foresight.training import TrainOptions, train
 from foresight.training.schedule import warmup_lr
 from foresight.training.state import EpochBatches, preserved_rng
 from foresight.training.trainer import config_differences
-
-THIS_FILE = Path(__file__).resolve()
 
 
 # --------------------------------------------------------------------------- test-only model
@@ -47,62 +42,60 @@ class TinyConvConfig(ModelConfig):
     nan_after: int = 0
 
 
-if "_tiny_conv" not in MODELS:  # a launcher subprocess may import this file twice
+@register_model("_tiny_conv")
+class TinyConv(VideoModel):
+    """Test fixture, not a paper model: next frame = frame + conv([frame, action, state])."""
 
-    @register_model("_tiny_conv")
-    class TinyConv(VideoModel):
-        """Test fixture, not a paper model: next frame = frame + conv([frame, action, state])."""
+    config_class = TinyConvConfig
 
-        config_class = TinyConvConfig
+    def __init__(self, config: TinyConvConfig) -> None:
+        super().__init__(config)
+        inputs = 3 + config.action_dim + config.state_dim
+        self.net = nn.Sequential(
+            nn.Conv2d(inputs, config.width, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(config.width, 3, 3, padding=1),
+        )
+        self.register_buffer("calls", torch.zeros((), dtype=torch.long))
 
-        def __init__(self, config: TinyConvConfig) -> None:
-            super().__init__(config)
-            inputs = 3 + config.action_dim + config.state_dim
-            self.net = nn.Sequential(
-                nn.Conv2d(inputs, config.width, 3, padding=1),
-                nn.ReLU(),
-                nn.Conv2d(config.width, 3, 3, padding=1),
-            )
-            self.register_buffer("calls", torch.zeros((), dtype=torch.long))
+    def step(self, frame: torch.Tensor, action: torch.Tensor, state: torch.Tensor):
+        h, w = frame.shape[-2:]
+        cond = torch.cat([action, state], -1)[..., None, None].expand(-1, -1, h, w)
+        return frame + self.net(torch.cat([frame, cond], 1))
 
-        def step(self, frame: torch.Tensor, action: torch.Tensor, state: torch.Tensor):
-            h, w = frame.shape[-2:]
-            cond = torch.cat([action, state], -1)[..., None, None].expand(-1, -1, h, w)
-            return frame + self.net(torch.cat([frame, cond], 1))
+    def loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+        f, s, a = batch[FRAMES], batch[STATES], batch[ACTIONS]
+        # Input noise from the global generator, so resuming must restore it exactly.
+        x = f[:, :-1] + 0.01 * torch.randn_like(f[:, :-1])
+        pred = self.step(x.flatten(0, 1), a.flatten(0, 1), s[:, :-1].flatten(0, 1))
+        mse = torch.mean((pred.view_as(f[:, 1:]) - f[:, 1:]) ** 2)
+        self.calls += 1
+        if 0 < self.config.nan_after <= int(self.calls):
+            mse = mse * float("nan")
+        return mse, {"mse": float(mse.detach())}
 
-        def loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
-            f, s, a = batch[FRAMES], batch[STATES], batch[ACTIONS]
-            # Input noise from the global generator, so resuming must restore it exactly.
-            x = f[:, :-1] + 0.01 * torch.randn_like(f[:, :-1])
-            pred = self.step(x.flatten(0, 1), a.flatten(0, 1), s[:, :-1].flatten(0, 1))
-            mse = torch.mean((pred.view_as(f[:, 1:]) - f[:, 1:]) ** 2)
-            self.calls += 1
-            if 0 < self.config.nan_after <= int(self.calls):
-                mse = mse * float("nan")
-            return mse, {"mse": float(mse.detach())}
-
-        def rollout(
-            self,
-            context_frames: torch.Tensor,
-            context_states: torch.Tensor,
-            actions: torch.Tensor,
-            num_samples: int = 1,
-            decode_steps: Sequence[int] | None = None,
-            generator: torch.Generator | None = None,
-        ) -> torch.Tensor:
-            t = self.future_length(context_frames, actions)
-            b, c = context_frames.shape[:2]
-            frame = context_frames[:, -1].repeat_interleave(num_samples, 0)
-            state = context_states[:, -1].repeat_interleave(num_samples, 0)
-            acts = actions[:, c - 1 :].repeat_interleave(num_samples, 0)
-            noise = torch.randn(frame.shape, generator=generator, device=frame.device)
-            frame = frame + 0.01 * noise
-            out = []
-            for i in range(t):
-                frame = self.step(frame, acts[:, i], state).clamp(0, 1)
-                out.append(frame)
-            pred = torch.stack(out, 1).view(b, num_samples, t, *frame.shape[1:])
-            return pred if decode_steps is None else pred[:, :, list(decode_steps)]
+    def rollout(
+        self,
+        context_frames: torch.Tensor,
+        context_states: torch.Tensor,
+        actions: torch.Tensor,
+        num_samples: int = 1,
+        decode_steps: Sequence[int] | None = None,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        t = self.future_length(context_frames, actions)
+        b, c = context_frames.shape[:2]
+        frame = context_frames[:, -1].repeat_interleave(num_samples, 0)
+        state = context_states[:, -1].repeat_interleave(num_samples, 0)
+        acts = actions[:, c - 1 :].repeat_interleave(num_samples, 0)
+        noise = torch.randn(frame.shape, generator=generator, device=frame.device)
+        frame = frame + 0.01 * noise
+        out = []
+        for i in range(t):
+            frame = self.step(frame, acts[:, i], state).clamp(0, 1)
+            out.append(frame)
+        pred = torch.stack(out, 1).view(b, num_samples, t, *frame.shape[1:])
+        return pred if decode_steps is None else pred[:, :, list(decode_steps)]
 
 
 # --------------------------------------------------------------------------- helpers
@@ -140,18 +133,19 @@ def records(run: Path, split: str) -> list[dict]:
     return [r for r in map(json.loads, lines) if r.get("split") == split]
 
 
-def launcher(tmp_path: Path) -> Path:
-    """A script that registers this file's fixture model, then runs the foresight CLI."""
-    script = tmp_path / "launch_foresight.py"
-    script.write_text(
-        "import importlib.util, sys\n"
-        f"spec = importlib.util.spec_from_file_location('tiny_models', {str(THIS_FILE)!r})\n"
-        "module = sys.modules['tiny_models'] = importlib.util.module_from_spec(spec)\n"
-        "spec.loader.exec_module(module)\n"
-        "from foresight.cli import main\n"
-        "sys.exit(main(sys.argv[1:]))\n"
+def tiny_svg_config(tmp_path: Path, name: str, **train_overrides) -> Path:
+    """The preset of a registered SVG model, shrunk to test size."""
+    data = to_dict(load_model_config(name))
+    sizes = {"channels": 4, "g_dim": 16, "rnn_size": 16, "z_dim": 2, "predictor_layers": 1}
+    data.update({k: v for k, v in sizes.items() if k in data})
+    data.update(image_size=16, future_frames=3, eval_future_frames=6)
+    data["train"].update(
+        batch_size=4, warmup_steps=2, log_every=2, eval_every=2, eval_batches=1, eval_samples=2
     )
-    return script
+    data["train"].update(train_overrides)
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
 
 
 def subprocess_env() -> dict[str, str]:
@@ -322,11 +316,11 @@ def test_resume_from_foreign_file_is_a_checkpoint_error(tmp_path: Path, tiny_h5:
 
 # --------------------------------------------------------------------------- subprocesses
 def test_cli_end_to_end(tmp_path: Path, tiny_h5: Path) -> None:
-    cfg = tiny_config(tmp_path, max_steps=4, eval_every=4)
+    cfg = tiny_svg_config(tmp_path, "svg_det", max_steps=4, eval_every=4)
     run = tmp_path / "run"
     argv = ["train", "--config", str(cfg), "--data", str(tiny_h5), "--out", str(run)]
     done = subprocess.run(
-        [sys.executable, str(launcher(tmp_path)), *argv, "--max-steps", "3", "--seed", "5"],
+        [sys.executable, "-m", "foresight.cli", *argv, "--max-steps", "3", "--seed", "5"],
         capture_output=True,
         text=True,
         env=subprocess_env(),
@@ -335,8 +329,10 @@ def test_cli_end_to_end(tmp_path: Path, tiny_h5: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "step 3: wrote" in done.stderr
     ckpt = read_checkpoint(run / "checkpoint.pt")
+    assert ckpt["model"] == "svg_det"
     assert ckpt["step"] == 3 and ckpt["config"]["train"]["seed"] == 5
     assert [r["step"] for r in records(run, "valid")] == [3]
+    assert load_model(run / "best.pt").config.channels == 4
 
 
 @pytest.mark.skipif(
@@ -344,27 +340,11 @@ def test_cli_end_to_end(tmp_path: Path, tiny_h5: Path) -> None:
     reason="torch.distributed.run is unavailable",
 )
 def test_torchrun_two_processes_on_cpu(tmp_path: Path, tiny_h5: Path) -> None:
-    cfg = tiny_config(tmp_path, max_steps=4, eval_every=2, batch_size=2)
+    cfg = tiny_svg_config(tmp_path, "svg_lp", max_steps=4, batch_size=2)
     run = tmp_path / "ddp"
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc_per_node",
-        "2",
-        str(launcher(tmp_path)),
-        "train",
-        "--config",
-        str(cfg),
-        "--data",
-        str(tiny_h5),
-        "--out",
-        str(run),
-        "--device",
-        "cpu",
-        "--no-progress",
-    ]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    cmd += ["-m", "foresight.cli", "train", "--config", str(cfg), "--data", str(tiny_h5)]
+    cmd += ["--out", str(run), "--device", "cpu", "--no-progress"]
     done = subprocess.run(cmd, capture_output=True, text=True, env=subprocess_env(), timeout=60)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "x 2 process(es)" in done.stderr
@@ -374,4 +354,4 @@ def test_torchrun_two_processes_on_cpu(tmp_path: Path, tiny_h5: Path) -> None:
     assert not torch.equal(ckpt["rng"][0]["torch"], ckpt["rng"][1]["torch"])
     logged = records(run, "train")
     assert [r["step"] for r in logged] == [2, 4]
-    assert logged[0]["seq_per_s"] > 0
+    assert logged[0]["seq_per_s"] > 0 and "kl" in " ".join(logged[0])
