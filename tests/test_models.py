@@ -180,6 +180,7 @@ def test_an_action_changes_the_frames_it_leads_to_and_no_earlier_one(name):
     other[:, model.config.context_frames - 1 + k] *= -1
     a = seeded_rollout(model, (frames, states, actions), num_samples=N)
     b = seeded_rollout(model, (frames, states, other), num_samples=N)
-    torch.testing.assert_close(a[:, :, :k], b[:, :, :k], rtol=0, atol=1e-6)
+    assert torch.equal(a[:, :, :k], b[:, :, :k])  # the same computation, bit for bit
     if model.trainable:
-        assert (a[:, :, k] - b[:, :, k]).abs().amax() > 1e-4
+        # Far above float32 noise (~1e-7 on [0, 1] frames), and only the action differs.
+        assert (a[:, :, k] - b[:, :, k]).abs().amax() > 1e-5

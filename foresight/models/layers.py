@@ -3,7 +3,8 @@
 The encoder and decoder follow the DCGAN layout (Radford et al., 2016) as used by SVG
 (Denton & Fergus, 2018, seed 004): ``4x4`` stride-2 convolutions that halve the image until it
 is ``4x4``, then a ``4x4`` valid convolution to a vector; the decoder mirrors it and takes the
-encoder's per-level feature maps as skip connections.
+encoder's per-level feature maps as skip connections, plus (our addition) the skip frame's own
+pixels before its last ``3x3`` convolution.
 """
 
 from __future__ import annotations
@@ -76,10 +77,11 @@ class ConvEncoder(nn.Module):
             x: ``(N, C, S, S)`` frames in [0, 1].
 
         Returns:
-            The embedding ``(N, out_dim)`` and the feature map of every level, finest first:
+            The embedding ``(N, out_dim)`` and the skips, finest first: the frame itself
+            ``(N, C, S, S)``, then the feature map of every level ``i``:
             ``(N, channels * 2**i, S / 2**(i+1), S / 2**(i+1))``.
         """
-        skips = []
+        skips = [x]
         for level in self.levels:
             x = level(x)
             skips.append(x)
@@ -110,8 +112,12 @@ class ConvDecoder(nn.Module):
         self.levels = nn.ModuleList(
             _up(2 * widths[i], widths[i - 1]) for i in range(len(widths) - 1, 0, -1)
         )
+        self.up = _up(2 * widths[0], widths[0])  # to full resolution
+        # Beyond DCGAN: the last layer also sees the skip frame's own pixels. Objects of a few
+        # pixels (small frames) blur when they must be rebuilt from half-resolution features;
+        # with the pixels at hand, whatever does not move is copied exactly.
         self.out = nn.Sequential(
-            nn.ConvTranspose2d(2 * widths[0], out_channels, 4, 2, 1), nn.Sigmoid()
+            nn.Conv2d(widths[0] + out_channels, out_channels, 3, 1, 1), nn.Sigmoid()
         )
 
     def forward(self, g: torch.Tensor, skips: list[torch.Tensor]) -> torch.Tensor:
@@ -119,15 +125,18 @@ class ConvDecoder(nn.Module):
 
         Args:
             g: ``(N, in_dim)`` vectors.
-            skips: The encoder's level features, finest first, each with batch ``N``.
+            skips: The encoder's skips (frame, then level features, finest first), each with
+                batch ``N``.
 
         Returns:
             ``(N, C, S, S)`` frames in [0, 1].
         """
+        frame, *features = skips
         x = self.head(g[:, :, None, None])  # (N, w_last, 4, 4)
-        for level, skip in zip(self.levels, skips[:0:-1], strict=True):
-            x = level(torch.cat([x, skip], dim=1))
-        return self.out(torch.cat([x, skips[0]], dim=1))
+        for level, skip in zip(self.levels, features[:0:-1], strict=True):
+            x = level(torch.cat([x, skip], dim=1))  # doubles the side
+        x = self.up(torch.cat([x, features[0]], dim=1))  # (N, w_0, S, S)
+        return self.out(torch.cat([x, frame], dim=1))
 
 
 class LSTMStack(nn.Module):
