@@ -216,9 +216,10 @@ def test_resume_is_bit_for_bit(tmp_path: Path, tiny_h5: Path) -> None:
     train(options(cfg, tiny_h5, whole))
     cut = options(cfg, tiny_h5, split)
     train(TrainOptions(_with_steps(cut.config, 17), tiny_h5, split, "cpu", progress=False))
-    # A run killed after step 18 leaves log lines past its checkpoint; resuming drops them.
+    # A run killed after step 18 leaves log lines past its checkpoint (the last one cut short);
+    # resuming drops them.
     with (split / "metrics.jsonl").open("a") as f:
-        f.write(json.dumps({"step": 18, "split": "train", "loss": -1.0}) + "\n")
+        f.write(json.dumps({"step": 18, "split": "train", "loss": -1.0}) + '\n{"step": 1')
     train(options(cfg, tiny_h5, split, resume=True))
     a, b = read_checkpoint(whole / "checkpoint.pt"), read_checkpoint(split / "checkpoint.pt")
     assert a["step"] == b["step"] == 20 and a["data"] == b["data"] == {"epoch": 1, "batch": 5}

@@ -8,6 +8,7 @@ step, every RNG, and the position in the data order).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -232,6 +233,14 @@ def config_differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "
     return out
 
 
+def _logged_step(line: str) -> float:
+    """The step of a ``metrics.jsonl`` line; a line cut short by a kill counts as never logged."""
+    try:
+        return float(json.loads(line)["step"])
+    except (ValueError, KeyError, TypeError):
+        return math.inf
+
+
 class _Run:
     """State of one training process."""
 
@@ -265,9 +274,7 @@ class _Run:
             # Lines logged after the checkpoint belong to steps that will be run again.
             step = int(payload["step"])
             lines = metrics.read_text().splitlines()
-            kept = "".join(
-                line + "\n" for line in lines if line.strip() and json.loads(line)["step"] <= step
-            )
+            kept = "".join(line + "\n" for line in lines if _logged_step(line) <= step)
         atomic_write_text(metrics, kept)
         atomic_write_text(self.out / CONFIG, yaml.safe_dump(to_dict(self.config), sort_keys=False))
 
@@ -484,7 +491,7 @@ class _Run:
         interval_steps, interval_time = 0, 0.0
         show = self.ctx.is_main and self.options.progress
         progress = make_progress(self.console, TextColumn("loss {task.fields[loss]}"))
-        with progress if show else _NoProgress():
+        with progress if show else contextlib.nullcontext():
             task = progress.add_task("training", total=tc.max_steps, completed=step, loss="-")
             stream = self._stream(dataset, order, *position)
             while step < tc.max_steps:
@@ -540,13 +547,3 @@ class _Run:
             # Resumed at or past max_steps: nothing ran, but the run folder stays complete.
             self._save(model, step, step_fn, position)
         return step
-
-
-class _NoProgress:
-    """Stands in for the progress bar's context on ranks (or runs) that show none."""
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
