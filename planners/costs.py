@@ -215,13 +215,7 @@ class LpipsCost(Cost):
 
     @classmethod
     def validate(cls, config: CostConfig) -> None:
-        """Refuse early (one line) when no LPIPS weights can be found.
-
-        Also imports ``lpips`` now: it loads triton's LLVM, which crashes a process where
-        Mesa's EGL renderer (another LLVM) has already started, so it must come first.
-        """
-        import lpips  # noqa: F401
-
+        """Refuse early (one line) when no LPIPS weights can be found."""
         from foresight.perceptual import find_weights
 
         find_weights(config.weights)  # type: ignore[attr-defined]

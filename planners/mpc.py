@@ -108,7 +108,7 @@ class MPCPolicy(Policy):
         super().__init__()
         self.predictor = predictor
         self.config = config
-        # Fail (or load heavy libraries) now, before the env starts rendering.
+        # A cost that cannot be built (e.g. missing LPIPS weights) fails now, not mid-episode.
         COSTS[config.cost.name].validate(config.cost)
         self.optimizer: Optimizer = build_optimizer(config.optimizer)
         self.replan_every = max(1, min(replan_every, config.horizon))

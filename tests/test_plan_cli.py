@@ -7,9 +7,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-# Load lpips (and triton's LLVM) before any in-process test starts Mesa's EGL renderer, which
-# carries another LLVM: the other order crashes the process.
-import lpips  # noqa: F401
 import pytest
 import torch
 

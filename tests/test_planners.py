@@ -5,9 +5,6 @@ from __future__ import annotations
 import dataclasses
 import warnings
 
-# lpips loads triton's LLVM, which crashes a process where Mesa's EGL renderer (another LLVM)
-# has started; test modules are imported before any fixture renders, so import it first.
-import lpips
 import numpy as np
 import pytest
 import torch
@@ -178,6 +175,8 @@ def test_pixel_cost_ranks_goal_frame_lowest(scene) -> None:
 
 
 def test_lpips_cost_refuses_without_weights_and_ranks_with_them(scene, tmp_path, monkeypatch):
+    import lpips
+
     _, _, goal, start, _, _ = scene
     monkeypatch.delenv("FORESIGHT_LPIPS_WEIGHTS", raising=False)
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty_hub"))
