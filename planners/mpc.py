@@ -139,7 +139,7 @@ class MPCPolicy(Policy):
         best = int(torch.argmin(costs))
         if float(costs[best]) < self._best_cost:
             self._best_cost = float(costs[best])
-            self._best_frame = frames[best, 0, -1]
+            self._best_frame = frames[best, 0, -1].clone()  # let the batch be freed
         return costs.double().cpu().numpy()
 
     def replan(self) -> None:
