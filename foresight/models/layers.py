@@ -112,12 +112,15 @@ class ConvDecoder(nn.Module):
         self.levels = nn.ModuleList(
             _up(2 * widths[i], widths[i - 1]) for i in range(len(widths) - 1, 0, -1)
         )
-        self.up = _up(2 * widths[0], widths[0])  # to full resolution
         # Beyond DCGAN: the last layer also sees the skip frame's own pixels. Objects of a few
         # pixels (small frames) blur when they must be rebuilt from half-resolution features;
-        # with the pixels at hand, whatever does not move is copied exactly.
+        # with the pixels at hand, whatever does not move is copied exactly. The full-resolution
+        # features stay narrow: that is where width costs most, and they mostly say where to
+        # depart from the copied pixels.
+        fine = max(8, widths[0] // 4)
+        self.up = _up(2 * widths[0], fine)
         self.out = nn.Sequential(
-            nn.Conv2d(widths[0] + out_channels, out_channels, 3, 1, 1), nn.Sigmoid()
+            nn.Conv2d(fine + out_channels, out_channels, 3, 1, 1), nn.Sigmoid()
         )
 
     def forward(self, g: torch.Tensor, skips: list[torch.Tensor]) -> torch.Tensor:
@@ -135,7 +138,7 @@ class ConvDecoder(nn.Module):
         x = self.head(g[:, :, None, None])  # (N, w_last, 4, 4)
         for level, skip in zip(self.levels, features[:0:-1], strict=True):
             x = level(torch.cat([x, skip], dim=1))  # doubles the side
-        x = self.up(torch.cat([x, features[0]], dim=1))  # (N, w_0, S, S)
+        x = self.up(torch.cat([x, features[0]], dim=1))  # (N, fine, S, S)
         return self.out(torch.cat([x, frame], dim=1))
 
 
