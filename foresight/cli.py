@@ -7,16 +7,20 @@ import sys
 from collections.abc import Sequence
 
 from foresight import __version__
-from foresight.commands import collect, data, plan, train
-from foresight.commands.unbuilt import add_unbuilt
+from foresight.commands import (
+    collect,
+    data,
+    evaluate,
+    lpips_export,
+    plan,
+    quickstart,
+    report,
+    train,
+)
 from foresight.errors import ForesightError
 
-#: Verbs still to be built, with their one-line summary. A verb moves out of here into its own
-#: module under ``foresight.commands`` when it lands.
-UNBUILT = {
-    "evaluate": "judge a model by task success and prediction metrics",
-    "report": "build an HTML/Markdown report from evaluation runs",
-}
+#: Every verb's module, in the order ``foresight --help`` lists them.
+VERBS = (quickstart, collect, data, train, plan, evaluate, report, lpips_export)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,10 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"foresight {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (collect, data, train, plan):
+    for module in VERBS:
         module.add_parser(sub)
-    for name, summary in UNBUILT.items():
-        add_unbuilt(sub, name, summary)
     return parser
 
 

@@ -94,8 +94,36 @@ def load_runs(folders: list[Path]) -> list[Run]:
     return runs
 
 
+#: Reasons longer than this are cut to their first clause in table cells; the full text goes
+#: to the notes under the table.
+SHORT_REASON = 60
+
+
+def short_reason(reason: str) -> str:
+    """The part of ``reason`` a table cell shows (its first clause when it is long)."""
+    if len(reason) <= SHORT_REASON:
+        return reason
+    head = reason.split(":")[0].split(";")[0].split(" (")[0]
+    return head[:SHORT_REASON].rstrip() + " (see notes)"
+
+
 def _fmt(value: float | None, digits: int, reason: str) -> str:
-    return f"{value:.{digits}f}" if value is not None and math.isfinite(value) else f"n/a: {reason}"
+    if value is not None and math.isfinite(value):
+        return f"{value:.{digits}f}"
+    return f"n/a: {short_reason(reason)}"
+
+
+def long_reasons(runs: list[Run]) -> list[str]:
+    """Every distinct reason too long for a table cell, in full."""
+    reasons: list[str] = []
+    for run in runs:
+        pred = run.data.get("prediction") or {}
+        candidates = [*(pred.get("unavailable") or {}).values(), pred.get("reason")]
+        candidates.append(run.control.get("unavailable"))
+        for r in candidates:
+            if r and len(str(r)) > SHORT_REASON and str(r) not in reasons:
+                reasons.append(str(r))
+    return reasons
 
 
 def table_rows(runs: list[Run]) -> tuple[list[str], list[list[str]]]:
@@ -114,7 +142,7 @@ def table_rows(runs: list[Run]) -> tuple[list[str], list[list[str]]]:
         row = [
             run.label,
             _fmt(rate, 2, why),
-            f"{ci[0]:.2f} to {ci[1]:.2f}" if ci else f"n/a: {why}",
+            f"{ci[0]:.2f} to {ci[1]:.2f}" if ci else f"n/a: {short_reason(why)}",
             _fmt(dist * 100 if dist is not None else None, 1, why),
         ]
         for key, _, _ in METRICS:
@@ -127,7 +155,10 @@ def table_rows(runs: list[Run]) -> tuple[list[str], list[list[str]]]:
 
 
 def correlations(runs: list[Run]) -> list[dict[str, Any]]:
-    """Spearman rank correlation of each offline metric with task success across models."""
+    """Spearman rank correlation of each offline metric with task success across models.
+
+    One entry per metric and aggregate; identical "n/a" sentences are given once.
+    """
     out = []
     for key, label, higher in METRICS:
         for agg, agg_label in AGGREGATES:
@@ -152,7 +183,8 @@ def correlations(runs: list[Run]) -> list[dict[str, Any]]:
                     entry["rho"] = float(rho)
                     entry["p"] = float(p)
                     entry["sentence"] = _interpret(label, agg_label, float(rho), higher, len(pairs))
-            out.append(entry)
+            if all(e["sentence"] != entry["sentence"] for e in out):
+                out.append(entry)
     return out
 
 
@@ -242,21 +274,19 @@ def build_report(folders: list[Path], out: Path, gifs_per_model: int = 2) -> tup
                 files.append(dst)
         media.append((run.label, files))
 
-    protocols = sorted(
-        {
-            str((r.data.get("prediction") or {}).get("protocol"))
-            for r in runs
-            if (r.data.get("prediction") or {}).get("protocol")
-        }
-    )
+    protocols = [
+        f"{r.label}: {(r.data.get('prediction') or {}).get('protocol')}"
+        for r in runs
+        if (r.data.get("prediction") or {}).get("protocol")
+    ]
+    notes = long_reasons(runs)
     suites = sorted({str(r.control.get("suite")) for r in runs if r.control.get("suite")})
 
     html_path = out / "report.html"
     md_path = out / "report.md"
-    atomic_write_text(html_path, _html(header, rows, corr, figures, media, protocols, suites))
-    atomic_write_text(
-        md_path, _markdown(header, rows, corr, figures, media, protocols, suites, out)
-    )
+    page = (header, rows, corr, figures, media, protocols, suites, notes)
+    atomic_write_text(html_path, _html(*page))
+    atomic_write_text(md_path, _markdown(*page, out))
     return html_path, md_path
 
 
@@ -269,7 +299,7 @@ _INTRO = (
 )
 
 
-def _html(header, rows, corr, figures, media, protocols, suites) -> str:
+def _html(header, rows, corr, figures, media, protocols, suites, notes) -> str:
     e = html.escape
     parts = [
         "<!DOCTYPE html>",
@@ -282,14 +312,20 @@ def _html(header, rows, corr, figures, media, protocols, suites) -> str:
     ]
     if suites:
         parts.append(f"<p>Task suite: {e(', '.join(suites))}.</p>")
-    for p in protocols:
-        parts.append(f"<p>Prediction protocol: {e(p)}</p>")
+    if protocols:
+        parts.append("<p>Prediction protocol per model:</p><ul>")
+        parts += [f"<li>{e(p)}</li>" for p in protocols]
+        parts.append("</ul>")
     parts.append("<h2>Results</h2><table><thead><tr>")
     parts += [f"<th>{e(h)}</th>" for h in header]
     parts.append("</tr></thead><tbody>")
     for row in rows:
         parts.append("<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>")
     parts.append("</tbody></table>")
+    if notes:
+        parts.append("<p>Notes:</p><ul>")
+        parts += [f"<li>{e(n)}</li>" for n in notes]
+        parts.append("</ul>")
     parts.append("<h2>Do offline metrics predict task success?</h2><ul>")
     parts += [f"<li>{e(c['sentence'])}</li>" for c in corr]
     parts.append("</ul>")
@@ -311,16 +347,20 @@ def _html(header, rows, corr, figures, media, protocols, suites) -> str:
     return "\n".join(parts) + "\n"
 
 
-def _markdown(header, rows, corr, figures, media, protocols, suites, out: Path) -> str:
+def _markdown(header, rows, corr, figures, media, protocols, suites, notes, out: Path) -> str:
     def cell(c: str) -> str:
         return c.replace("|", "\\|")
 
     lines = ["# foresight: models judged by the task", "", _INTRO, ""]
     if suites:
         lines += [f"Task suite: {', '.join(suites)}.", ""]
-    lines += [f"Prediction protocol: {p}" for p in protocols]
+    if protocols:
+        lines += ["Prediction protocol per model:", ""]
+        lines += [f"- {p}" for p in protocols]
     lines += ["", "## Results", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(cell(c) for c in row) + " |" for row in rows]
+    if notes:
+        lines += ["", "Notes:", ""] + [f"- {n}" for n in notes]
     lines += ["", "## Do offline metrics predict task success?", ""]
     lines += [f"- {c['sentence']}" for c in corr]
     if figures:

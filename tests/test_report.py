@@ -115,3 +115,16 @@ def test_missing_or_foreign_runs_are_one_line_errors(tmp_path):
     (tmp_path / "x" / "evaluation.json").write_text('{"format": "other"}')
     with pytest.raises(ForesightError, match="not a foresight evaluation"):
         load_runs([tmp_path / "x"])
+
+
+def test_long_reasons_are_cut_in_cells_and_given_in_full_once(runs, tmp_path):
+    long = "no LPIPS weights: put alexnet-owt-7be5be79.pth in the hub cache, " + "x" * 80
+    data = json.loads((runs[3] / "evaluation.json").read_text())
+    data["prediction"]["unavailable"]["lpips"] = long
+    (runs[3] / "evaluation.json").write_text(json.dumps(data))
+    _, md_path = build_report(runs, tmp_path / "report")
+    text = md_path.read_text()
+    assert "n/a: no LPIPS weights (see notes)" in text
+    assert text.count(long) == 1
+    sentences = [c["sentence"] for c in correlations(load_runs(runs))]
+    assert len(sentences) == len(set(sentences))

@@ -21,7 +21,14 @@ from foresight.cli import main
 from foresight.config import to_dict
 from foresight.data.dataset import SequenceDataset
 from foresight.errors import CheckpointError, ForesightError
-from foresight.models import ModelConfig, VideoModel, build_model, load_model, register_model
+from foresight.models import (
+    MODELS,
+    ModelConfig,
+    VideoModel,
+    build_model,
+    load_model,
+    register_model,
+)
 from foresight.models.checkpoint import read_checkpoint
 from foresight.models.registry import load_model_config
 from foresight.training import (
@@ -53,7 +60,6 @@ class TinyConvConfig(ModelConfig):
     nan_after: int = 0
 
 
-@register_model("_tiny_conv")
 class TinyConv(VideoModel):
     """Test fixture, not a paper model: next frame = frame + conv([frame, action, state])."""
 
@@ -107,6 +113,14 @@ class TinyConv(VideoModel):
             out.append(frame)
         pred = torch.stack(out, 1).view(b, num_samples, t, *frame.shape[1:])
         return pred if decode_steps is None else pred[:, :, list(decode_steps)]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _tiny_conv_registered():
+    """Registered only while this module's tests run, so other modules see the real registry."""
+    register_model("_tiny_conv")(TinyConv)
+    yield
+    del MODELS["_tiny_conv"]
 
 
 # --------------------------------------------------------------------------- helpers

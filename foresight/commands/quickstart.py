@@ -1,0 +1,35 @@
+"""``foresight quickstart``: collect, train, evaluate and report in one command."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Register ``quickstart``."""
+    p = subparsers.add_parser(
+        "quickstart",
+        help="run the whole loop on a small default: collect, train, evaluate, report",
+        description="Collect a dataset, train the cpu SVG-LP, evaluate it beside the oracle, "
+        "random and copy_last baselines on the easy suite, and write the report. About 30 "
+        "minutes on 2 CPU cores (--tiny: about 2). Run it again to resume after an interruption.",
+    )
+    p.add_argument("--out", type=Path, required=True, help="output folder")
+    p.add_argument("--tiny", action="store_true", help="a 2-minute smoke version")
+    p.add_argument(
+        "--preset",
+        default=None,
+        help="quickstart preset name or YAML (default: default, or tiny with --tiny)",
+    )
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run or resume the quickstart."""
+    from foresight.quickstart import run_quickstart
+
+    preset = args.preset or ("tiny" if args.tiny else "default")
+    run_quickstart(args.out, preset, args.device)
+    return 0

@@ -1,0 +1,279 @@
+"""``foresight evaluate``: judge one model by task success, and beside it by frame metrics.
+
+Two parts, written together to ``RUN_DIR/evaluation.json`` (read by ``foresight report``):
+
+* prediction quality on the dataset's ``valid`` split: PSNR, SSIM and LPIPS per future step,
+  each as mean-of-N and best-of-N over N sampled futures per sequence (the protocol of
+  Denton & Fergus 2018 and Castrejon et al. 2019: the best sample is the one whose score
+  averaged over the future is best, per sequence and metric);
+* control quality: ``foresight plan`` on a task suite (``RUN_DIR/plan``, resumable), with the
+  success rate's 95% Wilson interval, mean final distance and seconds per planning step.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from foresight.batch import ACTIONS, FRAMES, STATES
+from foresight.data.dataset import SequenceDataset
+from foresight.data.hdf5 import DemoFile
+from foresight.errors import DataError, ForesightError
+from foresight.io import atomic_write_text
+from foresight.metrics import FRAME_METRICS, FrameMetric, rollout_scores
+from foresight.models import VideoModel, build_model, load_model, load_model_config
+from foresight.models.checkpoint import save_checkpoint
+from foresight.report import EVALUATION_FORMAT
+from foresight.visualize import grid, save_png
+
+#: Names ``--model`` accepts besides checkpoint paths, and what they are.
+PLANNER_BASELINES = {
+    "oracle": "the simulator itself: it replays the true dynamics, not a video model",
+    "random": "random actions, no model",
+    "zero": "no motion, no model",
+}
+#: Video-model baselines that need no training: evaluated from their config preset.
+UNTRAINED_MODELS = ("copy_last",)
+
+
+def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """Wilson score interval of a binomial proportion (95% for ``z = 1.96``)."""
+    if n == 0:
+        return (0.0, 1.0)
+    p = successes / n
+    denom = 1 + z**2 / n
+    centre = (p + z**2 / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z**2 / (4 * n**2)) / denom
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def resolve_model(model: str, out: Path, device: str) -> tuple[str, VideoModel | None]:
+    """The planner's ``--model`` value and the video model (None for planner baselines).
+
+    Untrained baselines (``copy_last``) are built from their preset and saved as
+    ``out/model.pt``, so the planner loads them like any checkpoint.
+    """
+    if model in PLANNER_BASELINES:
+        return model, None
+    if model in UNTRAINED_MODELS:
+        video_model = build_model(load_model_config(model))
+        path = save_checkpoint(out / "model.pt", video_model)
+        return str(path), video_model.to(device).eval()
+    return model, load_model(model, device)
+
+
+def prediction_windows(
+    path: Path, model: VideoModel, sequences: int, future: int | None = None
+) -> tuple[SequenceDataset, list[int], str | None]:
+    """Evenly spread valid windows of ``context + future`` frames.
+
+    ``future`` defaults to the config's ``eval_future_frames``. When the valid episodes are
+    shorter, the longest window they allow, with a note saying so.
+    """
+    cfg = model.config
+    c = cfg.context_frames
+    future = cfg.eval_future_frames if future is None else future
+    if future < 1:
+        raise ForesightError(f"--future must be at least 1, got {future}")
+    wanted = c + future
+    with DemoFile(path) as f:
+        lengths = [f.num_samples(d) + 1 for d in f.split("valid")]
+    if not lengths or max(lengths) < c + 1:
+        raise DataError(
+            f"{path} has no valid episode long enough to predict from {c} context frames"
+        )
+    length = min(wanted, max(lengths))
+    note = None
+    if length < wanted:
+        note = f"valid episodes allow only {length - c} future frames ({future} asked)"
+    dataset = SequenceDataset(path, length, split="valid", image_size=cfg.image_size, stride=length)
+    idx = np.unique(
+        np.linspace(0, len(dataset) - 1, min(sequences, len(dataset))).round().astype(int)
+    )
+    return dataset, [int(i) for i in idx], note
+
+
+@torch.no_grad()
+def evaluate_prediction(
+    model: VideoModel,
+    data: Path,
+    out: Path,
+    samples: int,
+    sequences: int,
+    metrics: list[FrameMetric],
+    device: str,
+    seed: int,
+    batch_size: int = 16,
+    on_batch: Callable[[int], None] | None = None,
+    future: int | None = None,
+    on_start: Callable[[int], None] | None = None,
+) -> dict[str, Any]:
+    """Score ``samples`` imagined futures per valid sequence; write ``out/strip.png``.
+
+    ``future`` predicted frames per sequence (default: the config's ``eval_future_frames``).
+    """
+    dataset, indices, note = prediction_windows(data, model, sequences, future)
+    if on_start is not None:
+        on_start(len(indices))
+    c = model.config.context_frames
+    gen = torch.Generator(device=device).manual_seed(seed)
+    sums: dict[str, dict[str, torch.Tensor]] = {}
+    strip_rows: list[np.ndarray] = []
+    for start in range(0, len(indices), batch_size):
+        items = [dataset[i] for i in indices[start : start + batch_size]]
+        batch = {k: torch.stack([it[k] for it in items]).to(device) for k in items[0]}
+        frames = batch[FRAMES]
+        pred = model.rollout(
+            frames[:, :c], batch[STATES][:, :c], batch[ACTIONS], samples, generator=gen
+        )
+        scores = rollout_scores(pred.float().clamp(0, 1), frames[:, c:], metrics)
+        for name, parts in scores.items():
+            for agg, value in parts.items():
+                total = sums.setdefault(name, {}).get(agg)
+                sums[name][agg] = value.sum(0) if total is None else total + value.sum(0)
+        if not strip_rows:
+            for b in range(min(4, len(frames))):
+                strip_rows.append(frames[b, c:].cpu().numpy())
+                strip_rows += [pred[b, s].float().cpu().numpy() for s in range(min(2, samples))]
+        if on_batch is not None:
+            on_batch(len(items))
+    n = len(indices)
+    result_metrics = {
+        name: {
+            "mean_of_n": [float(v) for v in (parts["mean"] / n)],
+            "best_of_n": [float(v) for v in (parts["best"] / n)],
+        }
+        for name, parts in sums.items()
+    }
+    save_png(grid(np.stack(strip_rows), scale=2), out / "strip.png")
+    protocol = (
+        f"{n} valid sequences, {c} context frames, {dataset.length - c} "
+        f"predicted frames from the true actions; N = {samples} samples per sequence; mean-of-N "
+        "averages the samples at each step, best-of-N takes per sequence the sample whose "
+        "score averaged over the future is best (per metric)"
+    )
+    return {
+        "protocol": protocol + (f"; {note}" if note else ""),
+        "samples": samples,
+        "sequences": n,
+        "metrics": result_metrics,
+        "strip": "strip.png",
+        "strip_layout": "per sequence: true future, then samples; columns are future steps",
+    }
+
+
+def evaluate(
+    model: str,
+    out: Path,
+    data: Path | None = None,
+    suite: str = "easy",
+    samples: int = 3,
+    sequences: int = 64,
+    episodes: int | None = None,
+    planner: str = "cem",
+    workers: int = 1,
+    device: str = "auto",
+    lpips_weights: str | None = None,
+    label: str | None = None,
+    seed: int = 0,
+    control: bool = True,
+    progress: Any = None,
+    future: int | None = None,
+) -> dict[str, Any]:
+    """Evaluate one model; write and return ``evaluation.json``'s content.
+
+    Args:
+        model: A checkpoint path, ``copy_last``, or a planner baseline (``oracle``, ``random``,
+            ``zero``).
+        out: Run directory.
+        data: Dataset for prediction metrics (None: prediction metrics n/a).
+        suite: Task suite preset or YAML.
+        samples: N sampled futures per sequence.
+        sequences: Valid sequences scored.
+        episodes: Suite episodes (default: the suite's).
+        planner: Planner preset or YAML.
+        workers: Parallel planning episodes.
+        device: ``auto``, ``cpu`` or ``cuda``.
+        lpips_weights: LPIPS weights path (else the search order of :mod:`foresight.perceptual`).
+        label: Display name in reports (default: the run directory's name).
+        seed: Seed of the prediction samples.
+        control: Run the planning part.
+        progress: A rich Progress to report on (optional).
+        future: Predicted frames per sequence (default: the model's ``eval_future_frames``);
+            give every model the same value to compare their per-step curves.
+    """
+    from foresight.perceptual import LpipsUnavailable, lpips_metric
+    from foresight.planners.suite import resolve_device, run_suite
+
+    if samples < 1 or sequences < 1:
+        raise ForesightError("--samples and --sequences must be at least 1")
+    if future is not None and future < 1:
+        raise ForesightError(f"--future must be at least 1, got {future}")
+    out.mkdir(parents=True, exist_ok=True)
+    device = resolve_device(device)
+    plan_model, video_model = resolve_model(model, out, device)
+    result: dict[str, Any] = {
+        "format": EVALUATION_FORMAT,
+        "label": label or out.name,
+        "model": video_model.name if video_model is not None else model,
+        "checkpoint": None if video_model is None else plan_model,
+    }
+    unavailable = {"fvd": "FVD needs an I3D network, which this version does not ship or load"}
+    if video_model is None:
+        prediction: dict[str, Any] = {"reason": PLANNER_BASELINES[model]}
+    elif data is None:
+        prediction = {"reason": "no --data given"}
+    else:
+        metrics = list(FRAME_METRICS)
+        try:
+            metrics.append(lpips_metric(lpips_weights, device))
+        except LpipsUnavailable as err:
+            unavailable["lpips"] = str(err)
+        task = progress.add_task("predicting", total=None) if progress else None
+        prediction = evaluate_prediction(
+            video_model,
+            Path(data),
+            out,
+            samples,
+            sequences,
+            metrics,
+            device,
+            seed,
+            on_batch=(lambda k: progress.advance(task, k)) if progress else None,
+            future=future,
+            on_start=(lambda n: progress.update(task, total=n)) if progress else None,
+        )
+    prediction["unavailable"] = unavailable
+    result["prediction"] = prediction
+
+    if control:
+        task = progress.add_task("planning", total=None) if progress else None
+        suite_result = run_suite(
+            plan_model,
+            suite,
+            out / "plan",
+            episodes=episodes,
+            planner=planner,
+            workers=workers,
+            device=device,
+            on_start=(lambda n: progress.update(task, total=n)) if progress else None,
+            on_episode=(lambda rec: progress.advance(task)) if progress else None,
+        )
+        s = suite_result.summary
+        lo, hi = wilson_interval(s["successes"], s["episodes"])
+        gifs = sorted((out / "plan" / "gifs").glob("*.gif"))
+        result["control"] = {
+            **s,
+            "ci95": [lo, hi],
+            "gifs": [g.relative_to(out).as_posix() for g in gifs],
+        }
+    else:
+        result["control"] = {"unavailable": "planning skipped (--no-control)"}
+    atomic_write_text(out / "evaluation.json", json.dumps(result, indent=1) + "\n")
+    return result

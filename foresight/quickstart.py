@@ -1,0 +1,152 @@
+"""``foresight quickstart``: the whole loop in one command, resumable stage by stage.
+
+collect -> train each model -> evaluate models and baselines on a task suite -> report.
+Every stage leaves its result in ``DIR`` and is skipped (or resumed) when run again, so an
+interrupted quickstart continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.console import Console
+
+from foresight.config import load_config, resolve_config
+from foresight.errors import ForesightError
+from foresight.evaluation import evaluate
+from foresight.models import load_model_config
+from foresight.progress import make_progress
+from foresight.report import build_report
+from foresight.training import TrainOptions, train, with_overrides
+
+
+@dataclass(frozen=True)
+class QuickstartConfig:
+    """What the quickstart runs (``configs/quickstart/<name>.yaml``).
+
+    Attributes:
+        episodes: Episodes to collect.
+        steps: Actions per episode.
+        image_size: Frame size on disk.
+        collect_workers: Collection processes.
+        models: Model presets or YAML paths to train and evaluate (a relative path is read
+            next to the quickstart file when it is there).
+        max_steps: Training steps per model (None: each config's own).
+        baselines: Evaluated without training: ``oracle``, ``random``, ``zero``, ``copy_last``.
+        suite: Task suite.
+        eval_episodes: Suite episodes per model.
+        planner: Planner preset or YAML path.
+        plan_workers: Parallel planning episodes.
+        samples: Futures sampled per sequence for prediction metrics.
+        sequences: Valid sequences scored.
+    """
+
+    episodes: int = 1000
+    steps: int = 30
+    image_size: int = 64
+    collect_workers: int = 2
+    models: tuple[str, ...] = ("svg_lp",)
+    max_steps: int | None = None
+    baselines: tuple[str, ...] = ("oracle", "random", "copy_last")
+    suite: str = "easy"
+    eval_episodes: int = 10
+    planner: str = "cem"
+    plan_workers: int = 2
+    samples: int = 3
+    sequences: int = 64
+
+
+class Quickstart:
+    """The quickstart's stages over one output folder.
+
+    Args:
+        out: Output folder (data, training runs, evaluations, report).
+        config: What to run.
+        device: ``auto``, ``cpu`` or ``cuda``.
+    """
+
+    def __init__(self, out: Path, config: QuickstartConfig, device: str = "auto") -> None:
+        self.out = out
+        self.cfg = config
+        self.device = device
+        self.console = Console(stderr=True)
+        self.data = out / "data.h5"
+
+    def run(self) -> Path:
+        """Run every stage (skipping finished ones); return the report's HTML path."""
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.collect()
+        trained = [self.train(name) for name in self.cfg.models]
+        runs = [(ckpt, label) for ckpt, label, _ in trained]
+        runs += [(name, name) for name in self.cfg.baselines]
+        # Every model predicts the same number of frames, so per-step curves line up.
+        future = min((f for _, _, f in trained), default=None)
+        evaluated = [self.evaluate(model, label, future) for model, label in runs]
+        self._stage("report")
+        html_path, md_path = build_report(evaluated, self.out / "report")
+        self.console.print(f"report: {html_path} (and {md_path})")
+        return html_path
+
+    def _stage(self, title: str) -> None:
+        self.console.rule(f"[bold]quickstart: {title}")
+
+    def collect(self) -> None:
+        """Collect the dataset (resumes an interrupted collection)."""
+        from foresight.cli import main as cli
+
+        cfg = self.cfg
+        self._stage(f"collect {cfg.episodes} episodes -> {self.data}")
+        if self.data.exists():
+            self.console.print("already collected: skipped")
+            return
+        code = cli(
+            ["collect", "--out", str(self.data), "--episodes", str(cfg.episodes),
+             "--steps", str(cfg.steps), "--image-size", str(cfg.image_size),
+             "--workers", str(cfg.collect_workers)]
+        )  # fmt: skip
+        if code != 0:
+            raise ForesightError(f"collection into {self.data} failed (see above); run again")
+
+    def train(self, name: str) -> tuple[str, str, int]:
+        """Train (or resume) one model; return its checkpoint, label and evaluation horizon."""
+        config = with_overrides(load_model_config(name), self.cfg.max_steps, None)
+        run_dir = self.out / "train" / config.model
+        self._stage(f"train {config.model} for {config.train.max_steps} steps -> {run_dir}")
+        resume = (run_dir / "checkpoint.pt").exists()
+        result = train(TrainOptions(config, self.data, run_dir, self.device, resume, True))
+        return str(result.checkpoint), config.model, config.eval_future_frames
+
+    def evaluate(self, model: str, label: str, future: int | None) -> Path:
+        """Evaluate one model or baseline (planning resumes; finished ones are skipped)."""
+        cfg = self.cfg
+        run_dir = self.out / "eval" / label
+        self._stage(f"evaluate {label} on {cfg.eval_episodes} '{cfg.suite}' tasks -> {run_dir}")
+        if (run_dir / "evaluation.json").exists():
+            self.console.print("already evaluated: skipped")
+            return run_dir
+        with make_progress(self.console) as progress:
+            evaluate(
+                model, run_dir, data=self.data, suite=cfg.suite, samples=cfg.samples,
+                sequences=cfg.sequences, episodes=cfg.eval_episodes, planner=cfg.planner,
+                workers=cfg.plan_workers, device=self.device, label=label, progress=progress,
+                future=future,
+            )  # fmt: skip
+        return run_dir
+
+
+def _beside(config_file: Path, model: str) -> str:
+    """A relative model YAML path, read next to ``config_file`` when a file is there."""
+    candidate = config_file.parent / model
+    if model.endswith((".yaml", ".yml")) and candidate.is_file():
+        return str(candidate)
+    return model
+
+
+def run_quickstart(out: Path, preset: str = "default", device: str = "auto") -> Path:
+    """Run (or resume) the quickstart preset ``preset`` into ``out``."""
+    path = resolve_config(preset, "quickstart")
+    config = load_config(QuickstartConfig, path)
+    models = tuple(_beside(path, m) for m in config.models)
+    return Quickstart(out, dataclasses.replace(config, models=models), device).run()
