@@ -16,7 +16,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "evaluate",
         help="judge a model by task success and prediction metrics",
-        description="Plan with the model on a task suite (success rate, 95%% Wilson CI, final "
+        description="Plan with the model on a task suite (success rate, 95% Wilson CI, final "
         "distance, seconds per step) and score its predictions on the dataset's valid split "
         "(PSNR, SSIM, LPIPS per future step; mean-of-N and best-of-N). Writes "
         "RUN_DIR/evaluation.json; re-running resumes the planning part.",
