@@ -25,6 +25,7 @@ from foresight.batch import ACTIONS, FRAMES, STATES
 from foresight.data.dataset import SequenceDataset
 from foresight.data.hdf5 import DemoFile
 from foresight.errors import DataError, ForesightError
+from foresight.fvd import I3D, frechet_distance, i3d_embeddings, load_i3d
 from foresight.io import atomic_write_text
 from foresight.metrics import FRAME_METRICS, FrameMetric, rollout_scores
 from foresight.models import VideoModel, build_model, load_model, load_model_config
@@ -113,18 +114,28 @@ def evaluate_prediction(
     on_batch: Callable[[int], None] | None = None,
     future: int | None = None,
     on_start: Callable[[int], None] | None = None,
+    i3d: I3D | None = None,
 ) -> dict[str, Any]:
     """Score ``samples`` imagined futures per valid sequence; write ``out/strip.png``.
 
     ``future`` predicted frames per sequence (default: the config's ``eval_future_frames``).
+    With an ``i3d`` network, also FVD between the true videos and every sampled video
+    (context + future frames).
     """
     dataset, indices, note = prediction_windows(data, model, sequences, future)
+    if i3d is not None and len(indices) < 2:
+        raise ForesightError(
+            f"FVD needs at least 2 valid sequences, {data} gives {len(indices)} here; "
+            "raise --sequences or drop --i3d"
+        )
     if on_start is not None:
         on_start(len(indices))
     c = model.config.context_frames
     gen = torch.Generator(device=device).manual_seed(seed)
     sums: dict[str, dict[str, torch.Tensor]] = {}
     strip_rows: list[np.ndarray] = []
+    real_emb: list[torch.Tensor] = []
+    fake_emb: list[torch.Tensor] = []
     for start in range(0, len(indices), batch_size):
         items = [dataset[i] for i in indices[start : start + batch_size]]
         batch = {k: torch.stack([it[k] for it in items]).to(device) for k in items[0]}
@@ -137,6 +148,11 @@ def evaluate_prediction(
             for agg, value in parts.items():
                 total = sums.setdefault(name, {}).get(agg)
                 sums[name][agg] = value.sum(0) if total is None else total + value.sum(0)
+        if i3d is not None:
+            real_emb.append(i3d_embeddings(i3d, frames))
+            context = frames[:, :c, None].expand(-1, -1, samples, -1, -1, -1).transpose(1, 2)
+            videos = torch.cat([context, pred.to(frames.dtype).clamp(0, 1)], 2)  # (B, N, T, ...)
+            fake_emb.append(i3d_embeddings(i3d, videos.flatten(0, 1)))
         if not strip_rows:
             for b in range(min(4, len(frames))):
                 strip_rows.append(frames[b, c:].cpu().numpy())
@@ -158,8 +174,20 @@ def evaluate_prediction(
         "averages the samples at each step, best-of-N takes per sequence the sample whose "
         "score averaged over the future is best (per metric)"
     )
+    fvd = None
+    if i3d is not None:
+        real, fake = torch.cat(real_emb).numpy(), torch.cat(fake_emb).numpy()
+        fvd = {
+            "value": frechet_distance(real, fake),
+            "real_videos": len(real),
+            "generated_videos": len(fake),
+            "frames": dataset.length,
+            "note": "I3D on context + predicted frames at 224x224; with few videos FVD is "
+            "biased upwards, so compare models only at equal counts",
+        }
     return {
         "protocol": protocol + (f"; {note}" if note else ""),
+        "fvd": fvd,
         "samples": samples,
         "sequences": n,
         "metrics": result_metrics,
@@ -185,6 +213,7 @@ def evaluate(
     control: bool = True,
     progress: Any = None,
     future: int | None = None,
+    i3d: str | None = None,
 ) -> dict[str, Any]:
     """Evaluate one model; write and return ``evaluation.json``'s content.
 
@@ -207,6 +236,7 @@ def evaluate(
         progress: A rich Progress to report on (optional).
         future: Predicted frames per sequence (default: the model's ``eval_future_frames``);
             give every model the same value to compare their per-step curves.
+        i3d: Kinetics-400 I3D state dict for FVD (None: FVD n/a).
     """
     from foresight.perceptual import LpipsUnavailable, lpips_metric
     from foresight.planners.suite import resolve_device, run_suite
@@ -224,7 +254,15 @@ def evaluate(
         "model": video_model.name if video_model is not None else model,
         "checkpoint": None if video_model is None else plan_model,
     }
-    unavailable = {"fvd": "FVD needs an I3D network, which this version does not ship or load"}
+    unavailable: dict[str, str] = {}
+    i3d_net = None
+    if i3d is None:
+        unavailable["fvd"] = (
+            "no I3D weights given: pass --i3d PATH (a Kinetics-400 I3D state dict); "
+            "none ship with foresight and none are downloaded"
+        )
+    elif video_model is not None and data is not None:
+        i3d_net = load_i3d(i3d, device)
     if video_model is None:
         prediction: dict[str, Any] = {"reason": PLANNER_BASELINES[model]}
     elif data is None:
@@ -248,6 +286,7 @@ def evaluate(
             on_batch=(lambda k: progress.advance(task, k)) if progress else None,
             future=future,
             on_start=(lambda n: progress.update(task, total=n)) if progress else None,
+            i3d=i3d_net,
         )
     prediction["unavailable"] = unavailable
     result["prediction"] = prediction

@@ -2,7 +2,7 @@
 
 Input: run folders written by ``foresight evaluate`` (each holds ``evaluation.json``).
 Output: a table of every model x {task success ± 95% CI, final distance, PSNR, SSIM, LPIPS,
-seconds per planning step}, per-step metric curves, image strips, planned-episode GIFs, and
+FVD, seconds per planning step}, per-step metric curves, image strips, planned-episode GIFs, and
 the rank correlation (Spearman) of each offline metric with task success across models:
 the question of seed 000 — do pixel metrics tell which model lets the robot do the task? —
 answered with this run's own numbers. The HTML embeds every image, so the page is one file.
@@ -58,6 +58,13 @@ class Run:
         curve = self.metric_curve(metric, aggregate)
         finite = [v for v in curve or [] if math.isfinite(v)]
         return sum(finite) / len(finite) if finite else None
+
+    @property
+    def fvd(self) -> float | None:
+        """FVD of the sampled videos, or None when not measured."""
+        block = (self.data.get("prediction") or {}).get("fvd") or {}
+        value = block.get("value")
+        return float(value) if value is not None else None
 
     def unavailable(self, metric: str) -> str:
         """Why a prediction metric is missing."""
@@ -131,7 +138,7 @@ def table_rows(runs: list[Run]) -> tuple[list[str], list[list[str]]]:
     header = ["model", "success rate", "95% CI", "final distance (cm)"]
     for _, label, _ in METRICS:
         header += [f"{label} {agg}" for _, agg in AGGREGATES]
-    header.append("s / planning step")
+    header += ["FVD", "s / planning step"]
     rows = []
     for run in runs:
         c = run.control
@@ -149,46 +156,50 @@ def table_rows(runs: list[Run]) -> tuple[list[str], list[list[str]]]:
             digits = 2 if key == "psnr" else 3
             for agg, _ in AGGREGATES:
                 row.append(_fmt(run.metric_mean(key, agg), digits, run.unavailable(key)))
+        row.append(_fmt(run.fvd, 1, run.unavailable("fvd")))
         row.append(_fmt(c.get("seconds_per_step"), 3, why))
         rows.append(row)
     return header, rows
 
 
-def correlations(runs: list[Run]) -> list[dict[str, Any]]:
-    """Spearman rank correlation of each offline metric with task success across models.
-
-    One entry per metric and aggregate; identical "n/a" sentences are given once.
-    """
-    out = []
+def offline_measures(runs: list[Run]) -> list[tuple[str, str, list[float | None], bool]]:
+    """Every offline measure as (name, metric label, value per run, higher is better)."""
+    measures = []
     for key, label, higher in METRICS:
         for agg, agg_label in AGGREGATES:
-            pairs = [(run.metric_mean(key, agg), run.control.get("success_rate")) for run in runs]
-            pairs = [(m, s) for m, s in pairs if m is not None and s is not None]
-            entry: dict[str, Any] = {"metric": f"{label} {agg_label}", "models": len(pairs)}
-            if len(pairs) < 3:
-                entry["rho"] = None
-                entry["sentence"] = (
-                    f"n/a: {len(pairs)} model(s) have both {label} and a success rate; "
-                    "a rank correlation needs at least 3"
-                )
-            else:
-                metric_values, success = zip(*pairs, strict=True)
-                if len(set(metric_values)) < 2 or len(set(success)) < 2:
-                    entry["rho"] = None
-                    entry["sentence"] = (
-                        "n/a: the metric or the success rate is the same for every model"
-                    )
-                else:
-                    rho, p = spearmanr(metric_values, success)
-                    entry["rho"] = float(rho)
-                    entry["p"] = float(p)
-                    entry["sentence"] = _interpret(label, agg_label, float(rho), higher, len(pairs))
-            if all(e["sentence"] != entry["sentence"] for e in out):
-                out.append(entry)
+            values = [run.metric_mean(key, agg) for run in runs]
+            measures.append((f"{label} {agg_label}", label, values, higher))
+    measures.append(("FVD", "FVD", [run.fvd for run in runs], False))
+    return measures
+
+
+def correlations(runs: list[Run]) -> list[dict[str, Any]]:
+    """Spearman rank correlation of each offline measure with task success across models.
+
+    One entry per measure; identical "n/a" sentences are given once.
+    """
+    out: list[dict[str, Any]] = []
+    success = [run.control.get("success_rate") for run in runs]
+    for name, label, values, higher in offline_measures(runs):
+        pairs = [(m, r) for m, r in zip(values, success, strict=True) if None not in (m, r)]
+        entry: dict[str, Any] = {"metric": name, "models": len(pairs), "rho": None}
+        if len(pairs) < 3:
+            entry["sentence"] = (
+                f"n/a: {len(pairs)} model(s) have both {label} and a success rate; "
+                "a rank correlation needs at least 3"
+            )
+        elif len({m for m, _ in pairs}) < 2 or len({r for _, r in pairs}) < 2:
+            entry["sentence"] = "n/a: the metric or the success rate is the same for every model"
+        else:
+            rho, p = spearmanr([m for m, _ in pairs], [r for _, r in pairs])
+            entry.update(rho=float(rho), p=float(p))
+            entry["sentence"] = _interpret(name, float(rho), higher, len(pairs))
+        if all(e["sentence"] != entry["sentence"] for e in out):
+            out.append(entry)
     return out
 
 
-def _interpret(label: str, agg: str, rho: float, higher: bool, n: int) -> str:
+def _interpret(name: str, rho: float, higher: bool, n: int) -> str:
     agree = rho if higher else -rho  # > 0: a better metric goes with more task success
     if abs(rho) < 0.4:
         verdict = (
@@ -203,7 +214,7 @@ def _interpret(label: str, agg: str, rho: float, higher: bool, n: int) -> str:
             "does worse with"
         )
     caveat = "; with so few models, treat it as a hint" if n < 6 else ""
-    return f"{label} ({agg}) {verdict} (Spearman rho = {rho:+.2f} over {n} models{caveat})."
+    return f"{name} {verdict} (Spearman rho = {rho:+.2f} over {n} models{caveat})."
 
 
 def plot_curves(runs: list[Run], key: str, label: str, path: Path) -> bool:

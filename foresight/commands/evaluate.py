@@ -47,6 +47,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="AlexNet/LPIPS weights (else $FORESIGHT_LPIPS_WEIGHTS, else torch hub cache)",
     )
+    p.add_argument(
+        "--i3d",
+        default=None,
+        help="Kinetics-400 I3D state dict (pytorch-i3d names) for FVD; without it FVD is n/a",
+    )
     p.add_argument("--label", default=None, help="name in reports (default: the run folder's)")
     p.add_argument("--seed", type=int, default=0, help="seed of the sampled futures")
     p.add_argument("--no-control", action="store_true", help="skip planning (prediction only)")
@@ -76,6 +81,7 @@ def run(args: argparse.Namespace) -> int:
             control=not args.no_control,
             progress=progress,
             future=args.future,
+            i3d=args.i3d,
         )
     table = Table(title=f"foresight evaluate: {result['label']}")
     table.add_column("measure")
@@ -90,6 +96,8 @@ def run(args: argparse.Namespace) -> int:
     for name, parts in (pred.get("metrics") or {}).items():
         for agg, curve in parts.items():
             table.add_row(f"{name} {agg.replace('_', '-')}", f"{sum(curve) / len(curve):.3f}")
+    if pred.get("fvd"):
+        table.add_row("FVD", f"{pred['fvd']['value']:.1f}")
     for name, why in pred.get("unavailable", {}).items():
         table.add_row(name, f"n/a: {why}")
     if "reason" in pred:
