@@ -173,44 +173,61 @@ def offline_measures(runs: list[Run]) -> list[tuple[str, str, list[float | None]
     return measures
 
 
-def correlations(runs: list[Run]) -> list[dict[str, Any]]:
-    """Spearman rank correlation of each offline measure with task success across models.
+#: Task measures offline metrics are ranked against: (key in ``control``, name, higher is
+#: better). Final distance still separates models when every learned one fails the task.
+TASK_MEASURES = (
+    ("success_rate", "task success", True),
+    ("mean_final_distance", "final distance to the goal", False),
+)
 
-    One entry per measure; identical "n/a" sentences are given once.
+
+def correlations(runs: list[Run]) -> list[dict[str, Any]]:
+    """Spearman rank correlation of each offline measure with each task measure across models.
+
+    One entry per (offline measure, task measure); identical "n/a" sentences are given once.
     """
     out: list[dict[str, Any]] = []
-    success = [run.control.get("success_rate") for run in runs]
-    for name, label, values, higher in offline_measures(runs):
-        pairs = [(m, r) for m, r in zip(values, success, strict=True) if None not in (m, r)]
-        entry: dict[str, Any] = {"metric": name, "models": len(pairs), "rho": None}
-        if len(pairs) < 3:
-            entry["sentence"] = (
-                f"n/a: {len(pairs)} model(s) have both {label} and a success rate; "
-                "a rank correlation needs at least 3"
-            )
-        elif len({m for m, _ in pairs}) < 2 or len({r for _, r in pairs}) < 2:
-            entry["sentence"] = "n/a: the metric or the success rate is the same for every model"
-        else:
-            rho, p = spearmanr([m for m, _ in pairs], [r for _, r in pairs])
-            entry.update(rho=float(rho), p=float(p))
-            entry["sentence"] = _interpret(name, float(rho), higher, len(pairs))
-        if all(e["sentence"] != entry["sentence"] for e in out):
-            out.append(entry)
+    for task_key, task, task_higher in TASK_MEASURES:
+        outcome = [run.control.get(task_key) for run in runs]
+        for name, label, values, higher in offline_measures(runs):
+            pairs = [(m, r) for m, r in zip(values, outcome, strict=True) if None not in (m, r)]
+            entry: dict[str, Any] = {
+                "metric": name,
+                "task": task,
+                "models": len(pairs),
+                "rho": None,
+            }
+            if len(pairs) < 3:
+                entry["sentence"] = (
+                    f"n/a: {len(pairs)} model(s) have both {label} and a {task}; "
+                    "a rank correlation needs at least 3"
+                )
+            elif len({m for m, _ in pairs}) < 2 or len({r for _, r in pairs}) < 2:
+                entry["sentence"] = f"n/a: {label} or the {task} is the same for every model"
+            else:
+                rho, p = spearmanr([m for m, _ in pairs], [r for _, r in pairs])
+                entry.update(rho=float(rho), p=float(p))
+                agree = rho * (1 if higher else -1) * (1 if task_higher else -1)
+                entry["sentence"] = _interpret(name, task, float(rho), float(agree), len(pairs))
+            if all(e["sentence"] != entry["sentence"] for e in out):
+                out.append(entry)
     return out
 
 
-def _interpret(name: str, rho: float, higher: bool, n: int) -> str:
-    agree = rho if higher else -rho  # > 0: a better metric goes with more task success
+def _interpret(name: str, task: str, rho: float, agree: float, n: int) -> str:
+    """A sentence on one correlation; ``agree > 0`` when a better metric goes with a better task
+    outcome.
+    """
     if abs(rho) < 0.4:
         verdict = (
-            "barely tracks task success: ranking models by it would not tell which one "
+            f"barely tracks {task}: ranking models by it would not tell which one "
             "lets the robot do the task"
         )
     elif agree > 0:
-        verdict = "ranks models roughly as task success does"
+        verdict = f"ranks models roughly as {task} does"
     else:
         verdict = (
-            "ranks models against task success: the models it prefers are those the robot "
+            f"ranks models against {task}: the models it prefers are those the robot "
             "does worse with"
         )
     caveat = "; with so few models, treat it as a hint" if n < 6 else ""

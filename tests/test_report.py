@@ -99,13 +99,19 @@ def test_every_cell_is_a_number_or_explained(runs, tmp_path):
 
 
 def test_correlation_sentences_follow_the_numbers(runs):
-    corr = {c["metric"]: c for c in correlations(load_runs(runs))}
+    corr = {c["metric"]: c for c in correlations(load_runs(runs)) if c["task"] == "task success"}
     lp = corr["LPIPS mean-of-N"]
     assert lp["models"] == 3 and lp["rho"] == pytest.approx(-1.0)
     assert "roughly as task success does" in lp["sentence"]
     psnr = corr["PSNR mean-of-N"]
     assert psnr["models"] == 4
     assert psnr["rho"] == pytest.approx(0.4)
+    by_distance = {
+        c["metric"]: c for c in correlations(load_runs(runs)) if c["task"].startswith("final")
+    }
+    lp = by_distance["LPIPS mean-of-N"]  # lower LPIPS, shorter distance: both say "better"
+    assert lp["rho"] == pytest.approx(1.0)
+    assert "roughly as final distance to the goal does" in lp["sentence"]
 
 
 def test_missing_or_foreign_runs_are_one_line_errors(tmp_path):
