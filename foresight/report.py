@@ -215,9 +215,7 @@ def correlations(runs: list[Run]) -> list[dict[str, Any]]:
 
 
 def _interpret(name: str, task: str, rho: float, agree: float, n: int) -> str:
-    """A sentence on one correlation; ``agree > 0`` when a better metric goes with a better task
-    outcome.
-    """
+    """A sentence on one correlation (``agree > 0``: better metric, better task outcome)."""
     if abs(rho) < 0.4:
         verdict = (
             f"barely tracks {task}: ranking models by it would not tell which one "
