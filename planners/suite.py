@@ -101,14 +101,19 @@ def build_policy(spec: AgentSpec) -> Policy:
 
 
 def check_model(model: str | Path) -> str:
-    """Validate ``--model`` early (one-line error for a missing or foreign checkpoint)."""
+    """Validate ``--model`` early (one-line error for a missing or foreign checkpoint).
+
+    Returns:
+        The policy name, or the checkpoint's absolute path (so a run started with a relative
+        path resumes from anywhere).
+    """
     model = str(model)
     if model in NAMED_POLICIES:
         return model
     from foresight.models.checkpoint import model_from_payload, read_checkpoint
 
     model_from_payload(read_checkpoint(model), model)
-    return model
+    return str(Path(model).resolve())
 
 
 def resolve_device(device: str) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -321,7 +322,7 @@ def test_run_suite_is_reproducible_and_worker_independent(tmp_path) -> None:
         assert not r["success"]
 
 
-def test_run_suite_drives_a_checkpoint(tmp_path) -> None:
+def test_run_suite_drives_a_checkpoint(tmp_path, monkeypatch) -> None:
     from foresight.models import save_checkpoint
 
     model = build_model(load_model_config("copy_last"))
@@ -331,5 +332,9 @@ def test_run_suite_drives_a_checkpoint(tmp_path) -> None:
     result = run_suite(ckpt, suite="easy", out=out, episodes=1, planner=tiny, device="cpu")
     (rec,) = result.episodes
     assert rec["steps"] == 30 and rec["model_seconds_per_step"] > 0
-    assert result.summary["model"] == str(ckpt) and result.summary["planner"] == "cem"
+    assert result.summary["model"] == str(ckpt.resolve()) and result.summary["planner"] == "cem"
     assert (out / "gifs" / "task_0000.gif").is_file()
+    # The same run named by a relative path resumes (nothing left to do) instead of refusing.
+    monkeypatch.chdir(tmp_path)
+    again = run_suite(ckpt.name, suite="easy", out=Path("run"), episodes=1, planner=tiny)
+    assert again.episodes == result.episodes
