@@ -159,6 +159,7 @@ def evaluate_prediction(
                 strip_rows += [pred[b, s].float().cpu().numpy() for s in range(min(2, samples))]
         if on_batch is not None:
             on_batch(len(items))
+    dataset.close()
     n = len(indices)
     result_metrics = {
         name: {
