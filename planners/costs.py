@@ -312,7 +312,11 @@ class ObjectCost(Cost):
         cost = (target - self.goal_centroid).norm(dim=-1)
         if cfg.pusher_weight:
             near = (pusher - target).norm(dim=-1)
-            cost = cost + cfg.pusher_weight * torch.where(mass[:, 1] >= cfg.min_pixels, near, 0.0)
+            # A pusher the prediction lost is no evidence that it is near the target: count
+            # the image diagonal (more than any visible distance), or planning through a blurry
+            # model prefers futures where the pusher fades away.
+            near = torch.where(mass[:, 1] >= cfg.min_pixels, near, torch.full_like(near, 1.5))
+            cost = cost + cfg.pusher_weight * near
         # An invisible target (pushed out of view, or a prediction that lost it) is the
         # worst outcome: the image diagonal is more than any visible distance.
         return torch.where(mass[:, 0] >= cfg.min_pixels, cost, torch.full_like(cost, 2.0))

@@ -167,6 +167,20 @@ def test_object_cost_rewards_the_pusher_near_the_target(scene) -> None:
     assert s_near < s_far
 
 
+def test_object_cost_never_rewards_a_vanished_pusher(scene) -> None:
+    """A model that blurs the pusher away must not look closer to the goal than one keeping it."""
+    env, task, goal, start, *_ = scene
+    cost = build_cost(ObjectCostConfig(), goal)
+    frame = frames_to_tensor(start[None])  # (1, 3, H, W)
+    membership = cost.class_masses(frame, [goal.pusher_label])[0, 0].view(start.shape[:2])
+    is_pusher = (membership > 1e-3).numpy()
+    assert is_pusher.sum() > 4
+    no_pusher = start.copy()
+    no_pusher[is_pusher] = np.median(start.reshape(-1, 3), axis=0)
+    s_start, s_gone = _score(cost, start, no_pusher)
+    assert s_gone > s_start
+
+
 def test_pixel_cost_ranks_goal_frame_lowest(scene) -> None:
     _, _, goal, start, _, at_goal = scene
     cost = build_cost(planner_from_dict({"cost": {"name": "pixel"}}).cost, goal)
