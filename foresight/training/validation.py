@@ -115,7 +115,7 @@ def validate(
         step: Training step, for the record and file names.
         device: Where the model lives.
         precision: Mixed precision the rollouts run under.
-        samples_dir: Folder for ``step_XXXXXX.png``/``.gif`` (None: no pictures).
+        samples_dir: Folder for ``step_<step>.png``/``.gif`` (None: no pictures).
 
     Returns:
         A metrics record: ``split: valid``, ``step``, the validation ``loss`` (when the windows
