@@ -14,7 +14,7 @@ from pathlib import Path
 from rich.console import Console
 
 from foresight.config import load_config, resolve_config
-from foresight.errors import ForesightError
+from foresight.data.collect import collect_dataset
 from foresight.evaluation import evaluate
 from foresight.models import load_model_config
 from foresight.progress import make_progress
@@ -94,20 +94,24 @@ class Quickstart:
 
     def collect(self) -> None:
         """Collect the dataset (resumes an interrupted collection)."""
-        from foresight.cli import main as cli
+        from foresight.envs import EnvConfig
 
         cfg = self.cfg
         self._stage(f"collect {cfg.episodes} episodes -> {self.data}")
         if self.data.exists():
             self.console.print("already collected: skipped")
             return
-        code = cli(
-            ["collect", "--out", str(self.data), "--episodes", str(cfg.episodes),
-             "--steps", str(cfg.steps), "--image-size", str(cfg.image_size),
-             "--workers", str(cfg.collect_workers)]
-        )  # fmt: skip
-        if code != 0:
-            raise ForesightError(f"collection into {self.data} failed (see above); run again")
+        env_config = load_config(
+            EnvConfig, resolve_config("push", "env"), {"image_size": cfg.image_size}
+        )
+        collect_dataset(
+            self.data,
+            cfg.episodes,
+            env_config,
+            steps=cfg.steps,
+            workers=cfg.collect_workers,
+            console=self.console,
+        )
 
     def train(self, name: str) -> tuple[str, str, int]:
         """Train (or resume) one model; return its checkpoint, label and evaluation horizon."""

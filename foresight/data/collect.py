@@ -13,6 +13,7 @@ import json
 import math
 import multiprocessing as mp
 import shutil
+import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -20,11 +21,13 @@ from typing import Any
 
 import h5py
 import numpy as np
+from rich.console import Console
 
 from foresight.config import from_dict, to_dict
 from foresight.data.hdf5 import Episode, write_attrs, write_demo
 from foresight.errors import DataError
 from foresight.io import atomic_path, atomic_write_text
+from foresight.progress import make_progress
 
 
 @dataclass(frozen=True)
@@ -293,3 +296,58 @@ def make_settings(
 def finish(parts: Path) -> None:
     """Remove the parts folder once the final file is in place."""
     shutil.rmtree(parts, ignore_errors=True)
+
+
+def collect_dataset(
+    out: Path,
+    episodes: int,
+    env_config: Any,
+    seed: int = 0,
+    steps: int = 30,
+    workers: int = 1,
+    valid_fraction: float = 0.1,
+    overwrite: bool = False,
+    console: Console | None = None,
+) -> None:
+    """Collect ``episodes`` episodes into ``out``, resuming saved parts; progress on ``console``.
+
+    Args:
+        out: The ``.h5`` file to write (appears only when complete).
+        episodes: Number of episodes.
+        env_config: The ``EnvConfig`` of the scene.
+        seed: Dataset seed (episode ``i`` uses ``(seed, i)``).
+        steps: Actions per episode.
+        workers: Parallel worker processes.
+        valid_fraction: Share of episodes in ``mask/valid``.
+        overwrite: Replace an existing ``out``.
+        console: Where progress goes (default: stderr).
+    """
+    if episodes < 1:
+        raise DataError(f"--episodes must be at least 1, got {episodes}")
+    settings = make_settings(seed, steps, env_config)
+    parts = prepare_parts(out, settings, overwrite)
+    done = done_indices(parts)
+    todo = [i for i in range(episodes) if i not in done]
+    console = console or Console(stderr=True)
+    if done & set(range(episodes)):
+        console.print(f"resuming: {episodes - len(todo)} of {episodes} episodes already saved")
+    start = time.perf_counter()
+    with make_progress(console) as progress:
+        task = progress.add_task("collecting", total=episodes, completed=episodes - len(todo))
+        for _ in collect_parts(settings, parts, todo, workers):
+            progress.advance(task)
+        write = progress.add_task("writing HDF5", total=episodes)
+        assemble(
+            out,
+            parts,
+            episodes,
+            settings,
+            valid_fraction,
+            on_written=lambda: progress.advance(write),
+        )
+    finish(parts)
+    seconds = time.perf_counter() - start
+    console.print(
+        f"wrote {out}: {episodes} episodes x {steps} steps "
+        f"({len(todo) * steps / max(seconds, 1e-9):.0f} env steps/s this run)"
+    )
