@@ -187,9 +187,10 @@ def correlations(runs: list[Run]) -> list[dict[str, Any]]:
     One entry per (offline measure, task measure); identical "n/a" sentences are given once.
     """
     out: list[dict[str, Any]] = []
+    measures = offline_measures(runs)
     for task_key, task, task_higher in TASK_MEASURES:
         outcome = [run.control.get(task_key) for run in runs]
-        for name, label, values, higher in offline_measures(runs):
+        for name, label, values, higher in measures:
             pairs = [(m, r) for m, r in zip(values, outcome, strict=True) if None not in (m, r)]
             entry: dict[str, Any] = {
                 "metric": name,
