@@ -5,7 +5,7 @@ To add a model: write ``foresight/models/<name>.py`` with a config dataclass and
 """
 
 from foresight.models import copy_last, svg  # noqa: F401  (registers)
-from foresight.models.base import ModelConfig, TrainConfig, VideoModel
+from foresight.models.base import ModelConfig, PlanBudget, TrainConfig, VideoModel
 from foresight.models.checkpoint import load_model, read_checkpoint, save_checkpoint
 from foresight.models.registry import (
     MODELS,
@@ -19,6 +19,7 @@ from foresight.models.registry import (
 __all__ = [
     "MODELS",
     "ModelConfig",
+    "PlanBudget",
     "TrainConfig",
     "VideoModel",
     "build_model",

@@ -56,6 +56,33 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class PlanBudget:
+    """The planner budget a model asks for (the ``plan:`` block of a model YAML).
+
+    A slow model (e.g. one that samples pixel by pixel) plans with fewer candidates than the
+    planner preset's; every planning result records the budget it used. ``None`` keeps the
+    planner preset's value.
+
+    Attributes:
+        samples: Candidate action sequences per optimizer iteration.
+        iterations: Optimizer iterations per planning step (CEM; MPPI ignores it).
+        batch_size: Sequences per model ``rollout`` call.
+        num_samples: Futures imagined per candidate by stochastic models.
+    """
+
+    samples: int | None = None
+    iterations: int | None = None
+    batch_size: int | None = None
+    num_samples: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("samples", "iterations", "batch_size", "num_samples"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"plan.{name} must be at least 1, got {value}")
+
+
+@dataclass(frozen=True)
 class ModelConfig:
     """Fields every model config has; each model subclasses this with its own.
 
@@ -68,6 +95,7 @@ class ModelConfig:
         action_dim: Size of an action.
         state_dim: Size of the robot state.
         train: Optimisation settings.
+        plan: Planner budget this model asks for (None fields: the planner preset's).
     """
 
     model: str
@@ -78,6 +106,7 @@ class ModelConfig:
     action_dim: int = ACTION_DIM
     state_dim: int = STATE_DIM
     train: TrainConfig = field(default_factory=TrainConfig)
+    plan: PlanBudget = field(default_factory=PlanBudget)
 
     @property
     def window(self) -> int:
