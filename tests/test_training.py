@@ -80,7 +80,9 @@ class TinyConv(VideoModel):
         cond = torch.cat([action, state], -1)[..., None, None].expand(-1, -1, h, w)
         return frame + self.net(torch.cat([frame, cond], 1))
 
-    def loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+    def loss(
+        self, batch: dict[str, torch.Tensor], step: int | None = None
+    ) -> tuple[torch.Tensor, dict[str, float]]:
         f, s, a = batch[FRAMES], batch[STATES], batch[ACTIONS]
         # Input noise from the global generator, so resuming must restore it exactly.
         x = f[:, :-1] + 0.01 * torch.randn_like(f[:, :-1])

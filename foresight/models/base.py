@@ -136,12 +136,17 @@ class VideoModel(nn.Module, ABC):
         self.config = config
 
     @abstractmethod
-    def loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+    def loss(
+        self, batch: dict[str, torch.Tensor], step: int | None = None
+    ) -> tuple[torch.Tensor, dict[str, float]]:
         """Training loss of one batch.
 
         Args:
             batch: ``frames`` ``(B, L, C, H, W)`` in [0, 1], ``states`` ``(B, L, S)``,
                 ``actions`` ``(B, L-1, A)``, with ``L = config.window``.
+            step: The trainer's optimisation step (steps already taken), which schedules such
+                as KL warm-up read; None outside training (validation, tests), where
+                schedules take their final value.
 
         Returns:
             The scalar loss to minimise, and its named terms as floats (for logging).

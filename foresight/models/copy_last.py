@@ -30,7 +30,9 @@ class CopyLast(VideoModel):
     config_class = CopyLastConfig
     trainable = False
 
-    def loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+    def loss(
+        self, batch: dict[str, torch.Tensor], step: int | None = None
+    ) -> tuple[torch.Tensor, dict[str, float]]:
         """Mean squared error of the copied frame against the true futures (nothing to learn)."""
         frames = batch[FRAMES]
         c = self.config.context_frames

@@ -238,12 +238,15 @@ class SVGDeterministic(VideoModel):
 
     # --- training -------------------------------------------------------------------------
 
-    def loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+    def loss(
+        self, batch: dict[str, torch.Tensor], step: int | None = None
+    ) -> tuple[torch.Tensor, dict[str, float]]:
         """Teacher-forced reconstruction (+ beta * KL) over every transition of the window.
 
         Args:
             batch: ``frames`` ``(B, L, C, H, W)``, ``states`` ``(B, L, S)``, ``actions``
                 ``(B, L-1, A)``.
+            step: The trainer's step (unused: seed 004 keeps beta constant).
 
         Returns:
             ``mse + beta * kl`` and the terms ``mse`` (and ``kl`` for stochastic models).
