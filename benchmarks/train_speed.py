@@ -26,15 +26,7 @@ from foresight.batch import ACTIONS, FRAMES, STATES
 from foresight.config import repo_root
 from foresight.models import build_model, load_model_config
 from foresight.models.base import ModelConfig
-from foresight.training import (
-    DistContext,
-    TrainStep,
-    make_optimizer,
-    pick_device,
-    pick_precision,
-    with_overrides,
-)
-from foresight.training.schedule import warmup_lr
+from foresight.training import DistContext, TrainStep, pick_device, pick_precision, with_overrides
 
 
 def synthetic_batch(config: ModelConfig, batch_size: int, device: torch.device):
@@ -65,22 +57,16 @@ def time_preset(name: str, device: torch.device, iters: int, warmup: int, batch_
         config.train.batch_size if device.type == "cuda" else min(config.train.batch_size, 16)
     )
     precision = pick_precision(config.train.amp, device)
-    step = TrainStep(
-        model,
-        make_optimizer(model, config.train),
-        config.train,
-        precision,
-        DistContext(device=device),
-    )
+    step = TrainStep(model, precision, DistContext(device=device))
     batch = synthetic_batch(config, b, device)
-    lr = warmup_lr(10**9, config.train.lr, config.train.warmup_steps)
+    after_warmup = 10**9  # every learning rate at its peak
     for _ in range(warmup):
-        step(batch, lr)
+        step(batch, after_warmup)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     start = time.perf_counter()
     for _ in range(iters):
-        step(batch, lr)
+        step(batch, after_warmup)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     seconds = (time.perf_counter() - start) / iters

@@ -29,18 +29,18 @@ from foresight.models import (
     load_model,
     register_model,
 )
+from foresight.models.base import OptimizerSpec
 from foresight.models.checkpoint import read_checkpoint
 from foresight.models.registry import load_model_config
 from foresight.training import (
     DistContext,
+    Optimization,
     Precision,
     TrainOptions,
     TrainStep,
-    make_optimizer,
     pick_precision,
     train,
 )
-from foresight.training.schedule import warmup_lr
 from foresight.training.state import EpochBatches, preserved_rng
 from foresight.training.trainer import config_differences
 
@@ -117,16 +117,70 @@ class TinyConv(VideoModel):
         return pred if decode_steps is None else pred[:, :, list(decode_steps)]
 
 
+@dataclass(frozen=True)
+class TinyCriticConfig(TinyConvConfig):
+    """A two-optimizer fixture's config.
+
+    Attributes:
+        critic_lr: Peak learning rate of the critic (its own schedule: no warm-up).
+        adv_weight: Weight of the critic's score in the generator's loss.
+    """
+
+    model: str = "_tiny_critic"
+    critic_lr: float = 1e-2
+    adv_weight: float = 0.05
+
+
+class TinyCritic(TinyConv):
+    """Test fixture with two optimizers: a critic scores frames, the generator fools it.
+
+    The critic steps first on ``real - fake`` scores, then the generator on MSE minus the
+    critic's score of its prediction: the shape of a GAN's alternating updates.
+    """
+
+    config_class = TinyCriticConfig
+
+    def __init__(self, config: TinyCriticConfig) -> None:
+        super().__init__(config)
+        self.critic = nn.Conv2d(3, 1, 3, padding=1)
+
+    def optimizers(self) -> dict[str, OptimizerSpec]:
+        t, c = self.config.train, self.config
+        gen = torch.optim.Adam(self.net.parameters(), lr=t.lr)
+        critic = torch.optim.Adam(self.critic.parameters(), lr=c.critic_lr, betas=(0.5, 0.9))
+        return {
+            "generator": OptimizerSpec(gen, t.lr, t.warmup_steps, t.grad_clip),
+            "critic": OptimizerSpec(critic, c.critic_lr, 0, 1.0),
+        }
+
+    def train_step(self, batch: dict[str, torch.Tensor], opt: Optimization):
+        f, s, a = batch[FRAMES], batch[STATES], batch[ACTIONS]
+        with opt.autocast():
+            x = f[:, :-1] + 0.01 * torch.randn_like(f[:, :-1])
+            pred = self.step(x.flatten(0, 1), a.flatten(0, 1), s[:, :-1].flatten(0, 1))
+            real = f[:, 1:].flatten(0, 1)
+            critic_loss = self.critic(pred.detach()).mean() - self.critic(real).mean()
+        critic_value = opt.backward_step("critic", critic_loss)
+        with opt.autocast():
+            mse = torch.mean((pred - real) ** 2)
+            gen_loss = mse - self.config.adv_weight * self.critic(pred).mean()
+        loss = opt.backward_step("generator", gen_loss)
+        return loss, {"mse": float(mse.detach()), "critic": critic_value}
+
+
 @pytest.fixture(autouse=True, scope="module")
 def _tiny_conv_registered():
     """Registered only while this module's tests run, so other modules see the real registry."""
     register_model("_tiny_conv")(TinyConv)
+    register_model("_tiny_critic")(TinyCritic)
     yield
-    del MODELS["_tiny_conv"]
+    del MODELS["_tiny_conv"], MODELS["_tiny_critic"]
 
 
 # --------------------------------------------------------------------------- helpers
-def tiny_config(tmp_path: Path, name: str = "tiny.yaml", **train_overrides) -> Path:
+def tiny_config(
+    tmp_path: Path, name: str = "tiny.yaml", model: str = "_tiny_conv", **train_overrides
+) -> Path:
     train_block = {
         "batch_size": 4,
         "lr": 3e-3,
@@ -139,7 +193,7 @@ def tiny_config(tmp_path: Path, name: str = "tiny.yaml", **train_overrides) -> P
         **train_overrides,
     }
     data = {
-        "model": "_tiny_conv",
+        "model": model,
         "image_size": 16,
         "context_frames": 2,
         "future_frames": 3,
@@ -181,8 +235,11 @@ def subprocess_env() -> dict[str, str]:
 
 # --------------------------------------------------------------------------- units
 def test_warmup_is_linear_then_constant() -> None:
-    assert [warmup_lr(s, 1.0, 4) for s in range(6)] == [0.25, 0.5, 0.75, 1.0, 1.0, 1.0]
-    assert warmup_lr(0, 2e-3, 0) == 2e-3
+    adam = torch.optim.Adam([nn.Parameter(torch.zeros(1))])
+    assert [OptimizerSpec(adam, 1.0, 4).lr_at(s) for s in range(6)] == [
+        0.25, 0.5, 0.75, 1.0, 1.0, 1.0
+    ]  # fmt: skip
+    assert OptimizerSpec(adam, 2e-3, 0).lr_at(0) == 2e-3
 
 
 def test_epoch_batches_resume_mid_epoch_and_shard_ranks() -> None:
@@ -252,14 +309,67 @@ def test_resume_is_bit_for_bit(tmp_path: Path, tiny_h5: Path) -> None:
     assert a["step"] == b["step"] == 20 and a["data"] == b["data"] == {"epoch": 1, "batch": 5}
     for key, tensor in a["state_dict"].items():
         assert torch.equal(tensor, b["state_dict"][key]), key
-    for pid, state in a["optimizer"]["state"].items():
+    for pid, state in a["optimizers"]["model"]["state"].items():
         for k, v in state.items():
-            assert torch.equal(v, b["optimizer"]["state"][pid][k]), (pid, k)
+            assert torch.equal(v, b["optimizers"]["model"]["state"][pid][k]), (pid, k)
     assert a["data"] == b["data"]
     losses_a = [(r["step"], r["loss"]) for r in records(whole, "train")]
     losses_b = [(r["step"], r["loss"]) for r in records(split, "train")]
     assert losses_a == losses_b and len(losses_a) == 20
     assert records(whole, "valid") == records(split, "valid")
+
+
+def test_resume_with_two_optimizers_is_bit_for_bit(tmp_path: Path, tiny_h5: Path) -> None:
+    cfg = tiny_config(
+        tmp_path, model="_tiny_critic", max_steps=10, eval_every=7, log_every=1, warmup_steps=4
+    )
+    whole, split = tmp_path / "whole", tmp_path / "split"
+    train(options(cfg, tiny_h5, whole))
+    cut = options(cfg, tiny_h5, split)
+    train(TrainOptions(_with_steps(cut.config, 7), tiny_h5, split, "cpu", progress=False))
+    train(options(cfg, tiny_h5, split, resume=True))
+    a, b = read_checkpoint(whole / "checkpoint.pt"), read_checkpoint(split / "checkpoint.pt")
+    assert set(a["optimizers"]) == set(a["scalers"]) == {"generator", "critic"}
+    for key, tensor in a["state_dict"].items():
+        assert torch.equal(tensor, b["state_dict"][key]), key
+    for name in ("generator", "critic"):
+        for pid, state in a["optimizers"][name]["state"].items():
+            for k, v in state.items():
+                assert torch.equal(v, b["optimizers"][name]["state"][pid][k]), (name, pid, k)
+    logged = records(whole, "train")
+    untimed = [
+        {k: v for k, v in r.items() if k not in ("seq_per_s", "train_seconds")} for r in logged
+    ]
+    assert untimed == [
+        {k: v for k, v in r.items() if k not in ("seq_per_s", "train_seconds")}
+        for r in records(split, "train")
+    ]
+    # Each optimizer follows its own schedule: the generator warms up, the critic does not.
+    assert [r["lr_generator"] for r in logged[:5]] == pytest.approx(
+        [7.5e-4, 1.5e-3, 2.25e-3, 3e-3, 3e-3]
+    )
+    assert {r["lr_critic"] for r in logged} == {1e-2}
+    assert {"grad_norm_generator", "grad_norm_critic", "critic", "mse"} <= set(logged[0])
+
+
+def test_best_checkpoint_follows_the_configured_metric(tmp_path: Path, tiny_h5: Path) -> None:
+    cfg = tiny_config(
+        tmp_path, max_steps=6, eval_every=2, eval_rollout=False, best_metric="mse",
+        best_mode="min",
+    )  # fmt: skip
+    run = tmp_path / "run"
+    train(options(cfg, tiny_h5, run))
+    valid = records(run, "valid")
+    assert [r["step"] for r in valid] == [2, 4, 6]
+    assert all("loss" in r and "mse" in r and "ssim_mean" not in r for r in valid)
+    best = read_checkpoint(run / "best.pt")["best"]
+    assert best["metric"] == "mse"
+    assert best["value"] == min(r["mse"] for r in valid)
+
+    bad = tiny_config(tmp_path, "bad.yaml", max_steps=2, best_metric="nll")
+    with pytest.raises(ForesightError, match="best_metric 'nll' is not a validation measure"):
+        train(options(bad, tiny_h5, tmp_path / "bad"))
+    assert not (tmp_path / "bad" / "checkpoint.pt").exists()
 
 
 def _with_steps(config: ModelConfig, steps: int) -> ModelConfig:
@@ -395,14 +505,13 @@ def test_mixed_precision_step_runs_the_cuda_code_path_on_cpu(
     assert precision.needs_scaler == (dtype == torch.float16)
     config = load_model_config(tiny_svg_config(tmp_path, "svg_lp"))
     model = build_model(config)
-    step = TrainStep(
-        model, make_optimizer(model, config.train), config.train, precision, DistContext()
-    )
+    step = TrainStep(model, precision, DistContext())
     batch = next(
         iter(DataLoader(SequenceDataset(tiny_h5, config.window, image_size=config.image_size), 2))
     )
     before = [p.detach().clone() for p in model.parameters()]
-    loss, terms, grad_norm = step(batch, 1e-3)
-    assert math.isfinite(loss) and math.isfinite(grad_norm) and "kl" in terms
-    assert step.scaler.is_enabled() == precision.needs_scaler
+    result = step(batch, 10)
+    assert math.isfinite(result.loss) and math.isfinite(result.grad_norm["grad_norm"])
+    assert "kl" in result.terms
+    assert step.opt.scalers["model"].is_enabled() == precision.needs_scaler
     assert any(not torch.equal(a, p) for a, p in zip(before, model.parameters(), strict=True))

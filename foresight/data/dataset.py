@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from foresight.batch import ACTIONS, FRAMES, STATES
+from foresight.batch import ACTIONS, FRAMES, STATES, frames_as
 from foresight.data.hdf5 import IMAGE_KEY, DemoFile
 from foresight.errors import DataError
 
@@ -48,10 +48,13 @@ class SequenceDataset(Dataset[dict[str, torch.Tensor]]):
         path: A dataset written by ``foresight collect``.
         length: Frames per window (context + future).
         split: ``train``, ``valid`` or ``all``.
-        image_size: Resize frames at load to this size (the file keeps its own).
+        image_size: Resize frames at load to this size; None (or the stored size) hands
+            out the stored frames without resampling.
         stride: Step between window starts within an episode.
+        frame_dtype: ``torch.float32`` (in [0, 1]) or ``torch.uint8`` (the stored 8-bit
+            intensities, exact; resized frames are rounded to the nearest level).
 
-    Items are dicts: ``frames`` ``(L, 3, S, S)`` float32 in [0, 1], ``states`` ``(L, 2)``
+    Items are dicts: ``frames`` ``(L, 3, S, S)`` in ``frame_dtype``, ``states`` ``(L, 2)``
     float32, ``actions`` ``(L-1, 2)`` float32.
     """
 
@@ -62,8 +65,12 @@ class SequenceDataset(Dataset[dict[str, torch.Tensor]]):
         split: str = "train",
         image_size: int | None = None,
         stride: int = 1,
+        frame_dtype: torch.dtype = torch.float32,
     ) -> None:
         self.path = Path(path)
+        if frame_dtype not in (torch.float32, torch.uint8):
+            raise DataError(f"frame_dtype must be torch.float32 or torch.uint8, got {frame_dtype}")
+        self.frame_dtype = frame_dtype
         if length < 2:
             raise DataError(f"windows need at least 2 frames, got length={length}")
         if stride < 1:
@@ -95,9 +102,13 @@ class SequenceDataset(Dataset[dict[str, torch.Tensor]]):
         demo, s = self.index[i]
         f = self._file
         window = slice(s, s + self.length)
-        frames = frames_to_tensor(f.read(demo, f"obs/{IMAGE_KEY}", window))
+        stored = f.read(demo, f"obs/{IMAGE_KEY}", window)  # uint8 (L, H, W, 3)
+        if self.image_size == self.source_image_size and self.frame_dtype == torch.uint8:
+            frames = torch.from_numpy(np.ascontiguousarray(stored)).permute(0, 3, 1, 2)
+        else:
+            frames = resize_frames(frames_to_tensor(stored), self.image_size)
         return {
-            FRAMES: resize_frames(frames, self.image_size),
+            FRAMES: frames_as(frames, self.frame_dtype),
             STATES: torch.from_numpy(f.read(demo, "obs/state", window)),
             ACTIONS: torch.from_numpy(f.read(demo, "actions", slice(s, s + self.length - 1))),
         }

@@ -9,12 +9,15 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import ClassVar, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 import torch
 from torch import nn
 
 from foresight.batch import ACTION_DIM, STATE_DIM
+
+if TYPE_CHECKING:
+    from foresight.training.optim import Optimization
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,13 @@ class TrainConfig:
         eval_samples: Futures sampled per validation sequence (scored as mean and best of N).
         amp: Mixed precision on CUDA (``bf16``, ``fp16`` with loss scaling, or ``off``);
             CPU always trains in float32.
+        eval_rollout: Validation rolls out ``eval_samples`` futures of
+            ``eval_future_frames`` frames and scores PSNR/SSIM per step. Off for models
+            whose sampling is too slow to run at every validation; the cheap measures of
+            :meth:`VideoModel.validation_step` (the loss, a likelihood) are always logged.
+        best_metric: Validation measure that picks ``best.pt`` (a key of the ``valid``
+            records in ``metrics.jsonl``: ``ssim_mean``, ``psnr_best``, ``loss``, ...).
+        best_mode: ``max`` if a higher ``best_metric`` is better, ``min`` if lower.
     """
 
     batch_size: int = 16
@@ -53,6 +63,41 @@ class TrainConfig:
     seed: int = 0
     eval_samples: int = 3
     amp: Literal["off", "bf16", "fp16"] = "bf16"
+    eval_rollout: bool = True
+    best_metric: str = "ssim_mean"
+    best_mode: Literal["max", "min"] = "max"
+
+
+@dataclass
+class OptimizerSpec:
+    """One optimizer a model trains with, and how the trainer drives it.
+
+    Attributes:
+        optimizer: The torch optimizer over the parameters it updates.
+        lr: Peak learning rate.
+        warmup_steps: Linear warm-up from ``lr / warmup_steps`` to ``lr``, then constant.
+        grad_clip: Max global gradient norm of its parameters (0 disables clipping).
+    """
+
+    optimizer: torch.optim.Optimizer
+    lr: float
+    warmup_steps: int = 0
+    grad_clip: float = 0.0
+
+    def lr_at(self, step: int) -> float:
+        """Learning rate of optimisation step ``step`` (0-based); override for other schedules.
+
+        Constant after warm-up, so a run extended with ``--resume --max-steps`` continues
+        exactly as a longer run would have.
+        """
+        if self.warmup_steps <= 0 or step >= self.warmup_steps:
+            return self.lr
+        return self.lr * (step + 1) / self.warmup_steps
+
+    @property
+    def params(self) -> list[nn.Parameter]:
+        """Every parameter this optimizer updates."""
+        return [p for group in self.optimizer.param_groups for p in group["params"]]
 
 
 @dataclass(frozen=True)
@@ -130,6 +175,11 @@ class VideoModel(nn.Module, ABC):
     #: False for models with no parameters to train (baselines); ``foresight train`` then
     #: only writes a checkpoint.
     trainable: ClassVar[bool] = True
+    #: dtype of ``frames`` in the batches given to :meth:`loss`, :meth:`train_step` and
+    #: :meth:`validation_step`: ``torch.float32`` in [0, 1], or ``torch.uint8`` (exact 8-bit
+    #: intensities, for models with a softmax over them). :meth:`rollout` always takes and
+    #: returns float frames in [0, 1].
+    frame_dtype: ClassVar[torch.dtype] = torch.float32
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
@@ -151,6 +201,56 @@ class VideoModel(nn.Module, ABC):
         Returns:
             The scalar loss to minimise, and its named terms as floats (for logging).
         """
+
+    def optimizers(self) -> dict[str, OptimizerSpec]:
+        """The optimizers :meth:`train_step` steps, by name.
+
+        The default is one Adam over every parameter, set by ``config.train``. A model that
+        needs several (a GAN's generator and discriminator, each with its own rate) returns
+        one spec per name; checkpoints keep each optimizer's state under its name.
+        """
+        t = self.config.train
+        adam = torch.optim.Adam(
+            self.parameters(), lr=t.lr, betas=t.betas, weight_decay=t.weight_decay
+        )
+        return {"model": OptimizerSpec(adam, t.lr, t.warmup_steps, t.grad_clip)}
+
+    def train_step(
+        self, batch: dict[str, torch.Tensor], opt: Optimization
+    ) -> tuple[float, dict[str, float]]:
+        """One optimisation step on ``batch``: by default, minimise :meth:`loss` with "model".
+
+        Override for other schemes (e.g. alternating discriminator and generator updates):
+        run forward passes under ``opt.autocast()``, read schedules from ``opt.step``, and hand
+        each loss to ``opt.backward_step(name, loss)``, which does the (scaled) backward,
+        gradient averaging across processes, clipping and the update of that optimizer.
+
+        Args:
+            batch: Training windows (see :meth:`loss`), on the model's device.
+            opt: The trainer's optimizers, step counter and precision.
+
+        Returns:
+            The loss to log (averaged over processes) and named terms as floats.
+        """
+        with opt.autocast():
+            loss, terms = self.loss(batch, step=opt.step)
+        return opt.backward_step("model", loss), terms
+
+    def validation_step(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
+        """Cheap validation measures of one batch of training-length windows.
+
+        The default is the loss (schedules at their final value) and its terms. Models with a
+        likelihood may add, e.g., the negative log-likelihood in nats per dimension. Averaged
+        over the validation windows and logged in the ``valid`` records of ``metrics.jsonl``.
+
+        Args:
+            batch: Windows of ``config.window`` frames, frames in :attr:`frame_dtype`.
+
+        Returns:
+            Measures averaged over the batch.
+        """
+        loss, terms = self.loss(batch)
+        return {"loss": float(loss), **terms}
 
     @abstractmethod
     def rollout(

@@ -1,23 +1,24 @@
 """Training any registered video model: the loop, DDP, mixed precision, resumable state."""
 
 from foresight.training.distributed import DistContext, pick_device
+from foresight.training.optim import NonFiniteLoss, Optimization
 from foresight.training.precision import Precision, pick_precision
 from foresight.training.trainer import (
     TrainOptions,
     TrainResult,
     TrainStep,
-    make_optimizer,
     train,
     with_overrides,
 )
 
 __all__ = [
     "DistContext",
+    "NonFiniteLoss",
+    "Optimization",
     "Precision",
     "TrainOptions",
     "TrainResult",
     "TrainStep",
-    "make_optimizer",
     "pick_device",
     "pick_precision",
     "train",

@@ -1,9 +1,12 @@
-"""Train any registered :class:`VideoModel` through its ``loss``; validate through ``rollout``.
+"""Train any registered :class:`VideoModel` through its ``train_step``; validate it.
 
-One loop for every model, device and process count: Adam with linear warm-up and gradient
-clipping, autocast on CUDA, DDP under torchrun, a ``metrics.jsonl`` log, validation strips,
-and checkpoints that let ``--resume`` continue bit-for-bit (weights, optimizer, loss scaler,
-step, every RNG, and the position in the data order).
+One loop for every model, device and process count. The model owns its optimisation (its
+``optimizers()`` and ``train_step``; by default one Adam over its ``loss`` with linear warm-up
+and gradient clipping); the loop supplies the step counter, autocast on CUDA, gradient
+averaging under torchrun (:mod:`foresight.training.optim`), a ``metrics.jsonl`` log,
+validation (:mod:`foresight.training.validation`) and checkpoints that let ``--resume``
+continue bit-for-bit (weights, every optimizer and loss scaler by name, step, every RNG, and
+the position in the data order).
 """
 
 from __future__ import annotations
@@ -23,21 +26,19 @@ import torch.distributed as dist
 import yaml
 from rich.console import Console
 from rich.progress import TextColumn
-from torch import nn
-from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
 from foresight.config import to_dict
 from foresight.data.dataset import SequenceDataset
 from foresight.errors import CheckpointError, ConfigError, DataError, ForesightError
 from foresight.io import atomic_write_text
-from foresight.models.base import ModelConfig, TrainConfig, VideoModel
+from foresight.models.base import ModelConfig, VideoModel
 from foresight.models.checkpoint import read_checkpoint, save_checkpoint
-from foresight.models.registry import build_model
+from foresight.models.registry import build_model, config_from_dict
 from foresight.progress import make_progress
-from foresight.training.distributed import DistContext, barrier, mean_across, setup, teardown
+from foresight.training.distributed import DistContext, barrier, setup, teardown
+from foresight.training.optim import NonFiniteLoss, Optimization
 from foresight.training.precision import Precision, pick_precision
-from foresight.training.schedule import set_lr, warmup_lr
 from foresight.training.state import (
     EpochBatches,
     derived_seed,
@@ -45,7 +46,12 @@ from foresight.training.state import (
     seed_everything,
     set_rng_state,
 )
-from foresight.training.validation import ValidationSet, make_validation_set, validate
+from foresight.training.validation import (
+    ValidationSet,
+    check_best_metric,
+    make_validation_set,
+    validate,
+)
 
 CHECKPOINT = "checkpoint.pt"
 BEST = "best.pt"
@@ -97,14 +103,6 @@ class TrainResult:
     main: bool = True
 
 
-class NonFiniteLoss(Exception):
-    """The loss of a step was NaN or infinite (raised before any weight changed)."""
-
-    def __init__(self, value: float) -> None:
-        super().__init__(f"loss is {value}")
-        self.value = value
-
-
 def with_overrides(
     config: ModelConfig, max_steps: int | None = None, seed: int | None = None
 ) -> ModelConfig:
@@ -119,89 +117,58 @@ def with_overrides(
     return dataclasses.replace(config, train=dataclasses.replace(config.train, **changes))
 
 
-def make_optimizer(model: nn.Module, train: TrainConfig) -> torch.optim.Adam:
-    """Adam over the model's parameters (the LR is set every step by the warm-up schedule)."""
-    return torch.optim.Adam(
-        model.parameters(), lr=train.lr, betas=train.betas, weight_decay=train.weight_decay
-    )
-
-
-class _LossForward(nn.Module):
-    """Exposes ``model.loss`` as ``forward`` so DDP can hook it and average gradients."""
-
-    def __init__(self, model: VideoModel) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
-        return self.model.loss(batch)
-
-
 class TrainStep:
-    """One optimisation step: autocast forward, (scaled) backward, clip, Adam.
+    """One optimisation step: the model's ``train_step`` under the trainer's optimizers.
 
     Shared by the trainer and ``benchmarks/train_speed.py`` so the benchmark times exactly
     what training runs.
 
     Args:
         model: The model to train (already on ``ctx.device``).
-        optimizer: Its optimizer.
-        train: Optimisation settings (gradient clipping).
         precision: Autocast/loss-scaling settings.
-        ctx: Process-group context; under DDP the model is wrapped here.
+        ctx: Process-group context.
     """
 
-    def __init__(
-        self,
-        model: VideoModel,
-        optimizer: torch.optim.Optimizer,
-        train: TrainConfig,
-        precision: Precision,
-        ctx: DistContext,
-    ) -> None:
+    def __init__(self, model: VideoModel, precision: Precision, ctx: DistContext) -> None:
         self.model = model
-        self.optimizer = optimizer
-        self.grad_clip = train.grad_clip
-        self.precision = precision
-        self.ctx = ctx
-        self.scaler = precision.grad_scaler()
-        forward: nn.Module = _LossForward(model)
-        if ctx.distributed:
-            # Models may leave parts unused in a step (e.g. a prior that only some variants
-            # train), which plain DDP reports as an error.
-            forward = DistributedDataParallel(
-                forward,
-                device_ids=[ctx.device] if ctx.device.type == "cuda" else None,
-                find_unused_parameters=True,
-            )
-        self.forward = forward
+        self.opt = Optimization(model, precision, ctx)
 
-    def __call__(
-        self, batch: dict[str, torch.Tensor], lr: float
-    ) -> tuple[float, dict[str, float], float]:
-        """Take one step on ``batch`` (on the device) at learning rate ``lr``.
-
-        Returns:
-            The loss (averaged over processes), the model's loss terms (this process), and
-            the gradient norm before clipping.
+    def __call__(self, batch: dict[str, torch.Tensor], step: int) -> StepResult:
+        """Take optimisation step ``step`` (0-based) on ``batch`` (on the device).
 
         Raises:
-            NonFiniteLoss: The loss was NaN/inf on some process; no weight was changed.
+            NonFiniteLoss: A loss was NaN/inf on some process; its optimizer was not stepped.
         """
-        set_lr(self.optimizer, lr)
-        with self.precision.autocast():
-            loss, terms = self.forward(batch)
-        value = float(mean_across(self.ctx, loss.detach().float()))
-        if not math.isfinite(value):
-            raise NonFiniteLoss(value)
-        self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()
-        self.scaler.unscale_(self.optimizer)
-        limit = self.grad_clip if self.grad_clip > 0 else math.inf
-        grad_norm = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), limit))
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-        return value, terms, grad_norm
+        rates = self.opt.begin(step)
+        loss, terms = self.model.train_step(batch, self.opt)
+        grad_norms = _by_optimizer("grad_norm", self.opt.grad_norms)
+        return StepResult(loss, terms, _by_optimizer("lr", rates), grad_norms)
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """What one optimisation step reports.
+
+    Attributes:
+        loss: The loss ``train_step`` returned (averaged over processes).
+        terms: The model's named loss terms (this process).
+        lr: Learning rate per optimizer: ``lr`` for the default single optimizer, else
+            ``lr_<name>``.
+        grad_norm: Gradient norm before clipping, keyed like ``lr`` (``grad_norm``,
+            ``grad_norm_<name>``).
+    """
+
+    loss: float
+    terms: dict[str, float]
+    lr: dict[str, float]
+    grad_norm: dict[str, float]
+
+
+def _by_optimizer(key: str, values: dict[str, float]) -> dict[str, float]:
+    """``{key: v}`` for the single default optimizer, else ``{key_<name>: v}`` per optimizer."""
+    if list(values) == ["model"]:
+        return {key: values["model"]}
+    return {f"{key}_{name}": v for name, v in values.items()}
 
 
 def train(options: TrainOptions) -> TrainResult:
@@ -298,17 +265,20 @@ class _Run:
                 f"--resume: {ckpt} holds model '{payload['model']}', not '{self.config.model}'; "
                 "use the config it was trained with or choose another --out"
             )
+        try:
+            # Through the dataclass, so fields added since the checkpoint take their defaults.
+            saved = to_dict(config_from_dict(payload["config"], f"checkpoint {ckpt}"))
+        except ConfigError as err:
+            raise CheckpointError(f"--resume: {err}; use the version that wrote it") from err
         changed = [
-            k
-            for k in config_differences(payload["config"], to_dict(self.config))
-            if k not in RESUMABLE_CHANGES
+            k for k in config_differences(saved, to_dict(self.config)) if k not in RESUMABLE_CHANGES
         ]
         if changed:
             raise CheckpointError(
                 f"--resume: {ckpt} was trained with a different config ({', '.join(changed)} "
                 f"differ; see {self.out / CONFIG}); use that config or choose another --out"
             )
-        if "optimizer" not in payload or "step" not in payload:
+        if not ({"optimizer", "optimizers"} & set(payload)) or "step" not in payload:
             raise CheckpointError(f"--resume: {ckpt} lacks the training state; it cannot resume")
         return payload
 
@@ -331,8 +301,7 @@ class _Run:
                 "dataset": str(self.options.data),
             }
             if step_fn is not None:
-                extra["optimizer"] = step_fn.optimizer.state_dict()
-                extra["scaler"] = step_fn.scaler.state_dict()
+                extra.update(step_fn.opt.state_dict())
             save_checkpoint(self.out / CHECKPOINT, model, **extra)
         self.last_saved = step
 
@@ -347,12 +316,9 @@ class _Run:
                     model, vset, step, self.ctx.device, self.precision, self.out / SAMPLES
                 )
                 self._log(record)
-                self.console.print(
-                    f"step {step}: valid psnr {record['psnr_mean']:.2f} "
-                    f"(best of {record['num_samples']} {record['psnr_best']:.2f}), ssim "
-                    f"{record['ssim_mean']:.4f} (best {record['ssim_best']:.4f})"
-                )
-                key, value, higher = "ssim_mean", record["ssim_mean"], True
+                self.console.print(f"step {step}: valid " + _summary(record))
+                key, higher = self.tc.best_metric, self.tc.best_mode == "max"
+                value = record[key]
             else:
                 key, value, higher = "train_loss", train_loss, False
             if value is not None and (
@@ -391,8 +357,9 @@ class _Run:
                 f"{self.config.window} frames, fewer than one batch per process "
                 f"({self.tc.batch_size}); lower train.batch_size or collect more episodes"
             )
-        optimizer = make_optimizer(model, self.tc)
-        step_fn = TrainStep(model, optimizer, self.tc, self.precision, self.ctx)
+        if self.ctx.is_main:
+            check_best_metric(model, vset, self.ctx.device)
+        step_fn = TrainStep(model, self.precision, self.ctx)
         step, position = 0, (0, 0)
         if payload is not None:
             step, position = self._restore(payload, model, step_fn)
@@ -430,9 +397,15 @@ class _Run:
         self, payload: dict[str, Any], model: VideoModel, step_fn: TrainStep
     ) -> tuple[int, tuple[int, int]]:
         model.load_state_dict(payload["state_dict"])
-        step_fn.optimizer.load_state_dict(payload["optimizer"])
-        if payload.get("scaler"):
-            step_fn.scaler.load_state_dict(payload["scaler"])
+        if "optimizers" in payload:
+            state = {"optimizers": payload["optimizers"], "scalers": payload.get("scalers")}
+        else:  # written before models owned their optimizers: one Adam, "model"
+            state = {"optimizers": {"model": payload["optimizer"]}}
+            state["scalers"] = {"model": payload["scaler"]} if payload.get("scaler") else {}
+        try:
+            step_fn.opt.load_state_dict(state)
+        except ValueError as err:
+            raise CheckpointError(f"--resume: {err}; it cannot resume this model") from err
         self.best = dict(payload.get("best") or {})
         self.train_seconds = float(payload.get("train_seconds", 0.0))
         self.last_saved = int(payload["step"])
@@ -498,9 +471,8 @@ class _Run:
                 start = time.perf_counter()
                 position, batch = next(stream)
                 batch = {k: v.to(self.ctx.device, non_blocking=True) for k, v in batch.items()}
-                lr = warmup_lr(step, tc.lr, tc.warmup_steps)
                 try:
-                    loss, terms, grad_norm = step_fn(batch, lr)
+                    result = step_fn(batch, step)
                 except NonFiniteLoss as err:
                     self._log({"step": step + 1, "split": "train", "event": "non_finite_loss"})
                     kept = (
@@ -519,7 +491,8 @@ class _Run:
                 interval_time += elapsed
                 self.train_seconds += elapsed
                 interval_steps += 1
-                for k, v in {"loss": loss, "grad_norm": grad_norm, **terms}.items():
+                loss = result.loss
+                for k, v in {"loss": loss, **result.terms, **result.grad_norm}.items():
                     sums[k] = sums.get(k, 0.0) + float(v)
                 if show:
                     progress.update(task, completed=step, loss=f"{loss:.4f}")
@@ -530,7 +503,7 @@ class _Run:
                             "step": step,
                             "split": "train",
                             **{k: v / interval_steps for k, v in sums.items()},
-                            "lr": lr,
+                            **result.lr,
                             "seq_per_s": interval_steps
                             * tc.batch_size
                             * self.ctx.world_size
@@ -547,3 +520,15 @@ class _Run:
             # Resumed at or past max_steps: nothing ran, but the run folder stays complete.
             self._save(model, step, step_fn, position)
         return step
+
+
+def _summary(record: dict[str, Any]) -> str:
+    """One console line of a validation record: rollout scores, else the model's measures."""
+    if "psnr_mean" in record:
+        return (
+            f"psnr {record['psnr_mean']:.2f} (best of {record['num_samples']} "
+            f"{record['psnr_best']:.2f}), ssim {record['ssim_mean']:.4f} "
+            f"(best {record['ssim_best']:.4f})"
+        )
+    skip = {"step", "split", "sequences"}
+    return ", ".join(f"{k} {v:.4g}" for k, v in record.items() if k not in skip) or "no measures"

@@ -1,10 +1,14 @@
-"""Validation during training: rollouts on held-out episodes scored per future step.
+"""Validation during training: the model's own cheap measures, and scored rollouts.
 
 The validation windows hold ``context_frames + eval_future_frames`` frames (longer than the
 training windows, as in the BAIR protocol of Denton & Fergus 2018: train on 2+10, judge on
-2+28). The model imagines ``eval_samples`` futures per window from the true actions; PSNR and
-SSIM (:mod:`foresight.metrics`) are reported per step as mean-of-N and best-of-N, with PNG and
-GIF strips of true against imagined futures.
+2+28). On their first ``window`` frames the model's
+:meth:`~foresight.models.base.VideoModel.validation_step` gives its cheap measures (the loss;
+a likelihood for models that have one). With ``train.eval_rollout`` the model also imagines
+``eval_samples`` futures per window from the true actions; PSNR and SSIM
+(:mod:`foresight.metrics`) are reported per step as mean-of-N and best-of-N, with PNG and GIF
+strips of true against imagined futures. ``train.best_metric`` names the measure that picks
+``best.pt``.
 """
 
 from __future__ import annotations
@@ -16,10 +20,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from foresight.batch import ACTIONS, FRAMES, STATES
+from foresight.batch import ACTIONS, FRAMES, STATES, frames_as
 from foresight.data.dataset import SequenceDataset
 from foresight.data.hdf5 import DemoFile
-from foresight.errors import DataError
+from foresight.errors import ConfigError, DataError
 from foresight.metrics import FRAME_METRICS, rollout_scores
 from foresight.models.base import ModelConfig, VideoModel
 from foresight.training.precision import Precision
@@ -94,6 +98,50 @@ def _batches(vset: ValidationSet, batch_size: int) -> list[dict[str, torch.Tenso
     return out
 
 
+def rollout_measures() -> list[str]:
+    """Keys of the scored-rollout measures in a ``valid`` record (``psnr_mean``, ...)."""
+    return [f"{m.name}_{kind}" for m in FRAME_METRICS for kind in ("mean", "best")]
+
+
+def _window(batch: dict[str, torch.Tensor], model: VideoModel) -> dict[str, torch.Tensor] | None:
+    """The first training window of each validation sequence, frames in the model's dtype."""
+    length = model.config.window
+    if batch[FRAMES].shape[1] < length:
+        return None
+    return {
+        FRAMES: frames_as(batch[FRAMES][:, :length], type(model).frame_dtype),
+        STATES: batch[STATES][:, :length],
+        ACTIONS: batch[ACTIONS][:, : length - 1],
+    }
+
+
+@torch.no_grad()
+def check_best_metric(model: VideoModel, vset: ValidationSet, device: torch.device) -> None:
+    """Fail before training if ``train.best_metric`` is not a measure validation will log.
+
+    Raises:
+        ConfigError: The metric is not among the validation measures of this model.
+    """
+    train = model.config.train
+    available = rollout_measures() if train.eval_rollout else []
+    if train.best_metric in available or vset.dataset is None:
+        return
+    was_training = model.training
+    model.eval()
+    with preserved_rng():
+        batch = {k: v.to(device) for k, v in _batches(vset, 1)[0].items()}
+        window = _window(batch, model)
+        if window is not None:
+            available += list(model.validation_step(window))
+    model.train(was_training)
+    if train.best_metric not in available:
+        raise ConfigError(
+            f"train.best_metric '{train.best_metric}' is not a validation measure of "
+            f"{model.config.model} (available: {', '.join(available) or 'none'}); set "
+            "train.best_metric and train.best_mode in the model config"
+        )
+
+
 @torch.no_grad()
 def validate(
     model: VideoModel,
@@ -103,7 +151,7 @@ def validate(
     precision: Precision,
     samples_dir: Path | None,
 ) -> dict[str, Any]:
-    """Score rollouts on the validation set; write strips to ``samples_dir``.
+    """The model's validation measures and, with ``train.eval_rollout``, scored rollouts.
 
     Sampling uses its own seeded generator (the same every validation, so scores at different
     steps differ only by the model) and leaves the global generators as they were, so
@@ -118,16 +166,19 @@ def validate(
         samples_dir: Folder for ``step_<step>.png``/``.gif`` (None: no pictures).
 
     Returns:
-        A metrics record: ``split: valid``, ``step``, the validation ``loss`` (when the windows
-        are at least a training window long) and, for each metric, ``<m>_mean``, ``<m>_best``
-        (averaged over steps) and ``<m>_mean_per_step``, ``<m>_best_per_step``.
+        A metrics record: ``split: valid``, ``step``, the measures of
+        :meth:`~foresight.models.base.VideoModel.validation_step` (``loss``, ...; when the
+        windows are at least a training window long) and, for rollouts, for each metric
+        ``<m>_mean``, ``<m>_best`` (averaged over steps) and ``<m>_mean_per_step``,
+        ``<m>_best_per_step``.
     """
     config = model.config
     c, n = config.context_frames, config.train.eval_samples
+    rollouts = config.train.eval_rollout
     was_training = model.training
     model.eval()
     sums: dict[str, dict[str, torch.Tensor]] = {}
-    losses: list[float] = []
+    measures: dict[str, float] = {}
     count = 0
     strip: tuple[torch.Tensor, torch.Tensor] | None = None
     with preserved_rng():
@@ -136,24 +187,24 @@ def validate(
         for batch in _batches(vset, config.train.batch_size):
             batch = {k: v.to(device) for k, v in batch.items()}
             frames = batch[FRAMES]
+            window = _window(batch, model)
             with precision.autocast():
-                pred = model.rollout(
-                    frames[:, :c], batch[STATES][:, :c], batch[ACTIONS], n, generator=gen
-                )
-                if frames.shape[1] >= config.window:
-                    window = {
-                        FRAMES: frames[:, : config.window],
-                        STATES: batch[STATES][:, : config.window],
-                        ACTIONS: batch[ACTIONS][:, : config.window - 1],
-                    }
-                    losses.append(float(model.loss(window)[0]) * len(frames))
+                if rollouts:
+                    pred = model.rollout(
+                        frames[:, :c], batch[STATES][:, :c], batch[ACTIONS], n, generator=gen
+                    )
+                if window is not None:
+                    for key, value in model.validation_step(window).items():
+                        measures[key] = measures.get(key, 0.0) + float(value) * len(frames)
+            count += len(frames)
+            if not rollouts:
+                continue
             pred = pred.float()
             scores = rollout_scores(pred, frames[:, c:])
             for name, kinds in scores.items():
                 for kind, per_seq in kinds.items():
                     acc = sums.setdefault(name, {}).get(kind, 0.0)
                     sums[name][kind] = acc + per_seq.sum(dim=0)
-            count += len(frames)
             if strip is None:
                 strip = (
                     frames[:STRIP_SEQUENCES].cpu(),
@@ -161,10 +212,10 @@ def validate(
                 )
     model.train(was_training)
     record: dict[str, Any] = {"step": step, "split": "valid", "sequences": count}
-    record.update({"num_samples": n, "future_frames": vset.future_frames})
-    if losses:
-        record["loss"] = sum(losses) / count
-    for metric in FRAME_METRICS:
+    record.update({k: v / count for k, v in measures.items()})
+    if rollouts:
+        record.update({"num_samples": n, "future_frames": vset.future_frames})
+    for metric in FRAME_METRICS if rollouts else ():
         for kind, total in sums[metric.name].items():
             curve = (total / count).tolist()
             record[f"{metric.name}_{kind}"] = float(np.mean(curve))
