@@ -12,7 +12,7 @@ import dataclasses
 import pytest
 import torch
 
-from foresight.batch import ACTIONS, FRAMES, STATES
+from foresight.batch import ACTIONS, FRAMES, STATES, frames_as
 from foresight.config import repo_root, to_dict
 from foresight.models import (
     MODELS,
@@ -23,6 +23,7 @@ from foresight.models import (
     load_model_config,
     save_checkpoint,
 )
+from foresight.training import DistContext, Precision, TrainStep
 
 #: Tiny sizes, applied to whichever of these fields a model's config has.
 TINY = {
@@ -55,8 +56,9 @@ def make_batch(model: VideoModel, batch: int = B, seed: int = 0) -> dict[str, to
     c = model.config
     g = torch.Generator().manual_seed(seed)
     length = c.window
+    frames = torch.rand(batch, length, 3, c.image_size, c.image_size, generator=g)
     return {
-        FRAMES: torch.rand(batch, length, 3, c.image_size, c.image_size, generator=g),
+        FRAMES: frames_as(frames, type(model).frame_dtype),
         STATES: torch.rand(batch, length, c.state_dim, generator=g) * 0.5 - 0.25,
         ACTIONS: torch.rand(batch, length - 1, c.action_dim, generator=g) * 2 - 1,
     }
@@ -79,14 +81,12 @@ def seeded_rollout(model: VideoModel, inputs: tuple[torch.Tensor, ...], seed: in
 
 
 def train_steps(model: VideoModel, steps: int = 2) -> None:
-    """A few Adam steps, so weights and normalisation statistics leave their initial values."""
+    """A few of the model's own training steps (past LR warm-up), so weights and
+    normalisation statistics leave their initial values."""
     model.train()
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    step = TrainStep(model, Precision("cpu"), DistContext())
     for i in range(steps):
-        opt.zero_grad()
-        loss, _ = model.loss(make_batch(model, seed=i))
-        loss.backward()
-        opt.step()
+        step(make_batch(model, seed=i), 10**6 + i)
     model.eval()
 
 
@@ -131,6 +131,30 @@ def test_loss_is_finite_and_backward_gives_finite_grads(name):
     grads = [p.grad for p in model.parameters() if p.requires_grad]
     assert grads and all(g is not None and torch.isfinite(g).all() for g in grads)
     assert sum(float(g.abs().sum()) for g in grads) > 0
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if MODELS[n].trainable])
+def test_optimizers_cover_every_parameter_once_and_train_step_updates_them(name):
+    model = tiny_model(name)
+    specs = model.optimizers()
+    owned = [id(p) for spec in specs.values() for p in spec.params]
+    assert len(owned) == len(set(owned)), "a parameter is in two optimizers"
+    assert set(owned) == {id(p) for p in model.parameters() if p.requires_grad}
+    before = [p.detach().clone() for p in model.parameters()]
+    result = TrainStep(model, Precision("cpu"), DistContext())(make_batch(model), 10**6)
+    assert isinstance(result.loss, float) and result.loss == result.loss
+    assert all(v == v for v in (*result.terms.values(), *result.grad_norm.values()))
+    assert len(result.lr) == len(result.grad_norm) == len(specs)
+    changed = [not torch.equal(a, p) for a, p in zip(before, model.parameters(), strict=True)]
+    assert all(changed), "the training step left some parameters untouched"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_validation_step_gives_finite_measures(name):
+    model = tiny_model(name).eval()
+    with torch.no_grad():
+        measures = model.validation_step(make_batch(model))
+    assert measures and all(isinstance(v, float) and v == v for v in measures.values())
 
 
 @pytest.mark.parametrize("name", NAMES)
