@@ -37,8 +37,8 @@ import torch.nn.functional as F
 from foresight.batch import ACTIONS, FRAMES, STATES
 from foresight.models.base import ModelConfig, VideoModel
 from foresight.models.layers import (
-    ConvDecoder,
-    ConvEncoder,
+    BACKBONES,
+    BackboneName,
     GaussianLSTM,
     LSTMStack,
     conv_levels,
@@ -58,6 +58,9 @@ class SVGDetConfig(ModelConfig):
     """Deterministic SVG: encoder, predictor LSTM, decoder.
 
     Attributes:
+        backbone: Frame encoder/decoder (:data:`~foresight.models.layers.BACKBONES`):
+            ``dcgan`` (the default, and every checkpoint saved before this field existed) or
+            ``vgg``, the authors' BAIR one (``--model vgg``, the ``paper`` presets).
         channels: Width of the first encoder level (doubles per level; 64 in the paper).
         g_dim: Frame embedding size (128 in the paper).
         rnn_size: Width of every LSTM (256 in the paper).
@@ -67,6 +70,7 @@ class SVGDetConfig(ModelConfig):
     """
 
     model: str = "svg_det"
+    backbone: BackboneName = "dcgan"
     channels: int = 32
     g_dim: int = 128
     rnn_size: int = 256
@@ -74,7 +78,7 @@ class SVGDetConfig(ModelConfig):
     state_scale: float = 4.0
 
     def __post_init__(self) -> None:
-        conv_levels(self.image_size)  # raises for sizes the DCGAN layout cannot take
+        conv_levels(self.image_size)  # raises for sizes neither backbone can take
         for name in ("channels", "g_dim", "rnn_size", "predictor_layers", "context_frames"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
@@ -148,8 +152,9 @@ class SVGDeterministic(VideoModel):
         super().__init__(config)
         c = config
         self.cond_dim = c.action_dim + c.state_dim
-        self.encoder = ConvEncoder(c.image_size, 3, c.channels, c.g_dim)
-        self.decoder = ConvDecoder(c.image_size, 3, c.channels, c.g_dim)
+        backbone = BACKBONES[c.backbone]
+        self.encoder = backbone.encoder(c.image_size, 3, c.channels, c.g_dim)
+        self.decoder = backbone.decoder(c.image_size, 3, c.channels, c.g_dim)
         self.predictor = LSTMStack(
             c.g_dim + self.z_dim + self.cond_dim, c.rnn_size, c.predictor_layers, c.g_dim
         )
