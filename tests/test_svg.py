@@ -99,6 +99,16 @@ def test_stochastic_svg_loss_is_mse_plus_beta_kl(name):
     assert loss.item() == pytest.approx(terms["mse"] + model.config.beta * terms["kl"], rel=1e-5)
 
 
+def test_kl_weight_warms_up_with_the_trainers_step():
+    model = small_model("svg_lp", image_size=16, future_frames=3, beta=1e-2, beta_warmup_steps=4)
+    batch = random_batch(model)
+    for step, factor in ((0, 0.25), (1, 0.5), (3, 1.0), (100, 1.0), (None, 1.0)):
+        torch.manual_seed(0)  # the same posterior samples at every step
+        loss, terms = model.loss(batch, step=step)
+        expected = terms["mse"] + factor * 1e-2 * terms["kl"]
+        assert loss.item() == pytest.approx(expected, rel=1e-5), step
+
+
 def test_deterministic_svg_has_no_kl_term():
     model = small_model("svg_det", image_size=16, future_frames=3)
     loss, terms = model.loss(random_batch(model))

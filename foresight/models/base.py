@@ -68,6 +68,18 @@ class TrainConfig:
     best_mode: Literal["max", "min"] = "max"
 
 
+def warmup_factor(step: int | None, warmup_steps: int) -> float:
+    """Linear ramp ``(step + 1) / warmup_steps`` up to 1, for LR and KL-weight warm-ups.
+
+    Args:
+        step: The trainer's optimisation step (0-based); None (outside training) gives 1.
+        warmup_steps: Steps of the ramp (0 or less: no ramp).
+    """
+    if step is None or warmup_steps <= 0 or step >= warmup_steps:
+        return 1.0
+    return (step + 1) / warmup_steps
+
+
 @dataclass
 class OptimizerSpec:
     """One optimizer a model trains with, and how the trainer drives it.
@@ -90,9 +102,7 @@ class OptimizerSpec:
         Constant after warm-up, so a run extended with ``--resume --max-steps`` continues
         exactly as a longer run would have.
         """
-        if self.warmup_steps <= 0 or step >= self.warmup_steps:
-            return self.lr
-        return self.lr * (step + 1) / self.warmup_steps
+        return self.lr * warmup_factor(step, self.warmup_steps)
 
     @property
     def params(self) -> list[nn.Parameter]:

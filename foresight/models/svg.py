@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 
 from foresight.batch import ACTIONS, FRAMES, STATES
-from foresight.models.base import ModelConfig, VideoModel
+from foresight.models.base import ModelConfig, VideoModel, warmup_factor
 from foresight.models.layers import (
     BACKBONES,
     BackboneName,
@@ -92,12 +92,15 @@ class SVGFPConfig(SVGDetConfig):
         z_dim: Latent size per step (64 in the paper).
         posterior_layers: Layers of the posterior LSTM (1 in the paper).
         beta: Weight of the KL term (1e-4 in the paper).
+        beta_warmup_steps: Training steps over which the KL weight ramps linearly from
+            ``beta / beta_warmup_steps`` to ``beta`` (0 in the paper: constant beta).
     """
 
     model: str = "svg_fp"
     z_dim: int = 16
     posterior_layers: int = 1
     beta: float = 1e-4
+    beta_warmup_steps: int = 0
 
 
 @dataclass(frozen=True)
@@ -142,7 +145,7 @@ class SVGDeterministic(VideoModel):
     The predictor sees ``[h_t, z_{t+1}, a_t, s_t]``; here ``z`` is empty. ``s_t`` is the
     robot state of frame ``t`` while that frame is observed and the last observed state after
     it (never a true future state, which a planner cannot know). Subclasses add the latent by
-    overriding the three ``_latent_*`` hooks, :attr:`z_dim` and :attr:`beta`.
+    overriding the three ``_latent_*`` hooks, :attr:`z_dim` and :meth:`beta`.
     """
 
     config_class = SVGDetConfig
@@ -164,9 +167,8 @@ class SVGDeterministic(VideoModel):
         """Latent size per step (none here)."""
         return 0
 
-    @property
-    def beta(self) -> float:
-        """Weight of the KL term (no KL here)."""
+    def beta(self, step: int | None = None) -> float:
+        """Weight of the KL term at training step ``step`` (no KL here)."""
         return 0.0
 
     # --- latent hooks ---------------------------------------------------------------------
@@ -251,7 +253,8 @@ class SVGDeterministic(VideoModel):
         Args:
             batch: ``frames`` ``(B, L, C, H, W)``, ``states`` ``(B, L, S)``, ``actions``
                 ``(B, L-1, A)``.
-            step: The trainer's step (unused: seed 004 keeps beta constant).
+            step: The trainer's step, which the KL weight's warm-up reads (seed 004 keeps
+                beta constant: ``beta_warmup_steps: 0``).
 
         Returns:
             ``mse + beta * kl`` and the terms ``mse`` (and ``kl`` for stochastic models).
@@ -273,7 +276,7 @@ class SVGDeterministic(VideoModel):
         if kl is None:
             return mse, {"mse": float(mse.detach())}
         kl_mean = kl.mean()
-        total = mse + self.beta * kl_mean
+        total = mse + self.beta(step) * kl_mean
         return total, {"mse": float(mse.detach()), "kl": float(kl_mean.detach())}
 
     # --- imagination ----------------------------------------------------------------------
@@ -373,10 +376,9 @@ class SVGFixedPrior(SVGDeterministic):
         """Latent size per step."""
         return self.config.z_dim
 
-    @property
-    def beta(self) -> float:
-        """Weight of the KL term."""
-        return self.config.beta
+    def beta(self, step: int | None = None) -> float:
+        """Weight of the KL term at training step ``step`` (its final value when None)."""
+        return self.config.beta * warmup_factor(step, self.config.beta_warmup_steps)
 
     def _prior(
         self, h_in: torch.Tensor, cond: torch.Tensor, state: LSTMState | None
