@@ -6,9 +6,9 @@ the registry of that class gives the typed config, so each block only accepts it
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -16,6 +16,10 @@ from foresight.config import from_dict, resolve_config, to_dict
 from foresight.errors import ConfigError
 from foresight.planners.costs import CostConfig, ObjectCostConfig, cost_from_dict
 from foresight.planners.optimizers import CEMConfig, OptimizerConfig, optimizer_from_dict
+from foresight.results import EffectiveBudget
+
+if TYPE_CHECKING:
+    from foresight.models import PlanBudget
 
 
 @dataclass(frozen=True)
@@ -84,3 +88,45 @@ def planner_to_dict(config: PlannerConfig) -> dict[str, Any]:
         "num_samples": config.num_samples,
         "batch_size": config.batch_size,
     }
+
+
+def apply_budget(
+    planner: PlannerConfig, budget: PlanBudget | None
+) -> tuple[PlannerConfig, EffectiveBudget]:
+    """The planner with a model's budget (its config's ``plan:`` block) on top of the preset's.
+
+    Fields the model leaves None keep the preset's value. Iterations apply to every optimizer
+    that iterates (CEM and MPPI both do). When the model changes CEM's samples, its elites keep
+    their share of the samples (at least 2, so the refit still has a spread).
+
+    Args:
+        planner: The planner preset or YAML as loaded.
+        budget: The model's ``plan`` block (None: a planner without a model, e.g. the oracle).
+
+    Returns:
+        The planner to run, and the budget it runs with.
+    """
+    fields = ("samples", "iterations", "batch_size", "num_samples")
+    asked = {k: getattr(budget, k) for k in fields if getattr(budget, k, None) is not None}
+    optimizer = planner.optimizer
+    changes = {k: asked[k] for k in ("samples", "iterations") if k in asked}
+    if "samples" in changes and hasattr(optimizer, "elites"):
+        share = optimizer.elites / optimizer.samples
+        changes["elites"] = min(changes["samples"], max(2, round(share * changes["samples"])))
+    try:
+        optimizer = replace(optimizer, **changes)
+        planner = replace(
+            planner,
+            optimizer=optimizer,
+            **{k: asked[k] for k in ("batch_size", "num_samples") if k in asked},
+        )
+    except ConfigError as err:
+        raise ConfigError(f"the model's plan budget does not fit the planner: {err}") from err
+    used = EffectiveBudget(
+        samples=optimizer.samples,
+        iterations=optimizer.iterations,
+        batch_size=planner.batch_size,
+        num_samples=planner.num_samples,
+        from_model=tuple(asked),
+    )
+    return planner, used

@@ -5,6 +5,11 @@ is ``sample_tasks(env, suite.tasks, seed, ...)[i]`` and episode ``i`` draws all 
 from ``(seed, i)``, so results do not depend on the number of workers, and every model meets
 the same task instances.
 
+A checkpoint's config may ask for its own planner budget (its ``plan:`` block: samples,
+iterations, batch size, futures per candidate); it overrides the planner preset's values.
+``settings.json`` holds the planner as run (budget applied) and ``summary.json`` the budget
+used (``budget``: its values and which of them the model set).
+
 A run directory holds ``settings.json`` (what was run), ``episodes.jsonl`` (one line per
 episode, in task order, rewritten atomically after each episode), ``summary.json`` and
 ``gifs/task_NNNN.gif`` (executed frames | best imagined future | goal). Re-running the same
@@ -18,7 +23,7 @@ import multiprocessing as mp
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -29,6 +34,7 @@ from foresight.errors import ConfigError
 from foresight.io import atomic_write_text
 from foresight.planners.config import (
     PlannerConfig,
+    apply_budget,
     load_planner,
     planner_from_dict,
     planner_to_dict,
@@ -43,7 +49,11 @@ from foresight.planners.mpc import (
     run_episode,
 )
 from foresight.planners.predictors import ModelPredictor, OraclePredictor
+from foresight.results import EffectiveBudget
 from foresight.visualize import grid, save_gif
+
+if TYPE_CHECKING:
+    from foresight.models import ModelConfig
 
 
 @dataclass(frozen=True)
@@ -100,20 +110,21 @@ def build_policy(spec: AgentSpec) -> Policy:
     return NAMED_POLICIES.get(spec.model, _checkpoint)(spec, planner)
 
 
-def check_model(model: str | Path) -> str:
+def check_model(model: str | Path) -> tuple[str, ModelConfig | None]:
     """Validate ``--model`` early (one-line error for a missing or foreign checkpoint).
 
     Returns:
         The policy name, or the checkpoint's absolute path (so a run started with a relative
-        path resumes from anywhere).
+        path resumes from anywhere); and the checkpoint's model config (None for named
+        policies).
     """
     model = str(model)
     if model in NAMED_POLICIES:
-        return model
+        return model, None
     from foresight.models.checkpoint import model_from_payload, read_checkpoint
 
-    model_from_payload(read_checkpoint(model), model)
-    return str(Path(model).resolve())
+    config = model_from_payload(read_checkpoint(model), model).config
+    return str(Path(model).resolve()), config
 
 
 def resolve_device(device: str) -> str:
@@ -210,9 +221,16 @@ class SuiteResult:
 
 
 def summarize(
-    records: list[dict[str, Any]], model: str, suite: str, planner: PlannerConfig | None
+    records: list[dict[str, Any]],
+    model: str,
+    suite: str,
+    planner: PlannerConfig | None,
+    budget: EffectiveBudget | None = None,
 ) -> dict[str, Any]:
-    """``summary.json`` from episode records (``planner`` None: a baseline that does not plan)."""
+    """``summary.json`` from episode records (``planner`` None: a baseline that does not plan).
+
+    ``budget`` is the planner budget used (None: a baseline that does not plan).
+    """
     n = len(records)
     success = [r["success"] for r in records]
     return {
@@ -229,18 +247,23 @@ def summarize(
         "planner": planner.optimizer.name if planner else "none",
         "cost": planner.cost.name if planner else "none",
         "horizon": planner.horizon if planner else 0,
+        "budget": to_dict(budget) if budget else None,
     }
 
 
 def summary_table(summary: dict[str, Any], title: str = "foresight plan") -> Table:
     """A rich table of a ``summary.json``."""
     table = Table(title=title)
-    for col in ("model", "suite", "planner", "episodes", "success", "mean final dist", "s/step"):
-        table.add_column(col, justify="left" if col in ("model", "suite", "planner") else "right")
+    left = ("model", "suite", "planner", "budget")
+    cols = (*left, "episodes", "success", "mean final dist", "s/step")
+    for col in cols:
+        table.add_column(col, justify="left" if col in left else "right")
+    budget = summary.get("budget")
     table.add_row(
         str(summary["model"]),
         str(summary["suite"]),
         "none" if summary["planner"] == "none" else f"{summary['planner']}/{summary['cost']}",
+        from_dict(EffectiveBudget, budget, "summary budget").label() if budget else "none",
         str(summary["episodes"]),
         f"{summary['success_rate']:.0%} ({summary['successes']}/{summary['episodes']})",
         f"{summary['mean_final_distance'] * 100:.1f} cm",
@@ -286,8 +309,8 @@ def _prepare_out(out: Path, settings: dict[str, Any], overwrite: bool) -> dict[i
             same = False
         if not same:
             raise ConfigError(
-                f"{out} holds a run with other settings (model, suite, seed or planner); "
-                "choose another --out, or pass --overwrite to replace it"
+                f"{out} holds a run with other settings (model, suite, seed, planner or "
+                "planner budget); choose another --out, or pass --overwrite to replace it"
             )
         return _read_records(out / "episodes.jsonl")
     if (out / "episodes.jsonl").exists() and not overwrite:
@@ -326,7 +349,9 @@ def run_suite(
         out: Run directory (None: write nothing).
         episodes: Tasks ``0 .. episodes-1`` (default: the suite's ``episodes``).
         seed: Suite seed (default: the suite's ``seed``).
-        planner: Planner preset (``cem``, ``mppi``), YAML path, or config.
+        planner: Planner preset (``cem``, ``mppi``), YAML path, or config; a checkpoint's
+            ``plan:`` budget overrides its samples, iterations, batch size and futures per
+            candidate (see :func:`~foresight.planners.config.apply_budget`).
         workers: Parallel worker processes.
         device: Model device (``auto``: CUDA when available).
         threads: Torch threads per worker (None: 1 on CPU, torch's default on CUDA).
@@ -353,9 +378,12 @@ def run_suite(
     if threads is not None and threads < 1:
         raise ConfigError(f"--threads must be at least 1, got {threads}")
     seed = suite_cfg.seed if seed is None else seed
-    model = check_model(model)
-    if model not in BASELINES:  # baselines need no cost
+    model, model_cfg = check_model(model)
+    plans = model not in BASELINES
+    budget = None
+    if plans:  # baselines need no cost and use no budget
         COSTS[planner_cfg.cost.name].validate(planner_cfg.cost)
+        planner_cfg, budget = apply_budget(planner_cfg, model_cfg.plan if model_cfg else None)
     env_cfg = load_config(EnvConfig, resolve_config(suite_cfg.env, "env"))
     spec = AgentSpec(
         model=model,
@@ -368,6 +396,8 @@ def run_suite(
         "model": model,
         "suite": to_dict(suite_cfg),
         "env": spec.env,
+        # The planner as run, the model's budget applied: a run with another budget is
+        # refused, while runs made before budgets existed still resume.
         "planner": spec.planner,
         "seed": seed,
         "episodes": n,
@@ -392,8 +422,7 @@ def run_suite(
         if on_episode is not None:
             on_episode(rec)
     ordered = [records[i] for i in sorted(records)]
-    plans = model not in BASELINES
-    summary = summarize(ordered, model, suite_cfg.name, planner_cfg if plans else None)
+    summary = summarize(ordered, model, suite_cfg.name, planner_cfg if plans else None, budget)
     summary["seed"] = seed
     if out is not None:
         atomic_write_text(out / "summary.json", json.dumps(summary, indent=1) + "\n")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -11,6 +12,7 @@ import pytest
 import torch
 
 from foresight.cli import main
+from foresight.models import PlanBudget, build_model, load_model_config, save_checkpoint
 from foresight.models.checkpoint import CHECKPOINT_FORMAT
 
 TINY_PLANNER = """
@@ -113,3 +115,38 @@ def test_plan_refuses_a_run_dir_with_other_settings(
     err = _error(capsys, "--model", "random", "--out", str(out), "--episodes", "1")
     assert "--overwrite" in err
     assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
+
+
+def test_plan_uses_and_records_the_models_budget(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A model config's plan block overrides the preset; the run records it and refuses a
+    different budget in the same folder unless --overwrite."""
+    config = dataclasses.replace(
+        load_model_config("copy_last"), plan=PlanBudget(samples=8, iterations=1)
+    )
+    ckpt = save_checkpoint(tmp_path / "model.pt", build_model(config))
+    suite = tmp_path / "short.yaml"
+    suite.write_text("name: short\ntasks: {num_objects: [1, 1]}\nepisode_steps: 2\n")
+    out = tmp_path / "run"
+    args = ["--model", str(ckpt), "--suite", str(suite), "--episodes", "1", "--out", str(out)]
+    assert main(["plan", *args, "--device", "cpu", "--no-gifs"]) == 0
+    assert "(model)" in capsys.readouterr().out  # the summary table names the source
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["budget"] == {
+        "samples": 8,
+        "iterations": 1,
+        "batch_size": 200,
+        "num_samples": 1,
+        "from_model": ["samples", "iterations"],
+    }
+    settings = json.loads((out / "settings.json").read_text())
+    assert settings["planner"]["optimizer"]["samples"] == 8
+
+    # The same checkpoint file, now asking for another budget: other settings.
+    config = dataclasses.replace(config, plan=PlanBudget(samples=12, iterations=1))
+    save_checkpoint(ckpt, build_model(config))
+    err = _error(capsys, *args, "--device", "cpu", "--no-gifs")
+    assert "planner budget" in err and "--overwrite" in err
+    assert main(["plan", *args, "--device", "cpu", "--no-gifs", "--overwrite"]) == 0
+    assert json.loads((out / "summary.json").read_text())["budget"]["samples"] == 12

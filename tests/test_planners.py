@@ -348,7 +348,38 @@ def test_run_suite_drives_a_checkpoint(tmp_path, monkeypatch) -> None:
     assert rec["steps"] == 30 and rec["model_seconds_per_step"] > 0
     assert result.summary["model"] == str(ckpt.resolve()) and result.summary["planner"] == "cem"
     assert (out / "gifs" / "task_0000.gif").is_file()
+    # copy_last's config asks for no budget: the planner's, recorded as the preset's.
+    assert result.summary["budget"] == {
+        "samples": 8,
+        "iterations": 1,
+        "batch_size": 200,
+        "num_samples": 1,
+        "from_model": [],
+    }
     # The same run named by a relative path resumes (nothing left to do) instead of refusing.
     monkeypatch.chdir(tmp_path)
     again = run_suite(ckpt.name, suite="easy", out=Path("run"), episodes=1, planner=tiny)
     assert again.episodes == result.episodes
+
+
+def test_model_budget_overrides_the_planner_preset() -> None:
+    from foresight.models import PlanBudget
+    from foresight.planners.config import apply_budget, load_planner
+
+    cem, mppi = load_planner("cem"), load_planner("mppi")
+    same, used = apply_budget(cem, PlanBudget())
+    assert same == cem and used.source == "preset" and (used.samples, used.iterations) == (200, 3)
+    planner, used = apply_budget(cem, PlanBudget(samples=40, iterations=1, num_samples=2))
+    assert (planner.optimizer.samples, planner.optimizer.iterations) == (40, 1)
+    assert planner.optimizer.elites == 2  # the preset's 10 of 200 is 5%: at least 2 stay
+    assert planner.num_samples == 2 and planner.batch_size == cem.batch_size
+    assert used.from_model == ("samples", "iterations", "num_samples")
+    assert used.label() == "40 x 1 x 2 futures (model)"
+    planner, used = apply_budget(mppi, PlanBudget(samples=16, batch_size=4))
+    assert planner.optimizer.samples == 16 and planner.batch_size == 4
+    assert used.iterations == mppi.optimizer.iterations
+    assert used.from_model == ("samples", "batch_size")
+    _, used = apply_budget(cem, None)  # the oracle: no model, the preset's budget
+    assert used.from_model == ()
+    with pytest.raises(ConfigError, match="plan budget does not fit"):
+        apply_budget(cem, PlanBudget(samples=1))

@@ -31,7 +31,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--episodes", type=int, default=None, help="tasks 0..N-1 (default: suite's)")
     p.add_argument("--seed", type=int, default=None, help="suite seed (default: suite's)")
     p.add_argument("--out", type=Path, required=True, help="run directory")
-    p.add_argument("--planner", default="cem", help="planner preset (cem, mppi) or YAML path")
+    p.add_argument(
+        "--planner",
+        default="cem",
+        help="planner preset (cem, mppi) or YAML path; a checkpoint's plan: block overrides "
+        "its budget (samples, iterations, batch_size, num_samples)",
+    )
     p.add_argument("--workers", type=int, default=1, help="parallel worker processes")
     p.add_argument("--device", default="auto", help="model device: auto, cpu, cuda, cuda:1, ...")
     p.add_argument(

@@ -1,0 +1,355 @@
+"""What ``foresight evaluate`` takes and writes: its options and ``evaluation.json``'s schema.
+
+* :class:`EvaluateOptions`: every option of ``foresight evaluate`` (and of the quickstart's
+  ``evaluate:`` block), with its default and help text; the CLI flags are generated from it.
+* :class:`Evaluation`: the content of ``RUN_DIR/evaluation.json``, written by
+  :func:`foresight.evaluation.evaluate` and read by ``foresight report`` and the quickstart.
+* :class:`EffectiveBudget`: the planner budget a planning run used (also in the
+  ``summary.json`` of ``foresight plan``).
+
+This module imports no torch, so the CLI can build its parser from it cheaply.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from foresight.config import from_dict
+from foresight.errors import ConfigError, ForesightError
+from foresight.io import atomic_write_text
+
+#: Written by this version.
+EVALUATION_FORMAT = "foresight-evaluation/2"
+#: Read by this version. Version 1 lacks ``options`` and ``control.budget`` (shown as not
+#: recorded); every other key kept its name and meaning, so it reads as it is.
+READABLE_FORMATS = ("foresight-evaluation/1", EVALUATION_FORMAT)
+
+
+def _help(text: str, flag: str | None = None) -> dict[str, str]:
+    """Field metadata: the help text (and a flag name other than ``--field-name``)."""
+    return {"help": text} if flag is None else {"help": text, "flag": flag}
+
+
+@dataclass(frozen=True)
+class EvaluateOptions:
+    """How ``foresight evaluate`` judges a model.
+
+    The run's identity (model, data, output folder, label, device) is given separately.
+
+    Attributes:
+        suite: Task suite preset or YAML.
+        samples: N sampled futures per valid sequence.
+        sequences: Valid sequences scored.
+        future: Predicted frames per sequence (None: the model's ``eval_future_frames``).
+        episodes: Suite episodes (None: the suite's).
+        planner: Planner preset or YAML.
+        workers: Parallel planning episodes.
+        lpips_weights: LPIPS weights path (None: the search order of
+            :mod:`foresight.perceptual`).
+        i3d: Kinetics-400 I3D state dict for FVD (None: FVD n/a).
+        seed: Seed of the prediction samples.
+        control: Run the planning part.
+    """
+
+    suite: str = field(default="easy", metadata=_help("task suite: easy, hard or a YAML path"))
+    samples: int = field(default=3, metadata=_help("N futures sampled per sequence"))
+    sequences: int = field(default=64, metadata=_help("valid sequences scored"))
+    future: int | None = field(
+        default=None,
+        metadata=_help(
+            "predicted frames per sequence (default: the model's eval_future_frames); "
+            "give every model the same value to compare them"
+        ),
+    )
+    episodes: int | None = field(default=None, metadata=_help("suite episodes (default: suite's)"))
+    planner: str = field(default="cem", metadata=_help("planner preset (cem, mppi) or YAML path"))
+    workers: int = field(default=1, metadata=_help("parallel planning episodes"))
+    lpips_weights: str | None = field(
+        default=None,
+        metadata=_help(
+            "AlexNet/LPIPS weights (else $FORESIGHT_LPIPS_WEIGHTS, else torch hub cache)"
+        ),
+    )
+    i3d: str | None = field(
+        default=None,
+        metadata=_help(
+            "Kinetics-400 I3D state dict (pytorch-i3d names) for FVD; without it FVD is n/a"
+        ),
+    )
+    seed: int = field(default=0, metadata=_help("seed of the sampled futures"))
+    control: bool = field(
+        default=True, metadata=_help("skip planning (prediction only)", flag="--no-control")
+    )
+
+    def __post_init__(self) -> None:
+        for name in ("samples", "sequences", "future", "episodes", "workers"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                flag = "--" + name.replace("_", "-")
+                raise ConfigError(f"{name} ({flag}) must be at least 1, got {value}")
+
+    @classmethod
+    def add_flags(cls, parser: argparse.ArgumentParser) -> None:
+        """Add one flag per field: ``--field-name``, or ``--no-field`` for a true boolean."""
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            flag = f.metadata.get("flag", "--" + f.name.replace("_", "-"))
+            if hints[f.name] is bool:
+                action = "store_false" if f.default else "store_true"
+                parser.add_argument(flag, dest=f.name, action=action, help=f.metadata["help"])
+                continue
+            kind = _scalar(hints[f.name])
+            parser.add_argument(
+                flag, dest=f.name, type=kind, default=f.default, help=f.metadata["help"]
+            )
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> EvaluateOptions:
+        """The options parsed by the flags of :meth:`add_flags`."""
+        return cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(cls)})
+
+
+def _scalar(tp: Any) -> type:
+    """``int`` for ``int`` and ``int | None`` (what argparse converts a flag's text to)."""
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        (tp,) = [a for a in typing.get_args(tp) if a is not type(None)]
+    return tp
+
+
+@dataclass(frozen=True)
+class EffectiveBudget:
+    """The planner budget a planning run used.
+
+    The planner preset's values, with those the model's ``plan:`` block sets on top.
+
+    Attributes:
+        samples: Candidate action sequences per optimizer iteration.
+        iterations: Optimizer iterations per planning step.
+        batch_size: Sequences per model ``rollout`` call.
+        num_samples: Futures imagined per candidate.
+        from_model: The fields the model's config set (empty: all the planner preset's).
+    """
+
+    samples: int
+    iterations: int
+    batch_size: int
+    num_samples: int
+    from_model: tuple[str, ...] = ()
+
+    @property
+    def source(self) -> str:
+        """``model`` when the model's config set any field, else ``preset``."""
+        return "model" if self.from_model else "preset"
+
+    def label(self) -> str:
+        """Short display form: ``200 x 3 (preset)``; futures per candidate when above one."""
+        text = f"{self.samples} x {self.iterations}"
+        if self.num_samples > 1:
+            text += f" x {self.num_samples} futures"
+        return f"{text} ({self.source})"
+
+
+@dataclass(frozen=True)
+class MetricCurves:
+    """One metric per future step, aggregated over the N sampled futures.
+
+    Attributes:
+        mean_of_n: The average over the samples, per step.
+        best_of_n: Per sequence the sample whose score averaged over the future is best.
+    """
+
+    mean_of_n: tuple[float, ...]
+    best_of_n: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class Fvd:
+    """Fréchet Video Distance between the true and the sampled videos.
+
+    Attributes:
+        value: The distance.
+        real_videos: True videos embedded.
+        generated_videos: Sampled videos embedded.
+        frames: Frames per video (context + predicted).
+        note: How to read it.
+    """
+
+    value: float
+    real_videos: int
+    generated_videos: int
+    frames: int
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Prediction quality on the dataset's valid split.
+
+    Attributes:
+        reason: Why the whole block is n/a (a planner baseline, no data); None when measured.
+        unavailable: Why single measures are n/a (``lpips``, ``fvd``).
+        metrics: Curves per metric (``psnr``, ``ssim``, ``lpips``).
+        fvd: FVD, when measured.
+        protocol: How the numbers were made, in words.
+        samples: N futures per sequence.
+        sequences: Sequences scored.
+        strip: Image of true vs sampled futures, relative to the run folder.
+        strip_layout: How to read the strip.
+    """
+
+    reason: str | None = None
+    unavailable: dict[str, str] = field(default_factory=dict)
+    metrics: dict[str, MetricCurves] = field(default_factory=dict)
+    fvd: Fvd | None = None
+    protocol: str | None = None
+    samples: int | None = None
+    sequences: int | None = None
+    strip: str | None = None
+    strip_layout: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.reason is None and self.protocol is None:
+            raise ValueError("'prediction' has neither metrics (a 'protocol') nor a 'reason'")
+
+
+@dataclass(frozen=True)
+class Control:
+    """Task success on a suite (the fields of the planning run's ``summary.json``).
+
+    Attributes:
+        unavailable: Why planning was not measured; None when measured.
+        success_rate: Share of successful episodes.
+        successes: Successful episodes.
+        episodes: Episodes planned.
+        ci95: 95% Wilson interval of the success rate.
+        mean_final_distance: Target-to-goal distance after the last step (m).
+        seconds_per_step: Mean wall time of a planning call.
+        model_seconds_per_step: Of that, time inside the model.
+        model: What planned (``oracle``, ``random``, ``zero`` or a checkpoint path).
+        suite: Suite name.
+        planner: Optimizer name (``none`` for baselines that do not plan).
+        cost: Cost name.
+        horizon: Planning horizon.
+        seed: Suite seed.
+        budget: The planner budget used (None: a baseline that does not plan, or a
+            version-1 file).
+        gifs: Episode GIFs, relative to the run folder.
+    """
+
+    unavailable: str | None = None
+    success_rate: float | None = None
+    successes: int | None = None
+    episodes: int | None = None
+    ci95: tuple[float, float] | None = None
+    mean_final_distance: float | None = None
+    seconds_per_step: float | None = None
+    model_seconds_per_step: float | None = None
+    model: str | None = None
+    suite: str | None = None
+    planner: str | None = None
+    cost: str | None = None
+    horizon: int | None = None
+    seed: int | None = None
+    budget: EffectiveBudget | None = None
+    gifs: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        required = ("success_rate", "successes", "episodes", "ci95", "mean_final_distance")
+        missing = [k for k in required if getattr(self, k) is None]
+        if self.unavailable is None and missing:
+            raise ValueError(f"'control' lacks {', '.join(missing)} and gives no 'unavailable'")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Evaluation:
+    """``evaluation.json``: one model judged by task success and prediction metrics.
+
+    Attributes:
+        format: Schema version (:data:`EVALUATION_FORMAT` when written by this version).
+        label: Display name in reports.
+        model: Model name, or the planner baseline's.
+        checkpoint: The checkpoint planned with (None for planner baselines).
+        options: What was asked (None in version-1 files).
+        prediction: Prediction quality.
+        control: Task success.
+    """
+
+    format: str = EVALUATION_FORMAT
+    label: str
+    model: str
+    checkpoint: str | None = None
+    options: EvaluateOptions | None = None
+    prediction: Prediction
+    control: Control
+
+    def to_json(self) -> str:
+        """The file's text; fields that are None are left out."""
+        return json.dumps(_plain(self), indent=1) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str, source: str = "evaluation.json") -> Evaluation:
+        """Parse and check ``text``; any problem is a one-line :class:`ForesightError`."""
+        again = "re-run 'foresight evaluate'"
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise ForesightError(f"{source} is not valid JSON ({err}); {again}") from err
+        fmt = data.get("format") if isinstance(data, dict) else None
+        if fmt not in READABLE_FORMATS:
+            if isinstance(fmt, str) and fmt.startswith("foresight-evaluation/"):
+                raise ForesightError(
+                    f"{source} has format {fmt}, which this version of foresight does not "
+                    f"read ({', '.join(READABLE_FORMATS)}); {again} with this version"
+                )
+            raise ForesightError(
+                f"{source} is not a foresight evaluation ({EVALUATION_FORMAT} expected)"
+            )
+        try:
+            data = dict(data)
+            pred = data.get("prediction")
+            if isinstance(pred, dict) and isinstance(pred.get("metrics"), dict):
+                # from_dict copies dict values as they are: build the curves here.
+                metrics = {
+                    str(name): from_dict(MetricCurves, curves, f"{source}: metric '{name}'")
+                    for name, curves in pred["metrics"].items()
+                }
+                data["prediction"] = {**pred, "metrics": metrics}
+            result = from_dict(cls, data, source)
+        except ConfigError as err:
+            raise ForesightError(f"{err}; the file is damaged or foreign, {again}") from err
+        return result
+
+    def save(self, path: Path) -> None:
+        """Write to ``path`` atomically (readers never see half a file)."""
+        atomic_write_text(path, self.to_json())
+
+    @classmethod
+    def load(cls, path: Path) -> Evaluation:
+        """Read ``path`` (a run folder or its ``evaluation.json``); one-line errors."""
+        path = path / "evaluation.json" if path.is_dir() else path
+        if not path.is_file():
+            raise ForesightError(f"{path} does not exist; run 'foresight evaluate' first")
+        return cls.from_json(path.read_text(), str(path))
+
+
+def _plain(value: Any) -> Any:
+    """JSON-able values of a dataclass tree; None-valued fields are dropped."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        out = {}
+        for f in dataclasses.fields(value):
+            v = getattr(value, f.name)
+            if v is not None:
+                out[f.name] = _plain(v)
+        return out
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
