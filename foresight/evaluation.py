@@ -1,20 +1,24 @@
 """``foresight evaluate``: judge one model by task success, and beside it by frame metrics.
 
-Two parts, written together to ``RUN_DIR/evaluation.json`` (read by ``foresight report``):
+Two parts, written together to ``RUN_DIR/evaluation.json`` (schema:
+:class:`foresight.results.Evaluation`; read by ``foresight report`` and the quickstart):
 
 * prediction quality on the dataset's ``valid`` split: PSNR, SSIM and LPIPS per future step,
   each as mean-of-N and best-of-N over N sampled futures per sequence (the protocol of
   Denton & Fergus 2018 and Castrejon et al. 2019: the best sample is the one whose score
   averaged over the future is best, per sequence and metric);
 * control quality: ``foresight plan`` on a task suite (``RUN_DIR/plan``, resumable), with the
-  success rate's 95% Wilson interval, mean final distance and seconds per planning step.
+  success rate's 95% Wilson interval, mean final distance, seconds per planning step and the
+  planner budget used.
+
+What to measure, and how, is an :class:`foresight.results.EvaluateOptions`.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -22,15 +26,23 @@ import numpy as np
 import torch
 
 from foresight.batch import ACTIONS, FRAMES, STATES
+from foresight.config import from_dict
 from foresight.data.dataset import SequenceDataset
 from foresight.data.hdf5 import DemoFile
 from foresight.errors import DataError, ForesightError
 from foresight.fvd import I3D, frechet_distance, i3d_embeddings, load_i3d
-from foresight.io import atomic_write_text
 from foresight.metrics import FRAME_METRICS, FrameMetric, rollout_scores
 from foresight.models import VideoModel, build_model, load_model, load_model_config
 from foresight.models.checkpoint import save_checkpoint
-from foresight.report import EVALUATION_FORMAT
+from foresight.results import (
+    Control,
+    EffectiveBudget,
+    EvaluateOptions,
+    Evaluation,
+    Fvd,
+    MetricCurves,
+    Prediction,
+)
 from foresight.visualize import grid, save_png
 
 #: Names ``--model`` accepts besides checkpoint paths, and what they are.
@@ -115,7 +127,7 @@ def evaluate_prediction(
     future: int | None = None,
     on_start: Callable[[int], None] | None = None,
     i3d: I3D | None = None,
-) -> dict[str, Any]:
+) -> Prediction:
     """Score ``samples`` imagined futures per valid sequence; write ``out/strip.png``.
 
     ``future`` predicted frames per sequence (default: the config's ``eval_future_frames``).
@@ -162,10 +174,10 @@ def evaluate_prediction(
     dataset.close()
     n = len(indices)
     result_metrics = {
-        name: {
-            "mean_of_n": [float(v) for v in (parts["mean"] / n)],
-            "best_of_n": [float(v) for v in (parts["best"] / n)],
-        }
+        name: MetricCurves(
+            mean_of_n=tuple(float(v) for v in (parts["mean"] / n)),
+            best_of_n=tuple(float(v) for v in (parts["best"] / n)),
+        )
         for name, parts in sums.items()
     }
     save_png(grid(np.stack(strip_rows), scale=2), out / "strip.png")
@@ -178,100 +190,70 @@ def evaluate_prediction(
     fvd = None
     if i3d is not None:
         real, fake = torch.cat(real_emb).numpy(), torch.cat(fake_emb).numpy()
-        fvd = {
-            "value": frechet_distance(real, fake),
-            "real_videos": len(real),
-            "generated_videos": len(fake),
-            "frames": dataset.length,
-            "note": "I3D on context + predicted frames at 224x224; with few videos FVD is "
+        fvd = Fvd(
+            value=frechet_distance(real, fake),
+            real_videos=len(real),
+            generated_videos=len(fake),
+            frames=dataset.length,
+            note="I3D on context + predicted frames at 224x224; with few videos FVD is "
             "biased upwards, so compare models only at equal counts",
-        }
-    return {
-        "protocol": protocol + (f"; {note}" if note else ""),
-        "fvd": fvd,
-        "samples": samples,
-        "sequences": n,
-        "metrics": result_metrics,
-        "strip": "strip.png",
-        "strip_layout": "per sequence: true future, then samples; columns are future steps",
-    }
+        )
+    return Prediction(
+        protocol=protocol + (f"; {note}" if note else ""),
+        fvd=fvd,
+        samples=samples,
+        sequences=n,
+        metrics=result_metrics,
+        strip="strip.png",
+        strip_layout="per sequence: true future, then samples; columns are future steps",
+    )
 
 
 def evaluate(
     model: str,
     out: Path,
     data: Path | None = None,
-    suite: str = "easy",
-    samples: int = 3,
-    sequences: int = 64,
-    episodes: int | None = None,
-    planner: str = "cem",
-    workers: int = 1,
+    options: EvaluateOptions | None = None,
     device: str = "auto",
-    lpips_weights: str | None = None,
     label: str | None = None,
-    seed: int = 0,
-    control: bool = True,
     progress: Any = None,
-    future: int | None = None,
-    i3d: str | None = None,
-) -> dict[str, Any]:
-    """Evaluate one model; write and return ``evaluation.json``'s content.
+) -> Evaluation:
+    """Evaluate one model; write ``out/evaluation.json`` and return its content.
 
     Args:
         model: A checkpoint path, ``copy_last``, or a planner baseline (``oracle``, ``random``,
             ``zero``).
         out: Run directory.
         data: Dataset for prediction metrics (None: prediction metrics n/a).
-        suite: Task suite preset or YAML.
-        samples: N sampled futures per sequence.
-        sequences: Valid sequences scored.
-        episodes: Suite episodes (default: the suite's).
-        planner: Planner preset or YAML.
-        workers: Parallel planning episodes.
+        options: What to measure and how (None: the defaults).
         device: ``auto``, ``cpu`` or ``cuda``.
-        lpips_weights: LPIPS weights path (else the search order of :mod:`foresight.perceptual`).
         label: Display name in reports (default: the run directory's name).
-        seed: Seed of the prediction samples.
-        control: Run the planning part.
         progress: A rich Progress to report on (optional).
-        future: Predicted frames per sequence (default: the model's ``eval_future_frames``);
-            give every model the same value to compare their per-step curves.
-        i3d: Kinetics-400 I3D state dict for FVD (None: FVD n/a).
     """
     from foresight.perceptual import LpipsUnavailable, lpips_metric
     from foresight.planners.suite import resolve_device, run_suite
 
-    if samples < 1 or sequences < 1:
-        raise ForesightError("--samples and --sequences must be at least 1")
-    if future is not None and future < 1:
-        raise ForesightError(f"--future must be at least 1, got {future}")
+    opts = options or EvaluateOptions()
     out.mkdir(parents=True, exist_ok=True)
     device = resolve_device(device)
     plan_model, video_model = resolve_model(model, out, device)
-    result: dict[str, Any] = {
-        "format": EVALUATION_FORMAT,
-        "label": label or out.name,
-        "model": video_model.name if video_model is not None else model,
-        "checkpoint": None if video_model is None else plan_model,
-    }
     unavailable: dict[str, str] = {}
     i3d_net = None
-    if i3d is None:
+    if opts.i3d is None:
         unavailable["fvd"] = (
             "no I3D weights given: pass --i3d PATH (a Kinetics-400 I3D state dict); "
             "none ship with foresight and none are downloaded"
         )
     elif video_model is not None and data is not None:
-        i3d_net = load_i3d(i3d, device)
+        i3d_net = load_i3d(opts.i3d, device)
     if video_model is None:
-        prediction: dict[str, Any] = {"reason": PLANNER_BASELINES[model]}
+        prediction = Prediction(reason=PLANNER_BASELINES[model])
     elif data is None:
-        prediction = {"reason": "no --data given"}
+        prediction = Prediction(reason="no --data given")
     else:
         metrics = list(FRAME_METRICS)
         try:
-            metrics.append(lpips_metric(lpips_weights, device))
+            metrics.append(lpips_metric(opts.lpips_weights, device))
         except LpipsUnavailable as err:
             unavailable["lpips"] = str(err)
         task = progress.add_task("predicting", total=None) if progress else None
@@ -279,41 +261,65 @@ def evaluate(
             video_model,
             Path(data),
             out,
-            samples,
-            sequences,
+            opts.samples,
+            opts.sequences,
             metrics,
             device,
-            seed,
+            opts.seed,
             on_batch=(lambda k: progress.advance(task, k)) if progress else None,
-            future=future,
+            future=opts.future,
             on_start=(lambda n: progress.update(task, total=n)) if progress else None,
             i3d=i3d_net,
         )
-    prediction["unavailable"] = unavailable
-    result["prediction"] = prediction
+    prediction = replace(prediction, unavailable=unavailable)
 
-    if control:
+    if opts.control:
         task = progress.add_task("planning", total=None) if progress else None
         suite_result = run_suite(
             plan_model,
-            suite,
+            opts.suite,
             out / "plan",
-            episodes=episodes,
-            planner=planner,
-            workers=workers,
+            episodes=opts.episodes,
+            planner=opts.planner,
+            workers=opts.workers,
             device=device,
             on_start=(lambda n: progress.update(task, total=n)) if progress else None,
             on_episode=(lambda rec: progress.advance(task)) if progress else None,
         )
-        s = suite_result.summary
-        lo, hi = wilson_interval(s["successes"], s["episodes"])
-        gifs = sorted((out / "plan" / "gifs").glob("*.gif"))
-        result["control"] = {
-            **s,
-            "ci95": [lo, hi],
-            "gifs": [g.relative_to(out).as_posix() for g in gifs],
-        }
+        control = control_from_summary(suite_result.summary, out)
     else:
-        result["control"] = {"unavailable": "planning skipped (--no-control)"}
-    atomic_write_text(out / "evaluation.json", json.dumps(result, indent=1) + "\n")
+        control = Control(unavailable="planning skipped (--no-control)")
+    result = Evaluation(
+        label=label or out.name,
+        model=video_model.name if video_model is not None else model,
+        checkpoint=None if video_model is None else plan_model,
+        options=opts,
+        prediction=prediction,
+        control=control,
+    )
+    result.save(out / "evaluation.json")
     return result
+
+
+def control_from_summary(summary: dict[str, Any], out: Path) -> Control:
+    """The control block from a planning run's ``summary.json`` in ``out/plan``."""
+    lo, hi = wilson_interval(summary["successes"], summary["episodes"])
+    gifs = sorted((out / "plan" / "gifs").glob("*.gif"))
+    budget = summary.get("budget")
+    return Control(
+        success_rate=summary["success_rate"],
+        successes=summary["successes"],
+        episodes=summary["episodes"],
+        ci95=(lo, hi),
+        mean_final_distance=summary["mean_final_distance"],
+        seconds_per_step=summary["seconds_per_step"],
+        model_seconds_per_step=summary["model_seconds_per_step"],
+        model=summary["model"],
+        suite=summary["suite"],
+        planner=summary["planner"],
+        cost=summary["cost"],
+        horizon=summary["horizon"],
+        seed=summary["seed"],
+        budget=from_dict(EffectiveBudget, budget, "summary.json budget") if budget else None,
+        gifs=tuple(g.relative_to(out).as_posix() for g in gifs),
+    )

@@ -8,17 +8,19 @@ interrupted quickstart continues where it stopped.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from rich.console import Console
 
 from foresight.config import load_config, resolve_config
 from foresight.data.collect import collect_dataset
+from foresight.errors import ForesightError
 from foresight.evaluation import evaluate
 from foresight.models import load_model_config
 from foresight.progress import make_progress
 from foresight.report import build_report
+from foresight.results import EvaluateOptions, Evaluation
 from foresight.training import TrainOptions, train, with_overrides
 
 
@@ -35,12 +37,9 @@ class QuickstartConfig:
             next to the quickstart file when it is there).
         max_steps: Training steps per model (None: each config's own).
         baselines: Evaluated without training: ``oracle``, ``random``, ``zero``, ``copy_last``.
-        suite: Task suite.
-        eval_episodes: Suite episodes per model.
-        planner: Planner preset or YAML path.
-        plan_workers: Parallel planning episodes.
-        samples: Futures sampled per sequence for prediction metrics.
-        sequences: Valid sequences scored.
+        evaluate: How every model and baseline is evaluated (the options of
+            ``foresight evaluate``; ``future`` None: the shortest ``eval_future_frames`` of
+            the trained models, so their per-step curves line up).
     """
 
     episodes: int = 1000
@@ -50,12 +49,7 @@ class QuickstartConfig:
     models: tuple[str, ...] = ("svg_lp",)
     max_steps: int | None = None
     baselines: tuple[str, ...] = ("oracle", "random", "copy_last")
-    suite: str = "easy"
-    eval_episodes: int = 10
-    planner: str = "cem"
-    plan_workers: int = 2
-    samples: int = 3
-    sequences: int = 64
+    evaluate: EvaluateOptions = field(default_factory=EvaluateOptions)
 
 
 class Quickstart:
@@ -124,20 +118,36 @@ class Quickstart:
 
     def evaluate(self, model: str, label: str, future: int | None) -> Path:
         """Evaluate one model or baseline (planning resumes; finished ones are skipped)."""
-        cfg = self.cfg
+        options = self.cfg.evaluate
+        if options.future is None:
+            options = dataclasses.replace(options, future=future)
         run_dir = self.out / "eval" / label
-        self._stage(f"evaluate {label} on {cfg.eval_episodes} '{cfg.suite}' tasks -> {run_dir}")
-        if (run_dir / "evaluation.json").exists():
+        n = options.episodes
+        tasks = f"{n} '{options.suite}'" if n else f"the '{options.suite}' suite's"
+        self._stage(f"evaluate {label} on {tasks} tasks -> {run_dir}")
+        if self._evaluated(run_dir, label, options):
             self.console.print("already evaluated: skipped")
             return run_dir
         with make_progress(self.console) as progress:
             evaluate(
-                model, run_dir, data=self.data, suite=cfg.suite, samples=cfg.samples,
-                sequences=cfg.sequences, episodes=cfg.eval_episodes, planner=cfg.planner,
-                workers=cfg.plan_workers, device=self.device, label=label, progress=progress,
-                future=future,
+                model, run_dir, data=self.data, options=options, device=self.device,
+                label=label, progress=progress,
             )  # fmt: skip
         return run_dir
+
+    def _evaluated(self, run_dir: Path, label: str, options: EvaluateOptions) -> bool:
+        """Whether ``run_dir`` holds this evaluation, finished (else it is made again)."""
+        if not (run_dir / "evaluation.json").exists():
+            return False
+        try:
+            done = Evaluation.load(run_dir)
+        except ForesightError as err:
+            self.console.print(f"{err}: evaluating again", soft_wrap=True, highlight=False)
+            return False
+        if done.label != label or done.options != options:
+            self.console.print("evaluated with other options: evaluating again")
+            return False
+        return True
 
 
 def _beside(config_file: Path, model: str) -> str:

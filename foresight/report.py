@@ -2,7 +2,8 @@
 
 Input: run folders written by ``foresight evaluate`` (each holds ``evaluation.json``).
 Output: a table of every model x {task success ± 95% CI, final distance, PSNR, SSIM, LPIPS,
-FVD, seconds per planning step}, per-step metric curves, image strips, planned-episode GIFs, and
+FVD, seconds per planning step, planner budget}, per-step metric curves, image strips,
+planned-episode GIFs, and
 the rank correlation (Spearman) of each offline metric with task success across models:
 the question of seed 000 — do pixel metrics tell which model lets the robot do the task? —
 answered with this run's own numbers. The HTML embeds every image, so the page is one file.
@@ -12,7 +13,6 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 import math
 import shutil
 from dataclasses import dataclass
@@ -27,31 +27,30 @@ from scipy.stats import spearmanr  # noqa: E402
 
 from foresight.errors import ForesightError  # noqa: E402
 from foresight.io import atomic_path, atomic_write_text  # noqa: E402
+from foresight.results import Control, Evaluation  # noqa: E402
 
-EVALUATION_FORMAT = "foresight-evaluation/1"
 #: Offline metrics: (key, label, higher is better).
 METRICS = (("psnr", "PSNR", True), ("ssim", "SSIM", True), ("lpips", "LPIPS", False))
 AGGREGATES = (("mean_of_n", "mean-of-N"), ("best_of_n", "best-of-N"))
 
 
-@dataclass
+@dataclass(frozen=True)
 class Run:
     """One evaluated model, as read from ``evaluation.json``."""
 
     folder: Path
-    data: dict[str, Any]
+    result: Evaluation
 
     @property
     def label(self) -> str:
         """Display name."""
-        return str(self.data.get("label") or self.folder.name)
+        return self.result.label or self.folder.name
 
     def metric_curve(self, metric: str, aggregate: str) -> list[float] | None:
         """Per-future-step values, or None when unavailable."""
-        pred = self.data.get("prediction") or {}
-        values = (pred.get("metrics") or {}).get(metric) or {}
-        curve = values.get(aggregate)
-        return [float(v) for v in curve] if curve else None
+        curves = self.result.prediction.metrics.get(metric)
+        curve = getattr(curves, aggregate) if curves is not None else None
+        return list(curve) if curve else None
 
     def metric_mean(self, metric: str, aggregate: str) -> float | None:
         """The metric averaged over future steps (finite values only)."""
@@ -62,20 +61,29 @@ class Run:
     @property
     def fvd(self) -> float | None:
         """FVD of the sampled videos, or None when not measured."""
-        block = (self.data.get("prediction") or {}).get("fvd") or {}
-        value = block.get("value")
-        return float(value) if value is not None else None
+        fvd = self.result.prediction.fvd
+        return fvd.value if fvd is not None else None
 
     def unavailable(self, metric: str) -> str:
         """Why a prediction metric is missing."""
-        pred = self.data.get("prediction") or {}
-        reasons = pred.get("unavailable") or {}
-        return str(reasons.get(metric) or pred.get("reason") or "not measured")
+        pred = self.result.prediction
+        return pred.unavailable.get(metric) or pred.reason or "not measured"
 
     @property
-    def control(self) -> dict[str, Any]:
+    def control(self) -> Control:
         """The task-success block (may hold only ``unavailable``)."""
-        return self.data.get("control") or {"unavailable": "not measured"}
+        return self.result.control
+
+    def budget(self) -> str:
+        """The planner budget cell: the budget used, or why there is none."""
+        c = self.control
+        if c.budget is not None:
+            return c.budget.label()
+        if c.unavailable is not None:
+            return f"n/a: {short_reason(c.unavailable)}"
+        if c.planner == "none":
+            return "n/a: does not plan"
+        return "n/a: not recorded (evaluated by an older foresight)"
 
 
 def load_runs(folders: list[Path]) -> list[Run]:
@@ -83,19 +91,7 @@ def load_runs(folders: list[Path]) -> list[Run]:
     runs = []
     for folder in folders:
         path = folder / "evaluation.json" if folder.is_dir() else folder
-        if not path.is_file():
-            raise ForesightError(f"{path} does not exist; run 'foresight evaluate' first")
-        try:
-            data = json.loads(path.read_text())
-        except json.JSONDecodeError as err:
-            raise ForesightError(
-                f"{path} is not valid JSON ({err}); re-run 'foresight evaluate'"
-            ) from err
-        if not isinstance(data, dict) or data.get("format") != EVALUATION_FORMAT:
-            raise ForesightError(
-                f"{path} is not a foresight evaluation ({EVALUATION_FORMAT} expected)"
-            )
-        runs.append(Run(path.parent, data))
+        runs.append(Run(path.parent, Evaluation.load(path)))
     if not runs:
         raise ForesightError("no evaluation runs given")
     return runs
@@ -124,13 +120,30 @@ def long_reasons(runs: list[Run]) -> list[str]:
     """Every distinct reason too long for a table cell, in full."""
     reasons: list[str] = []
     for run in runs:
-        pred = run.data.get("prediction") or {}
-        candidates = [*(pred.get("unavailable") or {}).values(), pred.get("reason")]
-        candidates.append(run.control.get("unavailable"))
+        pred = run.result.prediction
+        candidates = [*pred.unavailable.values(), pred.reason, run.control.unavailable]
         for r in candidates:
             if r and len(str(r)) > SHORT_REASON and str(r) not in reasons:
                 reasons.append(str(r))
     return reasons
+
+
+def budget_note(runs: list[Run]) -> str | None:
+    """A note when the models that plan did so with different planner budgets (else None).
+
+    A smaller budget (fewer candidates or iterations) can lower task success on its own, so
+    the table's success rates are then not a comparison of models alone.
+    """
+    used = {r.label: r.control.budget for r in runs if r.control.budget is not None}
+    kinds = {(b.samples, b.iterations, b.num_samples) for b in used.values()}
+    if len(kinds) < 2:
+        return None
+    each = "; ".join(f"{label}: {b.label()}" for label, b in used.items())
+    return (
+        "Models planned with different planner budgets (samples x iterations, from the planner "
+        f"preset or the model's plan block): {each}. Fewer candidates can lower task success "
+        "by themselves; compare success rates with that in mind."
+    )
 
 
 def table_rows(runs: list[Run]) -> tuple[list[str], list[list[str]]]:
@@ -138,14 +151,14 @@ def table_rows(runs: list[Run]) -> tuple[list[str], list[list[str]]]:
     header = ["model", "success rate", "95% CI", "final distance (cm)"]
     for _, label, _ in METRICS:
         header += [f"{label} {agg}" for _, agg in AGGREGATES]
-    header += ["FVD", "s / planning step"]
+    header += ["FVD", "s / planning step", "planner budget"]
     rows = []
     for run in runs:
         c = run.control
-        why = str(c.get("unavailable", "not measured"))
-        rate = c.get("success_rate")
-        ci = c.get("ci95")
-        dist = c.get("mean_final_distance")
+        why = c.unavailable or "not measured"
+        rate = c.success_rate
+        ci = c.ci95
+        dist = c.mean_final_distance
         row = [
             run.label,
             _fmt(rate, 2, why),
@@ -157,7 +170,8 @@ def table_rows(runs: list[Run]) -> tuple[list[str], list[list[str]]]:
             for agg, _ in AGGREGATES:
                 row.append(_fmt(run.metric_mean(key, agg), digits, run.unavailable(key)))
         row.append(_fmt(run.fvd, 1, run.unavailable("fvd")))
-        row.append(_fmt(c.get("seconds_per_step"), 3, why))
+        row.append(_fmt(c.seconds_per_step, 3, why))
+        row.append(run.budget())
         rows.append(row)
     return header, rows
 
@@ -173,7 +187,7 @@ def offline_measures(runs: list[Run]) -> list[tuple[str, str, list[float | None]
     return measures
 
 
-#: Task measures offline metrics are ranked against: (key in ``control``, name, higher is
+#: Task measures offline metrics are ranked against: (field of ``control``, name, higher is
 #: better). Final distance still separates models when every learned one fails the task.
 TASK_MEASURES = (
     ("success_rate", "task success", True),
@@ -189,7 +203,7 @@ def correlations(runs: list[Run]) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     measures = offline_measures(runs)
     for task_key, task, task_higher in TASK_MEASURES:
-        outcome = [run.control.get(task_key) for run in runs]
+        outcome = [getattr(run.control, task_key) for run in runs]
         for name, label, values, higher in measures:
             pairs = [(m, r) for m, r in zip(values, outcome, strict=True) if None not in (m, r)]
             entry: dict[str, Any] = {
@@ -289,12 +303,12 @@ def build_report(folders: list[Path], out: Path, gifs_per_model: int = 2) -> tup
     media: list[tuple[str, list[Path]]] = []
     for i, run in enumerate(runs):
         files: list[Path] = []
-        strip = (run.data.get("prediction") or {}).get("strip")
+        strip = run.result.prediction.strip
         if strip and (run.folder / strip).is_file():
             dst = assets / f"{i:02d}_strip.png"
             shutil.copyfile(run.folder / strip, dst)
             files.append(dst)
-        for j, gif in enumerate((run.control.get("gifs") or [])[:gifs_per_model]):
+        for j, gif in enumerate(run.control.gifs[:gifs_per_model]):
             if (run.folder / gif).is_file():
                 dst = assets / f"{i:02d}_episode{j}.gif"
                 shutil.copyfile(run.folder / gif, dst)
@@ -302,12 +316,13 @@ def build_report(folders: list[Path], out: Path, gifs_per_model: int = 2) -> tup
         media.append((run.label, files))
 
     protocols = [
-        f"{r.label}: {(r.data.get('prediction') or {}).get('protocol')}"
-        for r in runs
-        if (r.data.get("prediction") or {}).get("protocol")
+        f"{r.label}: {r.result.prediction.protocol}" for r in runs if r.result.prediction.protocol
     ]
     notes = long_reasons(runs)
-    suites = sorted({str(r.control.get("suite")) for r in runs if r.control.get("suite")})
+    budgets = budget_note(runs)
+    if budgets:
+        notes.append(budgets)
+    suites = sorted({r.control.suite for r in runs if r.control.suite})
 
     html_path = out / "report.html"
     md_path = out / "report.md"

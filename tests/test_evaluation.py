@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -16,7 +17,7 @@ from skimage.metrics import peak_signal_noise_ratio
 from foresight.cli import main
 from foresight.data.dataset import SequenceDataset
 from foresight.evaluation import evaluate, wilson_interval
-from foresight.report import EVALUATION_FORMAT
+from foresight.results import EVALUATION_FORMAT, EvaluateOptions, Evaluation
 
 
 @pytest.mark.parametrize(("k", "n"), [(0, 1), (1, 1), (0, 20), (20, 20), (5, 10), (3, 17)])
@@ -30,17 +31,16 @@ def test_wilson_interval_matches_scipy(k: int, n: int) -> None:
 def test_copy_last_psnr_matches_scikit_image(tiny_h5: Path, tmp_path: Path) -> None:
     """copy_last's score is known in closed form: the last context frame against each truth."""
     out = tmp_path / "copy_last"
-    result = evaluate(
-        "copy_last", out, data=tiny_h5, samples=2, sequences=4, future=5, control=False
-    )
-    pred = result["prediction"]
+    options = EvaluateOptions(samples=2, sequences=4, future=5, control=False)
+    result = evaluate("copy_last", out, data=tiny_h5, options=options)
+    pred = result.prediction
     dataset = SequenceDataset(tiny_h5, 7, split="valid", image_size=32, stride=7)
     n = min(4, len(dataset))
-    assert n >= 2 and pred["sequences"] == n and pred["samples"] == 2
-    curve = pred["metrics"]["psnr"]["mean_of_n"]
+    assert n >= 2 and pred.sequences == n and pred.samples == 2
+    curve = pred.metrics["psnr"].mean_of_n
     assert len(curve) == 5
     # copy_last is deterministic: best-of-N is mean-of-N.
-    assert pred["metrics"]["psnr"]["best_of_n"] == pytest.approx(curve)
+    assert pred.metrics["psnr"].best_of_n == pytest.approx(curve)
 
     idx = np.unique(np.linspace(0, len(dataset) - 1, n).round().astype(int))
     expected = np.zeros(5)
@@ -52,8 +52,10 @@ def test_copy_last_psnr_matches_scikit_image(tiny_h5: Path, tmp_path: Path) -> N
 
     saved = json.loads((out / "evaluation.json").read_text())
     assert saved["format"] == EVALUATION_FORMAT and saved["model"] == "copy_last"
-    assert "fvd" in pred["unavailable"]
-    assert saved["control"] == {"unavailable": "planning skipped (--no-control)"}
+    assert saved["options"]["samples"] == 2 and saved["options"]["control"] is False
+    assert "fvd" in pred.unavailable
+    assert saved["control"] == {"unavailable": "planning skipped (--no-control)", "gifs": []}
+    assert Evaluation.load(out) == result
     assert (out / "strip.png").stat().st_size > 0
 
 
@@ -69,6 +71,45 @@ def test_evaluate_cli_plans_and_reports_n_a_for_planner_baselines(
     assert control["ci95"][0] == 0.0 and 0.5 < control["ci95"][1] < 1.0
     assert result["prediction"]["reason"].startswith("no motion")
     assert len(control["gifs"]) == 2 and all((out / g).is_file() for g in control["gifs"])
+    assert "budget" not in control  # zero does not plan: it has no budget
+
+
+def test_evaluate_records_the_budget_a_model_planned_with(tmp_path: Path) -> None:
+    """A model's plan block overrides the planner preset's budget; the result says so."""
+    from foresight.models import PlanBudget, build_model, load_model_config, save_checkpoint
+
+    config = dataclasses.replace(
+        load_model_config("copy_last"), plan=PlanBudget(samples=8, iterations=1)
+    )
+    ckpt = save_checkpoint(tmp_path / "model.pt", build_model(config))
+    options = EvaluateOptions(episodes=1, suite=str(tmp_path / "short.yaml"))
+    (tmp_path / "short.yaml").write_text(SHORT_SUITE)
+    result = evaluate(str(ckpt), tmp_path / "eval", options=options, device="cpu")
+    budget = result.control.budget
+    assert budget is not None
+    assert (budget.samples, budget.iterations) == (8, 1)
+    assert budget.batch_size == 200 and budget.num_samples == 1  # the cem preset's
+    assert budget.from_model == ("samples", "iterations") and budget.source == "model"
+    summary = json.loads((tmp_path / "eval" / "plan" / "summary.json").read_text())
+    assert summary["budget"]["samples"] == 8 and summary["budget"]["from_model"] == [
+        "samples",
+        "iterations",
+    ]
+    settings = json.loads((tmp_path / "eval" / "plan" / "settings.json").read_text())
+    assert settings["planner"]["optimizer"]["samples"] == 8
+    assert settings["planner"]["optimizer"]["elites"] == 2  # cem keeps its elite share
+    saved = json.loads((tmp_path / "eval" / "evaluation.json").read_text())
+    assert saved["control"]["budget"]["iterations"] == 1
+
+
+#: The easy suite cut to a few steps, so a planned episode takes seconds on CPU.
+SHORT_SUITE = """
+name: short
+env: push
+tasks: {num_objects: [1, 1]}
+episodes: 1
+episode_steps: 2
+"""
 
 
 def test_evaluate_bad_inputs_are_one_line_errors(

@@ -11,11 +11,12 @@ import numpy as np
 import pytest
 
 from foresight.errors import ForesightError
-from foresight.report import EVALUATION_FORMAT, build_report, correlations, load_runs
+from foresight.report import build_report, correlations, load_runs
+from foresight.results import EVALUATION_FORMAT
 from foresight.visualize import save_gif, save_png
 
 
-def write_run(folder, label, success, psnr_curve, lpips=None, with_media=True):
+def write_run(folder, label, success, psnr_curve, lpips=None, with_media=True, budget=None):
     folder.mkdir(parents=True)
     rng = np.random.default_rng(len(label))
     metrics = {
@@ -33,6 +34,7 @@ def write_run(folder, label, success, psnr_curve, lpips=None, with_media=True):
     data = {
         "format": EVALUATION_FORMAT,
         "label": label,
+        "model": "svg_lp",
         "prediction": {
             "metrics": metrics,
             "unavailable": unavailable,
@@ -41,11 +43,16 @@ def write_run(folder, label, success, psnr_curve, lpips=None, with_media=True):
         "control": {
             "suite": "easy",
             "success_rate": success,
+            "successes": round(10 * success),
+            "episodes": 10,
             "ci95": [max(0, success - 0.2), min(1, success + 0.2)],
             "mean_final_distance": 0.1 * (1 - success),
             "seconds_per_step": 0.5,
+            "budget": {"samples": 200, "iterations": 3, "batch_size": 200, "num_samples": 1},
         },
     }
+    if budget is not None:
+        data["control"]["budget"] = budget
     if with_media:
         save_png(rng.integers(0, 255, (10, 20, 3), dtype=np.uint8), folder / "strip.png")
         save_gif(rng.integers(0, 255, (3, 8, 8, 3), dtype=np.uint8), folder / "ep.gif")
@@ -85,8 +92,11 @@ def test_every_cell_is_a_number_or_explained(runs, tmp_path):
     root = ET.fromstring(html_path.read_text().split("\n", 1)[1])
     rows = root.findall(".//table/tbody/tr")
     assert len(rows) == 4
+    header = [th.text for th in root.findall(".//table/thead/tr/th")]
+    assert header[-1] == "planner budget"
     for row in rows:
-        for cell in [td.text or "" for td in row.findall("td")][1:]:
+        assert row.findall("td")[-1].text == "200 x 3 (preset)"
+        for cell in [td.text or "" for td in row.findall("td")][1:-1]:
             if cell.startswith("n/a: "):
                 assert len(cell) > len("n/a: ")
             elif " to " in cell:
@@ -121,6 +131,27 @@ def test_missing_or_foreign_runs_are_one_line_errors(tmp_path):
     (tmp_path / "x" / "evaluation.json").write_text('{"format": "other"}')
     with pytest.raises(ForesightError, match="not a foresight evaluation"):
         load_runs([tmp_path / "x"])
+    (tmp_path / "x" / "evaluation.json").write_text('{"format": "foresight-evaluation/9"}')
+    with pytest.raises(ForesightError, match="does not read"):
+        load_runs([tmp_path / "x"])
+
+
+def test_version_1_runs_are_read_and_budgets_that_differ_are_noted(runs, tmp_path):
+    data = json.loads((runs[0] / "evaluation.json").read_text())
+    del data["control"]["budget"]
+    data["format"] = "foresight-evaluation/1"
+    (runs[0] / "evaluation.json").write_text(json.dumps(data))
+    small = {"samples": 8, "iterations": 1, "batch_size": 200, "num_samples": 1}
+    write_run(tmp_path / "e", "small-budget", 0.1, [26.0, 24.0, 23.0], budget=small)
+    html_path, md_path = build_report([*runs, tmp_path / "e"], tmp_path / "report")
+    root = ET.fromstring(html_path.read_text().split("\n", 1)[1])
+    cells = {
+        tr.findall("td")[0].text: tr.findall("td")[-1].text
+        for tr in root.findall(".//table/tbody/tr")
+    }
+    assert cells["good"].startswith("n/a: not recorded")
+    assert cells["small-budget"] == "8 x 1 (preset)"
+    assert "different planner budgets" in md_path.read_text()
 
 
 def test_long_reasons_are_cut_in_cells_and_given_in_full_once(runs, tmp_path):

@@ -1,0 +1,147 @@
+"""``evaluation.json``'s schema and the options of ``foresight evaluate``, each defined once."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+
+from foresight.cli import build_parser
+from foresight.config import load_config
+from foresight.errors import ForesightError
+from foresight.quickstart import QuickstartConfig
+from foresight.results import (
+    EVALUATION_FORMAT,
+    Control,
+    EffectiveBudget,
+    EvaluateOptions,
+    Evaluation,
+    Fvd,
+    MetricCurves,
+    Prediction,
+)
+
+
+def _evaluation() -> Evaluation:
+    return Evaluation(
+        label="svg",
+        model="svg_lp",
+        checkpoint="/runs/svg/checkpoint.pt",
+        options=EvaluateOptions(samples=2, episodes=5, future=8),
+        prediction=Prediction(
+            metrics={"psnr": MetricCurves((30.0, float("inf")), (31.0, 29.5))},
+            unavailable={"lpips": "no LPIPS weights"},
+            fvd=Fvd(value=12.5, real_videos=4, generated_videos=8, frames=10),
+            protocol="4 valid sequences",
+            samples=2,
+            sequences=4,
+            strip="strip.png",
+        ),
+        control=Control(
+            success_rate=0.4,
+            successes=2,
+            episodes=5,
+            ci95=(0.1, 0.8),
+            mean_final_distance=0.07,
+            seconds_per_step=0.2,
+            planner="cem",
+            budget=EffectiveBudget(8, 1, 200, 1, from_model=("samples", "iterations")),
+            gifs=("plan/gifs/task_0000.gif",),
+        ),
+    )
+
+
+def test_evaluation_round_trips_through_its_file(tmp_path: Path) -> None:
+    result = _evaluation()
+    result.save(tmp_path / "evaluation.json")
+    assert Evaluation.load(tmp_path) == result
+    data = json.loads((tmp_path / "evaluation.json").read_text())
+    assert data["format"] == EVALUATION_FORMAT
+    # The documented key names, and no keys for what is not there.
+    assert data["prediction"]["metrics"]["psnr"]["best_of_n"] == [31.0, 29.5]
+    assert data["control"]["budget"]["from_model"] == ["samples", "iterations"]
+    assert "reason" not in data["prediction"] and "unavailable" not in data["control"]
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ("{not json", "not valid JSON"),
+        ("[1, 2]", "not a foresight evaluation"),
+        ('{"format": "foresight-checkpoint/1"}', "not a foresight evaluation"),
+        ('{"format": "foresight-evaluation/3"}', "does not read"),
+        ('{"format": "foresight-evaluation/2", "label": "x"}', "damaged or foreign"),
+    ],
+)
+def test_foreign_corrupt_or_newer_files_are_one_line_errors(text: str, match: str) -> None:
+    with pytest.raises(ForesightError, match=match) as err:
+        Evaluation.from_json(text, "run/evaluation.json")
+    assert "\n" not in str(err.value)
+
+
+def test_damaged_blocks_are_refused() -> None:
+    data = json.loads(_evaluation().to_json())
+    data["control"] = {"success_rate": 0.5}  # neither numbers nor a reason
+    with pytest.raises(ForesightError, match="'control' lacks"):
+        Evaluation.from_json(json.dumps(data))
+    data = json.loads(_evaluation().to_json())
+    data["prediction"]["metrics"]["psnr"]["median_of_n"] = [1.0]
+    with pytest.raises(ForesightError, match="unknown key 'median_of_n'"):
+        Evaluation.from_json(json.dumps(data))
+
+
+def test_version_1_files_are_read() -> None:
+    v1 = {
+        "format": "foresight-evaluation/1",
+        "label": "oracle",
+        "model": "oracle",
+        "checkpoint": None,
+        "prediction": {"reason": "the simulator itself", "unavailable": {}},
+        "control": {
+            "success_rate": 1.0,
+            "successes": 2,
+            "episodes": 2,
+            "mean_final_distance": 0.01,
+            "seconds_per_step": 0.3,
+            "model_seconds_per_step": 0.2,
+            "model": "oracle",
+            "suite": "easy",
+            "planner": "cem",
+            "cost": "object",
+            "horizon": 10,
+            "seed": 0,
+            "ci95": [0.34, 1.0],
+            "gifs": ["plan/gifs/task_0000.gif"],
+        },
+    }
+    result = Evaluation.from_json(json.dumps(v1))
+    assert result.options is None and result.control.budget is None
+    assert result.control.ci95 == (0.34, 1.0)
+
+
+def _evaluate_args(*argv: str) -> argparse.Namespace:
+    return build_parser().parse_args(["evaluate", "--model", "zero", "--out", "r", *argv])
+
+
+def test_flags_are_generated_from_the_options() -> None:
+    assert EvaluateOptions.from_args(_evaluate_args()) == EvaluateOptions()
+    args = _evaluate_args(
+        "--samples", "5", "--future", "8", "--lpips-weights", "w.pt", "--no-control"
+    )  # fmt: skip
+    options = EvaluateOptions.from_args(args)
+    assert options == EvaluateOptions(samples=5, future=8, lpips_weights="w.pt", control=False)
+    with pytest.raises(ForesightError, match="--sequences"):
+        EvaluateOptions.from_args(_evaluate_args("--sequences", "0"))
+
+
+def test_the_quickstart_embeds_the_options(tmp_path: Path) -> None:
+    path = tmp_path / "qs.yaml"
+    path.write_text("evaluate: {samples: 5, episodes: 2}\n")
+    config = load_config(QuickstartConfig, path)
+    assert config.evaluate == dataclasses.replace(EvaluateOptions(), samples=5, episodes=2)
+    path.write_text("evaluate: {sampels: 5}\n")
+    with pytest.raises(ForesightError, match="unknown key 'sampels'"):
+        load_config(QuickstartConfig, path)
