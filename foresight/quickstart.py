@@ -145,7 +145,7 @@ class Quickstart:
             self.console.print(f"{err}: evaluating again", soft_wrap=True, highlight=False)
             return False
         if done.label != label or done.options != options:
-            self.console.print("evaluated with other options: evaluating again")
+            self.console.print("evaluated with other options (or by an older foresight): again")
             return False
         return True
 
