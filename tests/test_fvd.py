@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import torch
 from foresight.errors import ForesightError
 from foresight.evaluation import evaluate
 from foresight.fvd import I3D, frechet_distance, i3d_embeddings, load_i3d
+from foresight.results import EvaluateOptions
 
 
 @pytest.fixture(scope="module")
@@ -69,17 +71,19 @@ def test_i3d_loads_strictly_and_embeds(i3d_file: Path, tmp_path: Path) -> None:
 
 
 def test_evaluate_reports_fvd_with_weights(tiny_h5: Path, i3d_file: Path, tmp_path: Path) -> None:
-    common = {"data": tiny_h5, "samples": 2, "sequences": 2, "future": 5, "control": False}
-    with_fvd = evaluate("copy_last", tmp_path / "a", i3d=str(i3d_file), **common)
-    fvd = with_fvd["prediction"]["fvd"]
-    assert fvd["value"] >= 0 and np.isfinite(fvd["value"])
-    assert fvd["real_videos"] == 2 and fvd["generated_videos"] == 4 and fvd["frames"] == 7
-    assert "fvd" not in with_fvd["prediction"]["unavailable"]
+    common = EvaluateOptions(samples=2, sequences=2, future=5, control=False)
+    with_i3d = dataclasses.replace(common, i3d=str(i3d_file))
+    with_fvd = evaluate("copy_last", tmp_path / "a", data=tiny_h5, options=with_i3d)
+    fvd = with_fvd.prediction.fvd
+    assert fvd is not None and fvd.value >= 0 and np.isfinite(fvd.value)
+    assert fvd.real_videos == 2 and fvd.generated_videos == 4 and fvd.frames == 7
+    assert "fvd" not in with_fvd.prediction.unavailable
 
-    without = evaluate("copy_last", tmp_path / "b", **common)
-    assert without["prediction"]["fvd"] is None
-    assert "--i3d" in without["prediction"]["unavailable"]["fvd"]
+    without = evaluate("copy_last", tmp_path / "b", data=tiny_h5, options=common)
+    assert without.prediction.fvd is None
+    assert "--i3d" in without.prediction.unavailable["fvd"]
     with pytest.raises(ForesightError, match="at least 2 valid sequences"):
-        evaluate("copy_last", tmp_path / "c", i3d=str(i3d_file), **{**common, "sequences": 1})
+        one = dataclasses.replace(with_i3d, sequences=1)
+        evaluate("copy_last", tmp_path / "c", data=tiny_h5, options=one)
     saved = json.loads((tmp_path / "a" / "evaluation.json").read_text())
-    assert saved["prediction"]["fvd"]["value"] == fvd["value"]
+    assert saved["prediction"]["fvd"]["value"] == fvd.value

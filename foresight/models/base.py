@@ -120,7 +120,7 @@ class PlanBudget:
 
     Attributes:
         samples: Candidate action sequences per optimizer iteration.
-        iterations: Optimizer iterations per planning step (CEM; MPPI ignores it).
+        iterations: Optimizer iterations per planning step.
         batch_size: Sequences per model ``rollout`` call.
         num_samples: Futures imagined per candidate by stochastic models.
     """
