@@ -150,9 +150,24 @@ def to_dict(config: Any) -> dict[str, Any]:
     return plain(dataclasses.asdict(config))
 
 
+def configs_dir() -> Path:
+    """The preset folder: the package ``foresight.configs`` (``configs/`` of the repository).
+
+    Found through the package, so presets load from any working directory whether the
+    project was installed editable or from a wheel.
+    """
+    try:
+        import foresight.configs as presets
+    except ModuleNotFoundError:
+        # An editable install made before configs/ became a package maps only foresight/,
+        # envs/ and planners/; its configs/ sits next to foresight/ in the checkout.
+        return Path(__file__).resolve().parent.parent / "configs"
+    return Path(presets.__file__).resolve().parent
+
+
 def repo_root() -> Path:
     """The folder holding the packaged ``configs/`` (the repository root for editable installs)."""
-    return Path(__file__).resolve().parent.parent
+    return configs_dir().parent
 
 
 def resolve_config(name_or_path: str | Path, kind: str) -> Path:
@@ -167,9 +182,9 @@ def resolve_config(name_or_path: str | Path, kind: str) -> Path:
         if not path.is_file():
             raise ConfigError(f"config file {path} does not exist")
         return path
-    preset = repo_root() / "configs" / kind / f"{name_or_path}.yaml"
+    folder = configs_dir() / kind
+    preset = folder / f"{name_or_path}.yaml"
     if not preset.is_file():
-        folder = repo_root() / "configs" / kind
         names = sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
         raise ConfigError(
             f"no {kind} preset named '{name_or_path}' (presets: {', '.join(names) or 'none'}); "

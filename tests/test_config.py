@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from foresight.config import load_config, resolve_config, to_dict
+from foresight.config import configs_dir, load_config, repo_root, resolve_config, to_dict
 from foresight.envs import EnvConfig, SuiteConfig
 from foresight.errors import ConfigError
 
@@ -58,3 +60,15 @@ def test_missing_preset_lists_presets():
         resolve_config("medium", "suite")
     with pytest.raises(ConfigError, match="does not exist"):
         resolve_config("nowhere.yaml", "suite")
+
+
+def test_presets_are_the_package_foresight_configs(tmp_path, monkeypatch):
+    # Found through the package (shipped as package data), not the working directory.
+    import foresight.configs
+
+    monkeypatch.chdir(tmp_path)
+    assert configs_dir() == Path(foresight.configs.__file__).resolve().parent
+    assert repo_root() / "configs" == configs_dir()
+    for kind in ("env", "model", "planner", "quickstart", "suite"):
+        assert sorted((configs_dir() / kind).glob("*.yaml")), kind
+    assert resolve_config("easy", "suite") == configs_dir() / "suite" / "easy.yaml"
