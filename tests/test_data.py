@@ -90,6 +90,33 @@ def test_existing_file_is_not_overwritten(tmp_path, capsys):
         assert len(f.demos) == 1
 
 
+def test_rerun_of_a_finished_collection_keeps_it_and_other_settings_are_refused(tmp_path, capsys):
+    out = tmp_path / "done.h5"
+    settings = ("--episodes", "3", "--steps", "3", "--seed", "5")
+    assert collect(out, *settings) == 0
+    content, mtime = out.read_bytes(), out.stat().st_mtime_ns
+    capsys.readouterr()
+    # The number of workers does not change the content: still the same, finished collection.
+    assert collect(out, *settings, "--workers", "2") == 0
+    assert "already complete" in " ".join(capsys.readouterr().err.split())  # rich wraps lines
+    assert out.read_bytes() == content and out.stat().st_mtime_ns == mtime
+    assert not parts_dir(out).exists()
+    for other, differs in [
+        (("--episodes", "4", "--steps", "3", "--seed", "5"), "episodes"),
+        (("--episodes", "3", "--steps", "2", "--seed", "5"), "steps"),
+        (("--episodes", "3", "--steps", "3", "--seed", "6"), "seed"),
+    ]:
+        assert collect(out, *other) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and differs in err[0] and "--overwrite" in err[0], err
+    assert main(["collect", "--out", str(out), *settings, "--image-size", "16"]) == 2
+    assert "env.image_size" in capsys.readouterr().err
+    assert out.read_bytes() == content
+    assert collect(out, "--episodes", "2", "--steps", "3", "--overwrite") == 0
+    with DemoFile(out) as f:
+        assert len(f.demos) == 2
+
+
 def test_kill_minus_9_then_resume_gives_the_complete_dataset(tmp_path, tiny_h5):
     out = tmp_path / "resumed.h5"
     cmd = [

@@ -15,7 +15,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "collect",
         help="collect random-action pushing episodes into HDF5",
         description="Collect interaction-rich random pushing episodes into a robomimic-style "
-        "HDF5 file. Interrupted runs resume when the same command is run again.",
+        "HDF5 file. Interrupted runs resume when the same command is run again; once the file "
+        "is complete, the same command leaves it as it is.",
     )
     p.add_argument("--out", type=Path, required=True, help="output .h5 file")
     p.add_argument("--episodes", type=int, required=True, help="number of episodes")
@@ -25,7 +26,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--steps", type=int, default=30, help="actions per episode (T)")
     p.add_argument("--config", default="push", help="env config: preset name or YAML path")
     p.add_argument("--valid-fraction", type=float, default=0.1, help="share of episodes held out")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an existing --out file (without it, only a complete file with the same "
+        "settings is accepted, and kept as it is)",
+    )
     p.set_defaults(func=run)
 
 

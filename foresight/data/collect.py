@@ -195,6 +195,61 @@ def _settings_json(settings: CollectSettings) -> str:
     return json.dumps(asdict(settings), sort_keys=True, indent=1, default=list)
 
 
+def collect_config(
+    settings: CollectSettings, episodes: int, valid_fraction: float
+) -> dict[str, Any]:
+    """The ``collect_config`` attribute of a dataset: everything that defines its content.
+
+    The number of workers is left out on purpose: it changes how fast, not what, is collected.
+    """
+    return {
+        **json.loads(_settings_json(settings)),
+        "episodes": episodes,
+        "valid_fraction": valid_fraction,
+    }
+
+
+def stored_collect_config(out: Path) -> dict[str, Any] | None:
+    """The ``collect_config`` saved in ``out``, or None when it is not a readable dataset."""
+    try:
+        with h5py.File(out, "r") as f:
+            stored = json.loads(f["data"].attrs["collect_config"])
+    except (OSError, KeyError, TypeError, ValueError):
+        return None
+    return stored if isinstance(stored, dict) else None
+
+
+def _differences(stored: dict[str, Any], expected: dict[str, Any], prefix: str = "") -> list[str]:
+    """Names of the settings that differ, one level into nested ones (``env.image_size``)."""
+    names = []
+    for key in sorted(stored.keys() | expected.keys()):
+        a, b = stored.get(key), expected.get(key)
+        if a == b:
+            continue
+        if isinstance(a, dict) and isinstance(b, dict) and not prefix:
+            names += _differences(a, b, f"{key}.")
+        else:
+            names.append(prefix + key)
+    return names
+
+
+def check_existing(out: Path, expected: dict[str, Any]) -> None:
+    """Return when ``out`` is a finished collection with ``expected`` as its collect config.
+
+    Raises:
+        DataError: ``out`` exists but holds something else (other settings, not a dataset).
+    """
+    stored = stored_collect_config(out)
+    if stored == expected:
+        return
+    detail = ""
+    if stored is not None:
+        detail = f" with other settings ({', '.join(_differences(stored, expected))})"
+    raise DataError(
+        f"{out} already exists{detail}; pass --overwrite to replace it, or choose another --out"
+    )
+
+
 def prepare_parts(out: Path, settings: CollectSettings, overwrite: bool) -> Path:
     """Create (or check, when resuming) the parts folder of ``out``."""
     if out.exists() and not overwrite:
@@ -267,18 +322,13 @@ def assemble(
 
     train, valid = split_names(num, valid_fraction)
     env_args = {"env_name": ENV_ID, "type": "foresight", "env_kwargs": {"config": settings.env}}
-    collect_config = {
-        **json.loads(_settings_json(settings)),
-        "episodes": num,
-        "valid_fraction": valid_fraction,
-    }
     with atomic_path(out, suffix=".h5") as tmp, h5py.File(tmp, "w") as f:
         data = f.create_group("data")
         for i in range(num):
             write_demo(data, f"demo_{i}", Episode.load_npz(part_path(parts, i)))
             if on_written is not None:
                 on_written()
-        write_attrs(f, env_args, collect_config, train, valid)
+        write_attrs(f, env_args, collect_config(settings, num, valid_fraction), train, valid)
 
 
 def make_settings(
@@ -319,16 +369,22 @@ def collect_dataset(
         steps: Actions per episode.
         workers: Parallel worker processes.
         valid_fraction: Share of episodes in ``mask/valid``.
-        overwrite: Replace an existing ``out``.
+        overwrite: Replace an existing ``out``; without it, an ``out`` collected with the
+            same settings is left as it is (the run is already done), and any other is an
+            error.
         console: Where progress goes (default: stderr).
     """
     if episodes < 1:
         raise DataError(f"--episodes must be at least 1, got {episodes}")
     settings = make_settings(seed, steps, env_config)
+    console = console or Console(stderr=True)
+    if out.exists() and not overwrite:
+        check_existing(out, collect_config(settings, episodes, valid_fraction))
+        console.print(f"{out} is already complete ({episodes} episodes x {steps} steps): skipped")
+        return
     parts = prepare_parts(out, settings, overwrite)
     done = done_indices(parts)
     todo = [i for i in range(episodes) if i not in done]
-    console = console or Console(stderr=True)
     if done & set(range(episodes)):
         console.print(f"resuming: {episodes - len(todo)} of {episodes} episodes already saved")
     start = time.perf_counter()
