@@ -1,7 +1,9 @@
 """Choose MuJoCo's headless OpenGL backend before ``mujoco`` is first imported.
 
 MuJoCo reads ``MUJOCO_GL`` once, at import, so this module must run first (``foresight.envs``
-imports it before anything that imports ``mujoco``). A value the user already set is kept.
+calls :func:`select_gl_backend` on import, before anything imports ``mujoco``). A value the
+user already set is kept. Heavier preparation waits until MuJoCo is first needed
+(:func:`load_triton_first`).
 """
 
 from __future__ import annotations
@@ -45,7 +47,6 @@ def select_gl_backend() -> str:
         RenderError: Neither EGL nor OSMesa can be loaded; the message names the packages.
     """
     os.environ.setdefault("LP_NUM_THREADS", "0")
-    _load_triton_first()
     backend = os.environ.get("MUJOCO_GL")
     if backend:
         return backend
@@ -63,12 +64,15 @@ def select_gl_backend() -> str:
     return backend
 
 
-def _load_triton_first() -> None:
-    """Import triton now, if installed, before any GL context exists.
+def load_triton_first() -> None:
+    """Import triton, if installed; call it before ``import mujoco`` (done in ``sim.py``).
 
     triton (bundled with CUDA builds of torch, and imported by ``torch.optim`` on first use)
-    carries its own LLVM; loading it into a process where Mesa's software renderer (another
-    LLVM) has started segfaults. Loaded first, the two coexist. Measured: ~0.15 s, once.
+    carries its own LLVM, and loading it into a process where Mesa's LLVM is already loaded
+    globally segfaults. Mesa's LLVM arrives globally with the first EGL context, or already
+    with ``import mujoco`` under OSMesa (PyOpenGL loads libOSMesa with ``RTLD_GLOBAL``);
+    triton loaded before either, the two coexist. It waits for MuJoCo rather than running at
+    ``import foresight.envs``, which stays light. Measured: ~0.15 s, once per process.
     """
     if "triton" not in sys.modules and importlib.util.find_spec("triton") is not None:
         import triton  # noqa: F401

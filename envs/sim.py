@@ -14,11 +14,15 @@ import math
 from dataclasses import dataclass, field
 from typing import Literal
 
-import mujoco
 import numpy as np
 
-from foresight.envs.gl import render_help
+from foresight.envs.gl import load_triton_first, render_help
 from foresight.errors import ConfigError, RenderError
+
+# Before mujoco, whose GL libraries can bring in an LLVM that triton's then crashes on.
+load_triton_first()
+
+import mujoco  # noqa: E402
 
 #: Raw simulator state stored in datasets and restored by the oracle: time, qpos, qvel,
 #: actuator activations (the pusher's position target) and controls.

@@ -246,3 +246,46 @@ def test_rendering_then_training_in_one_process_does_not_crash():
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
     )
     assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr[-500:]
+
+
+_IMPORT_PROBE = """
+import json, os, sys
+import foresight.envs
+heavy = ["torch", "triton", "mujoco", "OpenGL", "foresight.envs.sim"]
+out = {"loaded": [m for m in heavy if m in sys.modules], "backend": os.environ.get("MUJOCO_GL")}
+if "make" in sys.argv:
+    import gymnasium as gym
+    env = gym.make("foresight/Push-v0", image_size=16)
+    out["shape"] = list(env.reset(seed=0)[0]["image"].shape)
+    order = list(sys.modules)  # in import order
+    out["triton_first"] = "triton" not in order or order.index("triton") < order.index("mujoco")
+print(json.dumps(out))
+"""
+
+
+def test_import_registers_only_and_gym_make_loads_the_rest():
+    """``import foresight.envs`` picks MUJOCO_GL and registers; MuJoCo and triton wait."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in ("MUJOCO_GL", "PYOPENGL_PLATFORM")}
+
+    def probe(*args: str, **extra: str) -> dict:
+        result = subprocess.run(
+            [sys.executable, "-c", _IMPORT_PROBE, *args],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**env, **extra},
+        )
+        assert result.returncode == 0, result.stderr[-500:]
+        return json.loads(result.stdout)
+
+    made = probe("make")
+    assert made["loaded"] == [] and made["backend"] in ("egl", "osmesa")
+    # triton before mujoco: see test_rendering_then_training_in_one_process_does_not_crash.
+    assert made["shape"] == [16, 16, 3] and made["triton_first"]
+    # A backend the user chose is kept (not rendered with: it may not be installed here).
+    assert probe(MUJOCO_GL="osmesa") == {"loaded": [], "backend": "osmesa"}
