@@ -9,7 +9,9 @@ horizon and averages over samples. The planner config chooses the class by name.
 * ``lpips``: LPIPS distance to the goal image (Zhang et al. 2018); needs AlexNet weights.
 * ``object``: the target object's colour-mask centroid vs its centroid in the goal image,
   plus a small pusher-to-object term (the pixel cost is flat until the pusher touches the
-  object; see DESIGN.md).
+  object; see DESIGN.md). The pusher is read from the imagined frame, or (``pusher:
+  commanded``) from where the actions put it: the pusher is position-controlled, so its
+  commanded position is exact until a contact stops it, however blurry the prediction.
 """
 
 from __future__ import annotations
@@ -46,6 +48,53 @@ class CostConfig:
 
 
 @dataclass(frozen=True)
+class PusherKinematics:
+    """Where actions put the position-controlled pusher, and where that is in the image.
+
+    Attributes:
+        max_step: Metres moved by an action of 1 along an axis.
+        workspace: The pusher centre stays within ``[-workspace, workspace]^2`` (m).
+        view_half_extent: Half the width of the table area the top camera sees (m).
+        image_size: Side of the frames the cost scores (pixels).
+    """
+
+    max_step: float
+    workspace: float
+    view_half_extent: float
+    image_size: int
+
+    def commanded(self, start: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """Commanded pusher positions after each action (contacts ignored).
+
+        Args:
+            start: ``(2,)`` pusher xy now (m).
+            actions: ``(N, H, 2)`` candidate actions in [-1, 1].
+
+        Returns:
+            ``(N, H, 2)`` pusher xy after each action (m), clipped to the workspace step by
+            step as the walls do.
+        """
+        xy = start.to(actions).expand(actions.shape[0], 2)
+        out = []
+        for t in range(actions.shape[1]):
+            xy = (xy + actions[:, t].clamp(-1, 1) * self.max_step).clamp(
+                -self.workspace, self.workspace
+            )
+            out.append(xy)
+        return torch.stack(out, 1)
+
+    def to_image(self, xy: torch.Tensor) -> torch.Tensor:
+        """Table xy ``(..., 2)`` (m) -> (row, col) in image widths.
+
+        The units of :class:`ObjectCost`'s centroids: pixel ``i`` is at ``i / size``.
+        """
+        half, size = self.view_half_extent, self.image_size
+        col = (xy[..., 0] + half) / (2 * half) - 0.5 / size
+        row = (half - xy[..., 1]) / (2 * half) - 0.5 / size
+        return torch.stack([row, col], -1)
+
+
+@dataclass(frozen=True)
 class Goal:
     """What a cost compares predictions with.
 
@@ -56,6 +105,7 @@ class Goal:
         labels: ``(P,)`` int class of each colour (one class per geom colour).
         target_label: Class of the target object.
         pusher_label: Class of the pusher.
+        pusher: The pusher's kinematics (None: costs can only read it from frames).
     """
 
     image: np.ndarray
@@ -63,6 +113,7 @@ class Goal:
     labels: np.ndarray
     target_label: int
     pusher_label: int
+    pusher: PusherKinematics | None = None
 
 
 def make_goal(env: Any, task: Any) -> Goal:
@@ -83,12 +134,17 @@ def make_goal(env: Any, task: Any) -> Goal:
     target = labels[names.index(env.config.objects[task.target].name)]
     pusher = labels[names.index("pusher")]
     colors = np.concatenate([uniq * top, uniq * side])
+    image = env.goal_image(task)
+    cfg = env.config
     return Goal(
-        image=env.goal_image(task),
+        image=image,
         colors=colors.astype(np.float32),
         labels=np.concatenate([np.arange(len(uniq)), np.arange(len(uniq))]),
         target_label=int(target),
         pusher_label=int(pusher),
+        pusher=PusherKinematics(
+            cfg.max_step, cfg.workspace, cfg.view_half_extent, int(image.shape[0])
+        ),
     )
 
 
@@ -134,24 +190,35 @@ class Cost(ABC):
         return (w / w.sum()).to(self.device)
 
     @abstractmethod
-    def frame_costs(self, frames: torch.Tensor) -> torch.Tensor:
+    def frame_costs(self, frames: torch.Tensor, pusher: torch.Tensor | None = None) -> torch.Tensor:
         """Cost of single frames.
 
         Args:
             frames: ``(M, 3, H, W)`` float in [0, 1].
+            pusher: ``(M, 2)`` commanded pusher (row, col) in image widths at each frame, or
+                None when unknown; costs that do not use it ignore it.
 
         Returns:
             ``(M,)`` costs, lower is closer to the goal.
         """
 
     @torch.no_grad()
-    def __call__(self, frames: torch.Tensor, horizon: int) -> torch.Tensor:
+    def __call__(
+        self,
+        frames: torch.Tensor,
+        horizon: int,
+        actions: torch.Tensor | None = None,
+        pusher_xy: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """Score imagined futures.
 
         Args:
             frames: ``(N, S, T', 3, H, W)`` the frames of :meth:`steps` for ``N`` action
                 sequences and ``S`` sampled futures each.
             horizon: ``H``, the planning horizon the frames came from.
+            actions: ``(N, H, A)`` the candidate actions (with ``pusher_xy``: costs may read
+                the commanded pusher from them).
+            pusher_xy: ``(2,)`` the pusher's xy now (m).
 
         Returns:
             ``(N,)`` costs: frames weighted over the horizon, samples averaged.
@@ -162,16 +229,22 @@ class Cost(ABC):
                 f"predicted frames are {tuple(frames.shape[-2:])} but the goal image is "
                 f"{tuple(self.goal_frame.shape[-2:])}; render the env at the model's image_size"
             )
-        per_frame = self.frame_costs(frames.reshape(n * s * t, *frames.shape[3:]).float())
-        per_frame = per_frame.reshape(n, s, t)
+        pusher = None
+        kin = self.goal.pusher
+        if actions is not None and pusher_xy is not None and kin is not None:
+            xy = kin.commanded(torch.as_tensor(pusher_xy), torch.as_tensor(actions))
+            where = kin.to_image(xy[:, self.steps(horizon)].to(self.device).float())  # (N, T', 2)
+            pusher = where[:, None].expand(n, s, t, 2).reshape(n * s * t, 2)
+        flat = frames.reshape(n * s * t, *frames.shape[3:]).float()
+        per_frame = self.frame_costs(flat, pusher).reshape(n, s, t)
         return (per_frame * self.weights(horizon)).sum(-1).mean(-1)
 
 
 class PixelCost(Cost):
     """Sum of squared pixel errors to the goal image (VP2's goal-image cost)."""
 
-    def frame_costs(self, frames: torch.Tensor) -> torch.Tensor:
-        """See :meth:`Cost.frame_costs`."""
+    def frame_costs(self, frames: torch.Tensor, pusher: torch.Tensor | None = None) -> torch.Tensor:
+        """See :meth:`Cost.frame_costs` (the pusher is in the image already)."""
         return ((frames - self.goal_frame) ** 2).flatten(1).sum(-1)
 
 
@@ -220,8 +293,8 @@ class LpipsCost(Cost):
 
         find_weights(config.weights)  # type: ignore[attr-defined]
 
-    def frame_costs(self, frames: torch.Tensor) -> torch.Tensor:
-        """See :meth:`Cost.frame_costs`."""
+    def frame_costs(self, frames: torch.Tensor, pusher: torch.Tensor | None = None) -> torch.Tensor:
+        """See :meth:`Cost.frame_costs` (the pusher is in the image already)."""
         from foresight.perceptual import lpips_distance
 
         goal = self.goal_frame[None]
@@ -243,12 +316,17 @@ class ObjectCostConfig(CostConfig):
         color_scale: Softness (in RGB units of [0, 1]) of the colour classification, so
             blurry predictions still give a centroid.
         min_pixels: Below this mask mass the target counts as not visible (worst cost).
+        pusher: Where the pusher-to-target term reads the pusher: ``image`` (its colour
+            mask in the imagined frame) or ``commanded`` (where the actions put it, from the
+            robot state: exact until a contact, and independent of the model's blur; the
+            image is used when no state is given).
     """
 
     name: str = "object"
     pusher_weight: float = 0.1
     color_scale: float = 0.08
     min_pixels: float = 1.0
+    pusher: Literal["image", "commanded"] = "image"
 
 
 class ObjectCost(Cost):
@@ -304,14 +382,23 @@ class ObjectCost(Cost):
         c = (w @ torch.stack([rows, cols], -1)) / mass.clamp_min(1e-6)[..., None]
         return c, mass
 
-    def frame_costs(self, frames: torch.Tensor) -> torch.Tensor:
+    def frame_costs(self, frames: torch.Tensor, pusher: torch.Tensor | None = None) -> torch.Tensor:
         """See :meth:`Cost.frame_costs`."""
         cfg: ObjectCostConfig = self.config  # type: ignore[assignment]
-        c, mass = self.centroids(frames, [self.goal.target_label, self.goal.pusher_label])
-        target, pusher = c[:, 0], c[:, 1]
+        commanded = cfg.pusher == "commanded" and pusher is not None
+        labels = (
+            [self.goal.target_label]
+            if commanded
+            else [self.goal.target_label, self.goal.pusher_label]
+        )
+        c, mass = self.centroids(frames, labels)
+        target = c[:, 0]
         cost = (target - self.goal_centroid).norm(dim=-1)
-        if cfg.pusher_weight:
-            near = (pusher - target).norm(dim=-1)
+        if cfg.pusher_weight and commanded:
+            assert pusher is not None
+            cost = cost + cfg.pusher_weight * (pusher.to(target) - target).norm(dim=-1)
+        elif cfg.pusher_weight:
+            near = (c[:, 1] - target).norm(dim=-1)
             # A pusher the prediction lost is no evidence that it is near the target: count
             # the image diagonal (more than any visible distance), or planning through a blurry
             # model prefers futures where the pusher fades away.

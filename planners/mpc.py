@@ -120,6 +120,7 @@ class MPCPolicy(Policy):
         """Build the goal and cost of ``task``; forget the previous plan."""
         self.cost = build_cost(self.config.cost, make_goal(env, task), self.device)
         self.predictor.reset(obs, int(rng.integers(2**31)))
+        self._pusher_xy = np.asarray(obs.state, dtype=np.float32)
         self._rng = rng
         self._dim = int(env.action_space.shape[0])
         self._plan: np.ndarray | None = None
@@ -135,7 +136,12 @@ class MPCPolicy(Policy):
         h = actions.shape[1]
         steps = self.cost.steps(h)
         frames = self.predictor.predict(actions, steps)  # (N, S, T', 3, H, W)
-        costs = self.cost(frames, h)
+        costs = self.cost(
+            frames,
+            h,
+            torch.as_tensor(actions, dtype=torch.float32),
+            torch.as_tensor(self._pusher_xy),
+        )
         best = int(torch.argmin(costs))
         if float(costs[best]) < self._best_cost:
             self._best_cost = float(costs[best])
@@ -173,6 +179,7 @@ class MPCPolicy(Policy):
     def observe(self, action: np.ndarray, obs: Observation) -> None:
         """Pass the executed step on to the predictor."""
         self.predictor.observe(action, obs)
+        self._pusher_xy = np.asarray(obs.state, dtype=np.float32)
 
     def close(self) -> None:
         """Release the predictor."""

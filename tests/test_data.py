@@ -15,6 +15,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
+from foresight.batch import frames_as
 from foresight.cli import main
 from foresight.data.collect import parts_dir
 from foresight.data.dataset import SequenceDataset
@@ -237,6 +238,25 @@ def test_sequence_dataset_windows(tiny_h5):
     torch.testing.assert_close(
         ds[3]["frames"], full[3]["frames"].reshape(6, 3, 16, 2, 16, 2).mean((3, 5))
     )
+
+
+def test_uint8_frames_are_the_stored_bytes_and_round_trip_with_float(tiny_h5):
+    raw = SequenceDataset(tiny_h5, length=5, split="train", frame_dtype=torch.uint8)
+    item = raw[7]
+    demo, start = raw.index[7]
+    with DemoFile(tiny_h5) as f:
+        stored = f.read(demo, f"obs/{IMAGE_KEY}", slice(start, start + 5))  # (5, H, W, 3)
+    assert item["frames"].dtype == torch.uint8
+    assert torch.equal(item["frames"], torch.from_numpy(stored).permute(0, 3, 1, 2))
+    floats = SequenceDataset(tiny_h5, length=5, split="train")[7]["frames"]
+    assert torch.equal(frames_as(floats, torch.uint8), item["frames"])
+    assert torch.equal(frames_as(item["frames"], torch.float32), floats)
+    # Resized frames are rounded to the nearest of the 256 levels.
+    small = SequenceDataset(tiny_h5, 5, "train", image_size=16, frame_dtype=torch.uint8)[7]
+    small_float = SequenceDataset(tiny_h5, 5, "train", image_size=16)[7]["frames"]
+    assert (small["frames"].float() / 255 - small_float).abs().max() <= 0.5 / 255 + 1e-6
+    with pytest.raises(DataError, match="frame_dtype"):
+        SequenceDataset(tiny_h5, 5, frame_dtype=torch.float16)
 
 
 def test_actions_line_up_with_frames(tiny_h5):

@@ -181,6 +181,69 @@ def test_object_cost_never_rewards_a_vanished_pusher(scene) -> None:
     assert s_gone > s_start
 
 
+def test_commanded_pusher_is_where_the_env_puts_it_in_image_coordinates(scene) -> None:
+    env, task, goal, *_ = scene
+    kin = goal.pusher
+    assert kin is not None and kin.image_size == 64
+    env.reset(options={"task": task})
+    start = np.array(task.layout.pusher_xy, dtype=np.float32)
+    # Away from the objects, along the wall: the last actions push into the workspace limit.
+    away = -np.sign(np.array(task.layout.object_xy[task.target]) - start)
+    actions = np.tile(away, (12, 1)).astype(np.float32)
+    commanded = kin.commanded(torch.as_tensor(start), torch.as_tensor(actions)[None])[0]
+    for t, action in enumerate(actions):
+        obs = env.step(action)[0]
+        np.testing.assert_allclose(commanded[t].numpy(), obs["state"], atol=2e-3)
+    assert float(commanded.abs().max()) == pytest.approx(env.config.workspace)
+    pix = env.sim.world_to_pixel(commanded.numpy()) / 64
+    np.testing.assert_allclose(kin.to_image(commanded).numpy(), pix, atol=1e-6)
+    env.reset(options={"task": task})
+
+
+def test_commanded_pusher_term_guides_even_when_the_frame_lost_the_pusher(scene) -> None:
+    env, task, goal, start, *_ = scene
+    cost = build_cost(ObjectCostConfig(pusher_weight=0.5, pusher="commanded"), goal)
+    image_cost = build_cost(ObjectCostConfig(pusher_weight=0.5), goal)
+    membership = cost.class_masses(frames_to_tensor(start[None]), [goal.pusher_label])[0, 0]
+    blurred = start.copy()  # a prediction that blurred the pusher away
+    blurred[(membership > 1e-3).view(start.shape[:2]).numpy()] = np.median(start.reshape(-1, 3), 0)
+    pusher = np.array(task.layout.pusher_xy, dtype=np.float32)
+    toward = np.array(task.layout.object_xy[task.target]) - pusher
+    toward = (toward / np.abs(toward).max()).astype(np.float32)
+    actions = torch.as_tensor(np.stack([np.tile(toward, (3, 1)), np.tile(-toward, (3, 1))]))
+    frames = frames_to_tensor(np.stack([blurred, blurred]))[:, None, None]  # (2, 1, 1, ...)
+    s_toward, s_away = cost(frames, 3, actions, torch.as_tensor(pusher)).numpy()
+    assert s_toward < s_away
+    # From the frame alone both futures look alike: the image cost cannot tell them apart.
+    i_toward, i_away = image_cost(frames, 3, actions, torch.as_tensor(pusher)).numpy()
+    assert i_toward == i_away
+
+
+def test_object_cost_on_true_frames_at_32_ranks_the_true_final_state_first() -> None:
+    """The cost a 32x32 model is planned with, on true frames: the goal layout beats others."""
+    env = PushEnv(image_size=32)
+    suite = load_suite("easy")
+    rng = np.random.default_rng(0)
+    for task in sample_tasks(env.config, suite.tasks, 3, 4):
+        env.reset(options={"task": task})
+        goal = make_goal(env, task)
+        layout = task.layout
+        frames = []
+        targets = [np.array(task.goal_xy)] + [rng.uniform(-0.18, 0.18, 2) for _ in range(8)]
+        for target_xy in targets:
+            xy = np.array(layout.object_xy)
+            xy[task.target] = target_xy
+            env.sim.set_layout(
+                np.array(layout.pusher_xy), xy, np.array(layout.object_yaw), np.array(layout.active)
+            )
+            frames.append(env.sim.render())
+        for source in ("image", "commanded"):
+            cost = build_cost(ObjectCostConfig(pusher=source), goal)
+            scores = _score(cost, *frames)
+            assert int(np.argmin(scores)) == 0, (task.task_id, source, scores)
+    env.close()
+
+
 def test_pixel_cost_ranks_goal_frame_lowest(scene) -> None:
     _, _, goal, start, _, at_goal = scene
     cost = build_cost(planner_from_dict({"cost": {"name": "pixel"}}).cost, goal)
