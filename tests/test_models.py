@@ -38,6 +38,13 @@ TINY = {
     "predictor_layers": 1,
     "posterior_layers": 1,
     "prior_layers": 1,
+    # Multi-scale GAN layouts (one entry per scale: 2 scales, 8 and 16 px).
+    "g_widths": [[4], [4]],
+    "g_kernels": [[3, 3], [3, 3]],
+    "d_widths": [[4], [4]],
+    "d_kernels": [[3], [3]],
+    "d_fc": [[8], [8]],
+    "crop_size": None,
 }
 B, N, T = 2, 3, 4  # sequences, samples per sequence, future frames of a rollout
 
