@@ -87,14 +87,15 @@ class Quickstart:
         self.console.rule(f"[bold]quickstart: {title}")
 
     def collect(self) -> None:
-        """Collect the dataset (resumes an interrupted collection)."""
+        """Collect the dataset (resumable).
+
+        A complete file made with the same settings is kept; other settings are a one-line
+        error rather than a silently reused dataset.
+        """
         from foresight.envs import EnvConfig
 
         cfg = self.cfg
         self._stage(f"collect {cfg.episodes} episodes -> {self.data}")
-        if self.data.exists():
-            self.console.print("already collected: skipped")
-            return
         env_config = load_config(
             EnvConfig, resolve_config("push", "env"), {"image_size": cfg.image_size}
         )
