@@ -347,6 +347,7 @@ class _Run:
             length=self.config.window,
             split="train",
             image_size=self.config.image_size,
+            frame_dtype=type(model).frame_dtype,
         )
         order = EpochBatches(
             dataset, self.tc.batch_size, self.tc.seed, self.ctx.rank, self.ctx.world_size
