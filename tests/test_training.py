@@ -168,13 +168,25 @@ class TinyCritic(TinyConv):
         return loss, {"mse": float(mse.detach()), "critic": critic_value}
 
 
+class TinyBytes(TinyConv):
+    """Test fixture asking for uint8 frames: its loss checks it gets exact 8-bit intensities."""
+
+    frame_dtype = torch.uint8
+
+    def loss(self, batch, step=None):
+        frames = batch[FRAMES]
+        assert frames.dtype == torch.uint8, frames.dtype
+        return super().loss({**batch, FRAMES: frames.float() / 255}, step)
+
+
 @pytest.fixture(autouse=True, scope="module")
 def _tiny_conv_registered():
     """Registered only while this module's tests run, so other modules see the real registry."""
     register_model("_tiny_conv")(TinyConv)
     register_model("_tiny_critic")(TinyCritic)
+    register_model("_tiny_bytes")(TinyBytes)
     yield
-    del MODELS["_tiny_conv"], MODELS["_tiny_critic"]
+    del MODELS["_tiny_conv"], MODELS["_tiny_critic"], MODELS["_tiny_bytes"]
 
 
 # --------------------------------------------------------------------------- helpers
@@ -350,6 +362,14 @@ def test_resume_with_two_optimizers_is_bit_for_bit(tmp_path: Path, tiny_h5: Path
     )
     assert {r["lr_critic"] for r in logged} == {1e-2}
     assert {"grad_norm_generator", "grad_norm_critic", "critic", "mse"} <= set(logged[0])
+
+
+def test_a_uint8_model_trains_and_validates_on_8_bit_frames(tmp_path: Path, tiny_h5: Path) -> None:
+    cfg = tiny_config(tmp_path, model="_tiny_bytes", max_steps=4, eval_every=4)
+    run = tmp_path / "run"
+    train(options(cfg, tiny_h5, run))
+    (valid,) = records(run, "valid")
+    assert valid["loss"] > 0 and "ssim_mean" in valid
 
 
 def test_best_checkpoint_follows_the_configured_metric(tmp_path: Path, tiny_h5: Path) -> None:
