@@ -366,3 +366,45 @@ def gaussian_kl(
     mu_q, logvar_q, mu_p, logvar_p = (x.float() for x in (mu_q, logvar_q, mu_p, logvar_p))
     kl = 0.5 * (logvar_p - logvar_q + (logvar_q.exp() + (mu_q - mu_p) ** 2) / logvar_p.exp() - 1.0)
     return kl.sum(dim=-1)
+
+
+class ConvLSTMCell(nn.Module):
+    """One step of a convolutional LSTM (Shi et al., "Convolutional LSTM Network", NeurIPS 2015).
+
+    The gates are one convolution of the input and the hidden state, so the state keeps its
+    spatial layout; on a ``1x1`` map with ``kernel_size=1`` it is an ordinary LSTM cell.
+
+    Args:
+        in_channels: Input channels per step.
+        hidden: Channels of the hidden and cell states.
+        kernel_size: Odd side of the gate convolution.
+    """
+
+    def __init__(self, in_channels: int, hidden: int, kernel_size: int = 3) -> None:
+        super().__init__()
+        self.hidden = hidden
+        self.conv = nn.Conv2d(in_channels + hidden, 4 * hidden, kernel_size, 1, kernel_size // 2)
+        # Forget gate open at start, so gradients reach early steps (Jozefowicz et al., 2015).
+        with torch.no_grad():
+            self.conv.bias[hidden : 2 * hidden].fill_(1.0)
+
+    def forward(
+        self, x: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor] | None = None
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """Advance one step.
+
+        Args:
+            x: ``(N, in_channels, H, W)`` input.
+            state: ``(h, c)`` each ``(N, hidden, H, W)``; zeros if None.
+
+        Returns:
+            The new hidden state ``h`` ``(N, hidden, H, W)`` and ``(h, c)``.
+        """
+        if state is None:
+            zeros = x.new_zeros(x.shape[0], self.hidden, *x.shape[2:])
+            state = (zeros, zeros)
+        h, c = state
+        i, f, o, g = self.conv(torch.cat([x, h], dim=1)).chunk(4, dim=1)
+        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+        h = torch.sigmoid(o) * torch.tanh(c)
+        return h, (h, c)
