@@ -190,7 +190,9 @@ def test_beta_warmup_trains_a_hierarchy_that_uses_more_than_one_level():
     data = blob_and_speckle(256, seed=0)
     step = TrainStep(model, Precision("cpu"), DistContext())
     torch.manual_seed(0)
-    for i in range(200):
+    # The fine level learns first; the global level takes over the global unknowns between
+    # steps ~100 and ~200 (measured), so 300 steps leave a margin whatever the thread count.
+    for i in range(300):
         idx = torch.randint(0, 256, (16,))
         step({k: v[idx] for k, v in data.items()}, i)
     model.eval()
