@@ -288,6 +288,28 @@ class VideoModel(nn.Module, ABC):
             ``(B, num_samples, len(decode_steps) or T, C, H, W)`` predicted frames in [0, 1].
         """
 
+    @classmethod
+    def future_steps(
+        cls,
+        context_frames: torch.Tensor,
+        actions: torch.Tensor,
+        decode_steps: Sequence[int] | None,
+    ) -> tuple[int, list[int]]:
+        """``T`` and the future indices a :meth:`rollout` returns, checked.
+
+        Returns:
+            The number of future frames ``T`` the actions imply, and ``decode_steps`` as a
+            list (every index in ``[0, T)`` when None).
+
+        Raises:
+            ValueError: An index is outside ``[0, T)``, or none is asked for.
+        """
+        t_future = cls.future_length(context_frames, actions)
+        steps = list(range(t_future)) if decode_steps is None else [int(k) for k in decode_steps]
+        if not steps or any(k < 0 or k >= t_future for k in steps):
+            raise ValueError(f"decode_steps must be indices in [0, {t_future}), got {steps}")
+        return t_future, steps
+
     @staticmethod
     def future_length(context_frames: torch.Tensor, actions: torch.Tensor) -> int:
         """Number of future frames ``T`` implied by the context and action lengths."""

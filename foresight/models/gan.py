@@ -584,10 +584,7 @@ class MultiScaleGAN(VideoModel):
             ``context_frames``.
         """
         c = self.config
-        t_future = self.future_length(context_frames, actions)
-        steps = list(range(t_future)) if decode_steps is None else [int(k) for k in decode_steps]
-        if not steps or any(k < 0 or k >= t_future for k in steps):
-            raise ValueError(f"decode_steps must be indices in [0, {t_future}), got {steps}")
+        t_future, steps = self.future_steps(context_frames, actions, decode_steps)
         b, tc = context_frames.shape[:2]
         n, device = num_samples, context_frames.device
         cond = self._conditioning(context_states, actions, tc)[:, tc - 1 :]  # (B, T, A+S)

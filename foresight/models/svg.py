@@ -310,10 +310,7 @@ class SVGDeterministic(VideoModel):
             ``(B, N, len(decode_steps) or T, C, H, W)`` frames in [0, 1], in the dtype of
             ``context_frames``.
         """
-        t_future = self.future_length(context_frames, actions)
-        steps = list(range(t_future)) if decode_steps is None else [int(k) for k in decode_steps]
-        if not steps or any(k < 0 or k >= t_future for k in steps):
-            raise ValueError(f"decode_steps must be indices in [0, {t_future}), got {steps}")
+        _, steps = self.future_steps(context_frames, actions, decode_steps)
         b, tc = context_frames.shape[:2]
         n = num_samples
         cond = self._conditioning(context_states, actions, tc)  # (B, Tc-1+T, A+S)
