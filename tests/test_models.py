@@ -156,6 +156,25 @@ def test_optimizers_cover_every_parameter_once_and_train_step_updates_them(name)
     assert all(changed), "the training step left some parameters untouched"
 
 
+@pytest.mark.parametrize("name", [n for n in NAMES if MODELS[n].trainable])
+def test_training_never_reads_future_states_but_reads_observed_ones(name):
+    """Planning cannot know future states, so training must not lean on them either."""
+    model = tiny_model(name)
+    batch = make_batch(model)
+    context = model.config.context_frames
+    other = {**batch, STATES: batch[STATES].clone()}
+    other[STATES][:, context:] += 0.1
+    torch.manual_seed(0)
+    a, _ = model.loss(batch)
+    torch.manual_seed(0)
+    b, _ = model.loss(other)
+    assert torch.equal(a, b)
+    other[STATES][:, :context] += 0.1
+    torch.manual_seed(0)
+    c, _ = model.loss(other)
+    assert not torch.equal(a, c)
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_validation_step_gives_finite_measures(name):
     model = tiny_model(name).eval()
