@@ -30,7 +30,12 @@ from foresight.io import atomic_path, atomic_write_text  # noqa: E402
 from foresight.results import Control, Evaluation  # noqa: E402
 
 #: Offline metrics: (key, label, higher is better).
-METRICS = (("psnr", "PSNR", True), ("ssim", "SSIM", True), ("lpips", "LPIPS", False))
+METRICS = (
+    ("psnr", "PSNR", True),
+    ("ssim", "SSIM", True),
+    ("sharpness", "sharpness diff.", True),
+    ("lpips", "LPIPS", False),
+)
 AGGREGATES = (("mean_of_n", "mean-of-N"), ("best_of_n", "best-of-N"))
 
 
@@ -166,7 +171,7 @@ def table_rows(runs: list[Run]) -> tuple[list[str], list[list[str]]]:
             _fmt(dist * 100 if dist is not None else None, 1, why),
         ]
         for key, _, _ in METRICS:
-            digits = 2 if key == "psnr" else 3
+            digits = 2 if key in ("psnr", "sharpness") else 3
             for agg, _ in AGGREGATES:
                 row.append(_fmt(run.metric_mean(key, agg), digits, run.unavailable(key)))
         row.append(_fmt(run.fvd, 1, run.unavailable("fvd")))

@@ -3,9 +3,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from foresight.metrics import FRAME_METRICS, psnr, rollout_scores, ssim
+from foresight.metrics import FRAME_METRICS, psnr, rollout_scores, sharpness_difference, ssim
 
 
 def _pairs(seed: int, n: int = 4, size: int = 32) -> tuple[np.ndarray, np.ndarray]:
@@ -91,3 +92,31 @@ def test_rollout_scores_mean_and_best_of_n() -> None:
         torch.testing.assert_close(scores[name]["best"], per_sample[:, 0])
         torch.testing.assert_close(scores[name]["mean"], per_sample.mean(1))
         assert (scores[name]["best"] > scores[name]["mean"]).all()
+
+
+def test_sharpness_difference_follows_the_papers_formula() -> None:
+    a, b = _pairs(1)
+    ours = sharpness_difference(_to_torch(b), _to_torch(a)).numpy()
+
+    def grads(x: np.ndarray) -> np.ndarray:  # (H, W, C), eq. 9 of Mathieu et al. (2016)
+        x = x.astype(np.float64)
+        return np.abs(x[1:, 1:] - x[:-1, 1:]) + np.abs(x[1:, 1:] - x[1:, :-1])
+
+    ref = [10 * np.log10(1 / np.mean(np.abs(grads(a[i]) - grads(b[i])))) for i in range(1, len(a))]
+    assert np.isinf(ours[0])
+    np.testing.assert_allclose(ours[1:], ref, rtol=1e-5)
+
+
+def test_sharpness_measures_edges_not_intensity() -> None:
+    a, _ = _pairs(1)
+    target = _to_torch(a)[1:]
+    # A uniform brightness offset keeps every edge: PSNR drops, sharpness stays perfect.
+    brighter = target + 0.1
+    assert (psnr(brighter, target) < 21).all()
+    assert (sharpness_difference(brighter, target) > 60).all()  # float32 rounding only
+    # Blur weakens edges, and more blur weakens them more.
+    scores = [
+        sharpness_difference(F.avg_pool2d(target, k, stride=1, padding=k // 2), target)
+        for k in (3, 5, 7)
+    ]
+    assert (scores[0] > scores[1]).all() and (scores[1] > scores[2]).all()

@@ -305,6 +305,21 @@ def test_loss_decreases_and_run_folder_is_complete(tmp_path: Path, tiny_h5: Path
     assert model.config.train.max_steps == 40 and int(model.calls) > 0
 
 
+def test_time_limit_stops_with_a_validated_checkpoint(tmp_path: Path, tiny_h5: Path) -> None:
+    cfg = tiny_config(tmp_path, max_steps=40, eval_every=20, log_every=5)
+    run = tmp_path / "run"
+    # Every step takes longer than a microsecond: the run stops after its first step.
+    result = train(options(cfg, tiny_h5, run, time_limit_s=1e-6))
+    assert result.step == 1
+    assert [r["step"] for r in records(run, "valid")] == [1]
+    assert read_checkpoint(run / "checkpoint.pt")["step"] == 1
+    assert records(run, "train")[-1] == {"step": 1, "split": "train", "event": "time_limit"}
+    # The limit counts training time summed over resumes: resuming under it adds nothing,
+    # resuming without it trains on to max_steps.
+    assert train(options(cfg, tiny_h5, run, resume=True, time_limit_s=1e-6)).step == 1
+    assert train(options(cfg, tiny_h5, run, resume=True)).step == 40
+
+
 def test_resume_is_bit_for_bit(tmp_path: Path, tiny_h5: Path) -> None:
     # 15 batches per epoch: the cut at step 17 is mid-epoch, after an epoch boundary.
     cfg = tiny_config(tmp_path, max_steps=20, eval_every=17, log_every=1, batch_size=8)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from foresight.errors import ConfigError
 from foresight.training.distributed import DEVICE_CHOICES
 
 
@@ -25,6 +26,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--data", type=Path, required=True, help="dataset .h5 from 'foresight collect'")
     p.add_argument("--out", type=Path, required=True, help="run folder (RUN_DIR)")
     p.add_argument("--max-steps", type=int, default=None, help="total steps (default: config)")
+    p.add_argument(
+        "--time-limit",
+        type=float,
+        default=None,
+        metavar="MINUTES",
+        help="stop after this many minutes of training steps (validation excluded, summed "
+        "over resumes), then validate and checkpoint; for equal-time comparisons",
+    )
     p.add_argument("--device", default="auto", choices=DEVICE_CHOICES, help="default: auto")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
     p.add_argument("--seed", type=int, default=None, help="training seed (default: config)")
@@ -38,8 +47,18 @@ def run(args: argparse.Namespace) -> int:
     from foresight.training import TrainOptions, train, with_overrides
 
     config = with_overrides(load_model_config(args.config), args.max_steps, args.seed)
+    if args.time_limit is not None and args.time_limit <= 0:
+        raise ConfigError(
+            f"--time-limit must be a positive number of minutes, got {args.time_limit}"
+        )
     options = TrainOptions(
-        config, args.data, args.out, args.device, args.resume, not args.no_progress
+        config,
+        args.data,
+        args.out,
+        args.device,
+        args.resume,
+        not args.no_progress,
+        time_limit_s=None if args.time_limit is None else 60.0 * args.time_limit,
     )
     try:
         result = train(options)

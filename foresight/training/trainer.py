@@ -36,7 +36,13 @@ from foresight.models.base import ModelConfig, VideoModel
 from foresight.models.checkpoint import read_checkpoint, save_checkpoint
 from foresight.models.registry import build_model, config_from_dict
 from foresight.progress import make_progress
-from foresight.training.distributed import DistContext, barrier, setup, teardown
+from foresight.training.distributed import (
+    DistContext,
+    barrier,
+    broadcast_flag,
+    setup,
+    teardown,
+)
 from foresight.training.optim import NonFiniteLoss, Optimization
 from foresight.training.precision import Precision, pick_precision
 from foresight.training.state import (
@@ -74,6 +80,9 @@ class TrainOptions:
         device: ``auto``, ``cpu`` or ``cuda``.
         resume: Continue the run in ``out`` instead of starting one.
         progress: Show a live progress bar (rank 0 only).
+        time_limit_s: Stop (after a validation and a checkpoint) once this many seconds of
+            training steps have run in total, across resumes, validation excluded; None
+            trains to ``train.max_steps``. For comparisons at equal training time.
     """
 
     config: ModelConfig
@@ -82,6 +91,7 @@ class TrainOptions:
     device: str = "auto"
     resume: bool = False
     progress: bool = True
+    time_limit_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -460,6 +470,7 @@ class _Run:
         position: tuple[int, int],
     ) -> int:
         tc = self.tc
+        limit = self.options.time_limit_s
         model.train()
         sums: dict[str, float] = {}
         interval_steps, interval_time = 0, 0.0
@@ -468,7 +479,9 @@ class _Run:
         with progress if show else contextlib.nullcontext():
             task = progress.add_task("training", total=tc.max_steps, completed=step, loss="-")
             stream = self._stream(dataset, order, *position)
-            while step < tc.max_steps:
+            # A run resumed with its time already spent takes no further step.
+            spent = limit is not None and broadcast_flag(self.ctx, self.train_seconds >= limit)
+            while step < tc.max_steps and not spent:
                 start = time.perf_counter()
                 position, batch = next(stream)
                 batch = {k: v.to(self.ctx.device, non_blocking=True) for k, v in batch.items()}
@@ -498,7 +511,12 @@ class _Run:
                 if show:
                     progress.update(task, completed=step, loss=f"{loss:.4f}")
                 mean_loss = sums["loss"] / interval_steps
-                if step % tc.log_every == 0 or step == tc.max_steps:
+                # Rank 0's clock decides, so every process stops at the same step.
+                out_of_time = limit is not None and broadcast_flag(
+                    self.ctx, self.train_seconds >= limit
+                )
+                last = step == tc.max_steps or out_of_time
+                if step % tc.log_every == 0 or last:
                     self._log(
                         {
                             "step": step,
@@ -514,9 +532,17 @@ class _Run:
                         }
                     )
                     sums, interval_steps, interval_time = {}, 0, 0.0
-                if step % tc.eval_every == 0 or step == tc.max_steps:
+                if step % tc.eval_every == 0 or last:
                     self.last_valid = self._validate(model, vset, step, mean_loss)
                     self._save(model, step, step_fn, position)
+                if out_of_time:
+                    self._log({"step": step, "split": "train", "event": "time_limit"})
+                    if self.ctx.is_main:
+                        self.console.print(
+                            f"time limit: stopped at step {step} after "
+                            f"{self.train_seconds:.0f} s of training"
+                        )
+                    break
         if self.last_saved != step:
             # Resumed at or past max_steps: nothing ran, but the run folder stays complete.
             self._save(model, step, step_fn, position)
