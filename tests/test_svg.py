@@ -16,6 +16,7 @@ from foresight.models import MODELS, VideoModel, build_model, config_from_dict, 
 from foresight.models.layers import (
     BACKBONES,
     BackboneName,
+    CDNAComposer,
     VGGDecoder,
     VGGEncoder,
     conv_levels,
@@ -59,9 +60,13 @@ def random_batch(model: VideoModel, seed: int = 0) -> dict[str, torch.Tensor]:
     }
 
 
-@pytest.mark.parametrize("name", ["svg_lp", "svg_fp", "svg_det"])
-def test_tiny_svg_overfits_a_real_batch(name, real_batch):
-    model = small_model(name)
+@pytest.mark.parametrize(
+    "name, output",
+    [("svg_lp", "pixels"), ("svg_fp", "pixels"), ("svg_det", "pixels"), ("svg_lp", "cdna")],
+)
+def test_tiny_svg_overfits_a_real_batch(name, output, real_batch):
+    model = small_model(name, output=output)
+    assert (model.composer is not None) == (output == "cdna")
     frames = real_batch[FRAMES]  # (4, 8, 3, 32, 32)
     copy_prev = float(((frames[:, 1:] - frames[:, :-1]) ** 2).mean())  # x_t := x_{t-1}
     copy_last = float(((frames[:, 2:] - frames[:, 1:2]) ** 2).mean())  # the copy_last model
@@ -217,3 +222,41 @@ def test_unknown_backbone_is_a_one_line_config_error():
     with pytest.raises(ConfigError, match="backbone") as err:
         config_from_dict(data)
     assert "\n" not in str(err.value) and "'vgg'" in str(err.value)
+
+
+def test_cdna_moves_the_previous_frames_pixels():
+    """A one-hot kernel and a mask on its copy shift the frame by exactly that offset."""
+    composer = CDNAComposer(in_dim=8, kernels=2, kernel_size=5)
+    with torch.no_grad():
+        composer.kernel_head.weight.zero_()
+        bias = torch.full((2, 5, 5), -1e4)
+        bias[0, 2, 3] = 0.0  # kernel 0 reads one pixel to the right: the content moves left
+        bias[1, 2, 2] = 0.0  # kernel 1 is the identity
+        composer.kernel_head.bias.copy_(bias.flatten())
+    previous = torch.rand(3, 3, 12, 12, generator=torch.Generator().manual_seed(0))
+    background = torch.zeros_like(previous)
+    decoded = torch.full((3, composer.decoder_channels, 12, 12), -1e4)
+    decoded[:, 3] = 0.0  # every pixel takes moved copy 0
+    out = composer(torch.randn(3, 8), decoded, previous, background)
+    torch.testing.assert_close(out[..., :-1], previous[..., 1:])
+    # The last column repeats the border instead of bringing in black.
+    torch.testing.assert_close(out[..., -1], previous[..., -1])
+    decoded[:, 3], decoded[:, 5] = -1e4, 0.0  # now every pixel takes the background
+    torch.testing.assert_close(
+        composer(torch.randn(3, 8), decoded, previous, background), background
+    )
+
+
+def test_cdna_starts_as_a_copy_of_the_previous_frame():
+    composer = CDNAComposer(in_dim=8, kernels=3, kernel_size=5)
+    previous = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(1))
+    decoded = torch.zeros(2, composer.decoder_channels, 8, 8)
+    decoded[:, 3:6] = 20.0  # masks on the three moved copies
+    out = composer(torch.zeros(2, 8), decoded, previous, torch.zeros_like(previous))
+    torch.testing.assert_close(out, previous, atol=0.05, rtol=0)
+
+
+def test_cdna_kernel_size_must_be_odd():
+    data = {**to_dict(load_model_config("svg_lp")), "output": "cdna", "cdna_kernel_size": 4}
+    with pytest.raises(ConfigError, match="cdna_kernel_size odd"):
+        config_from_dict(data)

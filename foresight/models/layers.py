@@ -18,6 +18,7 @@ import math
 from typing import Literal, NamedTuple
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -103,11 +104,23 @@ class ConvDecoder(nn.Module):
         channels: Width of the encoder's first level (the skips must come from a
             :class:`ConvEncoder` of the same ``image_size`` and ``channels``).
         in_dim: Size of the vector to decode.
+        squash: End with a sigmoid (frames in [0, 1]); False returns raw values, for a head
+            that composes the frame itself (:class:`CDNAComposer`).
+        frame_channels: Channels of the skip frame (default: ``out_channels``).
     """
 
-    def __init__(self, image_size: int, out_channels: int, channels: int, in_dim: int) -> None:
+    def __init__(
+        self,
+        image_size: int,
+        out_channels: int,
+        channels: int,
+        in_dim: int,
+        squash: bool = True,
+        frame_channels: int | None = None,
+    ) -> None:
         super().__init__()
         widths = level_widths(image_size, channels)
+        frame_channels = out_channels if frame_channels is None else frame_channels
         self.head = nn.Sequential(
             nn.ConvTranspose2d(in_dim, widths[-1], 4, 1, 0, bias=False),
             nn.BatchNorm2d(widths[-1]),
@@ -126,7 +139,8 @@ class ConvDecoder(nn.Module):
         fine = max(8, widths[0] // 4)
         self.up = _up(2 * widths[0], fine)
         self.out = nn.Sequential(
-            nn.Conv2d(fine + out_channels, out_channels, 3, 1, 1), nn.Sigmoid()
+            nn.Conv2d(fine + frame_channels, out_channels, 3, 1, 1),
+            nn.Sigmoid() if squash else nn.Identity(),
         )
 
     def forward(self, g: torch.Tensor, skips: list[torch.Tensor]) -> torch.Tensor:
@@ -221,9 +235,21 @@ class VGGDecoder(nn.Module):
         channels: Width of the encoder's first level (the skips must come from a
             :class:`VGGEncoder` of the same ``image_size`` and ``channels``).
         in_dim: Size of the vector to decode.
+        squash: End with a sigmoid (frames in [0, 1]); False returns raw values, for a head
+            that composes the frame itself (:class:`CDNAComposer`).
+        frame_channels: Unused (this decoder takes no skip frame); accepted so both
+            backbones' decoders are built alike.
     """
 
-    def __init__(self, image_size: int, out_channels: int, channels: int, in_dim: int) -> None:
+    def __init__(
+        self,
+        image_size: int,
+        out_channels: int,
+        channels: int,
+        in_dim: int,
+        squash: bool = True,
+        frame_channels: int | None = None,
+    ) -> None:
         super().__init__()
         widths = level_widths(image_size, channels)
         depths = vgg_depths(len(widths))
@@ -242,7 +268,10 @@ class VGGDecoder(nn.Module):
             else:
                 # No normalisation on the frame itself: BatchNorm would tie a pixel's value
                 # to the batch's statistics.
-                layers += [nn.Conv2d(w, out_channels, 3, 1, 1), nn.Sigmoid()]
+                layers += [
+                    nn.Conv2d(w, out_channels, 3, 1, 1),
+                    nn.Sigmoid() if squash else nn.Identity(),
+                ]
             levels.append(nn.Sequential(*layers))
         self.levels = nn.ModuleList(levels)
 
@@ -281,6 +310,78 @@ BACKBONES: dict[str, Backbone] = {
     "dcgan": Backbone(ConvEncoder, ConvDecoder),
     "vgg": Backbone(VGGEncoder, VGGDecoder),
 }
+
+
+class CDNAComposer(nn.Module):
+    """Compose the next frame by moving the previous one's pixels (CDNA, Finn et al. 2016).
+
+    "Unsupervised Learning for Physical Interaction through Video Prediction" (NeurIPS 2016),
+    as used by SNA (Ebert et al. 2017) and SAVP (Lee et al. 2018): ``K`` normalised
+    ``k x k`` kernels, predicted from a vector, each convolve the previous frame (every
+    channel alike); per-pixel softmax masks then mix those ``K`` moved copies, a background
+    frame (pixels the motion uncovers) and a generated frame. A small object that moves keeps
+    its pixels, sharp, instead of being redrawn by a decoder that blurs it.
+
+    Args:
+        in_dim: Size of the vector the kernels are predicted from.
+        kernels: Number of kernels ``K``.
+        kernel_size: Side ``k`` of each kernel (odd): the largest motion per step is
+            ``k // 2`` pixels.
+        channels: Frame channels ``C``.
+    """
+
+    def __init__(self, in_dim: int, kernels: int, kernel_size: int, channels: int = 3) -> None:
+        super().__init__()
+        if kernels < 1 or kernel_size < 1 or kernel_size % 2 == 0:
+            raise ValueError(
+                f"CDNA needs at least one kernel of odd size, got {kernels} of {kernel_size}"
+            )
+        self.kernels, self.size, self.channels = kernels, kernel_size, channels
+        self.kernel_head = nn.Linear(in_dim, kernels * kernel_size**2)
+        # Start every kernel near the identity (94% of its weight on the centre tap), so the
+        # untrained model copies the previous frame (the best guess for most pixels) instead
+        # of blurring it with flat kernels.
+        nn.init.normal_(self.kernel_head.weight, std=1e-3)
+        with torch.no_grad():
+            bias = torch.zeros(kernels, kernel_size**2)
+            bias[:, kernel_size**2 // 2] = 6.0
+            self.kernel_head.bias.copy_(bias.flatten())
+
+    @property
+    def decoder_channels(self) -> int:
+        """Channels the decoder must output: the generated frame, then ``K + 2`` mask logits."""
+        return self.channels + self.kernels + 2
+
+    def forward(
+        self,
+        g: torch.Tensor,
+        decoded: torch.Tensor,
+        previous: torch.Tensor,
+        background: torch.Tensor,
+    ) -> torch.Tensor:
+        """The composed frame.
+
+        Args:
+            g: ``(N, in_dim)`` vectors the kernels come from.
+            decoded: ``(N, C + K + 2, H, W)`` raw decoder output: the generated frame's
+                logits, then the mask logits (``K`` moved copies, background, generated).
+            previous: ``(N, C, H, W)`` the frame the kernels move.
+            background: ``(N, C, H, W)`` pixels to fall back on where the motion uncovers them.
+
+        Returns:
+            ``(N, C, H, W)`` frames in [0, 1].
+        """
+        n, c, h, w = previous.shape
+        k, size = self.kernels, self.size
+        generated = torch.sigmoid(decoded[:, :c])  # (N, C, H, W)
+        masks = torch.softmax(decoded[:, c:], dim=1)  # (N, K + 2, H, W)
+        kernel = torch.softmax(self.kernel_head(g).view(n, k, size * size), dim=-1)
+        # Border pixels repeat outwards, so a shift does not drag black in from the edge.
+        padded = F.pad(previous, [size // 2] * 4, mode="replicate")
+        patches = F.unfold(padded, size).view(n, c, size * size, h, w)  # (N, C, k*k, H, W)
+        moved = torch.einsum("nkp,ncphw->nkchw", kernel.to(patches.dtype), patches)
+        images = torch.cat([moved, background[:, None], generated[:, None]], dim=1)
+        return (masks[:, :, None] * images).sum(dim=1)  # (N, C, H, W)
 
 
 class LSTMStack(nn.Module):

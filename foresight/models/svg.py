@@ -7,7 +7,8 @@ Per step ``t`` (frame ``t`` -> frame ``t+1``), with ``h_t = Enc(x_t)``:
     z_{t+1} ~ p(z | x_{1:t})   = PriorLSTM(h_t, a_t, s_t)         (SVG-LP, future)
     z_{t+1} ~ N(0, I)                                              (SVG-FP, future)
     g_{t+1} = PredictorLSTM(h_t, z_{t+1}, a_t, s_t)
-    x^_{t+1} = Dec(g_{t+1}, skips of the last context frame)
+    x^_{t+1} = Dec(g_{t+1}, skips of the last context frame)       (output: pixels)
+    x^_{t+1} = CDNA(x_t moved by K kernels of g_{t+1}, x_1, Dec)   (output: cdna)
 
     loss = mean_t MSE(x^_{t+1}, x_{t+1}) + beta * mean_t KL(q(z_{t+1}) || p(z_{t+1}))
 
@@ -21,6 +22,10 @@ planning, so a step sees the state of its input frame while that frame is observ
 context), and the last observed state after that; the LSTMs infer where the pusher went from
 the actions. Training uses the same rule, so training and rollout inputs agree.
 
+``output: cdna`` (not in seed 004; Finn et al. 2016, as in SNA and SAVP) makes the decoder
+predict where pixels of the previous frame move instead of redrawing them: see
+:class:`~foresight.models.layers.CDNAComposer`.
+
 Variants are classes: :class:`SVGDeterministic` is the shared core with no latent;
 :class:`SVGFixedPrior` adds the posterior and a ``N(0, I)`` prior; :class:`SVGLearnedPrior`
 replaces that prior by the prior LSTM.
@@ -30,6 +35,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -39,6 +45,7 @@ from foresight.models.base import ModelConfig, VideoModel, warmup_factor
 from foresight.models.layers import (
     BACKBONES,
     BackboneName,
+    CDNAComposer,
     GaussianLSTM,
     LSTMStack,
     conv_levels,
@@ -67,6 +74,11 @@ class SVGDetConfig(ModelConfig):
         predictor_layers: Layers of the frame-predictor LSTM (2 in the paper).
         state_scale: Robot states are multiplied by this before entering the LSTMs, to bring
             the pusher's xy (metres, within +-0.25) to about [-1, 1] like the actions.
+        output: How a frame is made: ``pixels`` (seed 004: the decoder draws it) or ``cdna``
+            (the decoder's masks mix copies of the previous frame moved by predicted kernels,
+            the first context frame and a drawn frame; Finn et al. 2016).
+        cdna_kernels: Moved copies of the previous frame (``output: cdna``).
+        cdna_kernel_size: Side of each kernel; the largest motion per step is half of it.
     """
 
     model: str = "svg_det"
@@ -76,12 +88,20 @@ class SVGDetConfig(ModelConfig):
     rnn_size: int = 256
     predictor_layers: int = 2
     state_scale: float = 4.0
+    output: Literal["pixels", "cdna"] = "pixels"
+    cdna_kernels: int = 4
+    cdna_kernel_size: int = 5
 
     def __post_init__(self) -> None:
         conv_levels(self.image_size)  # raises for sizes neither backbone can take
         for name in ("channels", "g_dim", "rnn_size", "predictor_layers", "context_frames"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.cdna_kernels < 1 or self.cdna_kernel_size < 1 or self.cdna_kernel_size % 2 == 0:
+            raise ValueError(
+                "cdna_kernels must be at least 1 and cdna_kernel_size odd, got "
+                f"{self.cdna_kernels} and {self.cdna_kernel_size}"
+            )
 
 
 @dataclass(frozen=True)
@@ -157,7 +177,19 @@ class SVGDeterministic(VideoModel):
         self.cond_dim = c.action_dim + c.state_dim
         backbone = BACKBONES[c.backbone]
         self.encoder = backbone.encoder(c.image_size, 3, c.channels, c.g_dim)
-        self.decoder = backbone.decoder(c.image_size, 3, c.channels, c.g_dim)
+        self.composer = (
+            CDNAComposer(c.g_dim, c.cdna_kernels, c.cdna_kernel_size, 3)
+            if c.output == "cdna"
+            else None
+        )
+        self.decoder = backbone.decoder(
+            c.image_size,
+            3 if self.composer is None else self.composer.decoder_channels,
+            c.channels,
+            c.g_dim,
+            squash=self.composer is None,
+            frame_channels=3,
+        )
         self.predictor = LSTMStack(
             c.g_dim + self.z_dim + self.cond_dim, c.rnn_size, c.predictor_layers, c.g_dim
         )
@@ -228,6 +260,28 @@ class SVGDeterministic(VideoModel):
         """
         return h_in.new_zeros(*h_in.shape[:2], 0), None
 
+    # --- frames ---------------------------------------------------------------------------
+
+    def _decode(
+        self,
+        g: torch.Tensor,
+        skips: list[torch.Tensor],
+        previous: torch.Tensor,
+        background: torch.Tensor,
+    ) -> torch.Tensor:
+        """The next frames ``(N, C, H, W)`` in [0, 1] from predictor outputs.
+
+        Args:
+            g: ``(N, G)`` predictor outputs (after tanh).
+            skips: Decoder skips, each with batch ``N``.
+            previous: ``(N, C, H, W)`` the frames being predicted from (moved by ``cdna``).
+            background: ``(N, C, H, W)`` the first context frames (``cdna``'s fallback).
+        """
+        out = self.decoder(g, skips)
+        if self.composer is None:
+            return out
+        return self.composer(g, out, previous, background)
+
     # --- encoding -------------------------------------------------------------------------
 
     def _encode(self, frames: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
@@ -270,7 +324,13 @@ class SVGDeterministic(VideoModel):
         # Skips come from the input frame while it is observed, then from the last context
         # frame: the same frames a rollout can use.
         src = torch.arange(length - 1, device=frames.device).clamp(max=context - 1)
-        pred = self.decoder(g.flatten(0, 1), [s[:, src].flatten(0, 1) for s in skips])
+        background = frames[:, :1].expand(-1, length - 1, -1, -1, -1)
+        pred = self._decode(
+            g.flatten(0, 1),
+            [s[:, src].flatten(0, 1) for s in skips],
+            frames[:, :-1].flatten(0, 1),
+            background.flatten(0, 1),
+        )
         pred = pred.view(b, length - 1, *frames.shape[2:])  # (B, L-1, C, H, W)
         mse = F.mse_loss(pred, frames[:, 1:])
         if kl is None:
@@ -321,6 +381,8 @@ class SVGDeterministic(VideoModel):
 
         h_ctx, cond = rep(h_ctx), rep(cond)
         skips = [rep(s[:, -1]) for s in skips_ctx]  # last context frame's features (B*N, ...)
+        previous = rep(context_frames[:, -1])  # (B*N, C, H, W)
+        background = rep(context_frames[:, 0])
 
         # Warm the LSTMs up on the observed transitions, latents from the posterior.
         pred_state: LSTMState | None = None
@@ -341,11 +403,12 @@ class SVGDeterministic(VideoModel):
             c_k = cond[:, tc - 1 + k : tc + k]  # (B*N, 1, A+S)
             z, prior_state = self._latent_sample(h_in, c_k, prior_state, generator)
             g, pred_state = self.predictor(torch.cat([h_in, z, c_k], dim=-1), pred_state)
-            x = self.decoder(torch.tanh(g[:, 0]), skips)  # (B*N, C, H, W)
+            x = self._decode(torch.tanh(g[:, 0]), skips, previous, background)  # (B*N, C, H, W)
             if k in wanted:
                 frames[k] = x
             if k < horizon - 1:
                 h_in = self.encoder(x)[0][:, None]
+                previous = x
         # Stacked in the context's dtype, whatever precision autocast decoded in.
         out = torch.stack([frames[k].to(context_frames.dtype) for k in steps], dim=1)
         return out.view(b, n, len(steps), *out.shape[2:])  # (B, N, T', C, H, W)
