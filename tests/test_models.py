@@ -45,6 +45,12 @@ TINY = {
     "d_kernels": [[3], [3]],
     "d_fc": [[8], [8]],
     "crop_size": None,
+    # Video Pixel Network: one block each side, narrow LSTM and top layer, 16 intensity bins.
+    "encoder_blocks": 1,
+    "decoder_blocks": 1,
+    "lstm_channels": 8,
+    "top_channels": 12,
+    "levels": 16,
 }
 B, N, T = 2, 3, 4  # sequences, samples per sequence, future frames of a rollout
 

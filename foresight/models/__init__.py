@@ -4,7 +4,7 @@ To add a model: write ``foresight/models/<name>.py`` with a config dataclass and
 ``@register_model`` class, import it below, and add ``configs/model/<name>.yaml``.
 """
 
-from foresight.models import copy_last, gan, svg, vrnn  # noqa: F401  (registers)
+from foresight.models import copy_last, gan, svg, vpn, vrnn  # noqa: F401  (registers)
 from foresight.models.base import ModelConfig, PlanBudget, TrainConfig, VideoModel
 from foresight.models.checkpoint import load_model, read_checkpoint, save_checkpoint
 from foresight.models.registry import (
