@@ -69,7 +69,9 @@ class EvaluateOptions:
         ),
     )
     episodes: int | None = field(default=None, metadata=_help("suite episodes (default: suite's)"))
-    planner: str = field(default="cem", metadata=_help("planner preset (cem, mppi) or YAML path"))
+    planner: str = field(
+        default="cem", metadata=_help("planner preset (cem, icem, mppi) or YAML path")
+    )
     workers: int = field(default=1, metadata=_help("parallel planning episodes"))
     lpips_weights: str | None = field(
         default=None,

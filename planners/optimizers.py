@@ -96,6 +96,51 @@ class Optimizer(ABC):
         """
 
 
+def colored_noise(
+    rng: np.random.Generator, samples: int, steps: int, dim: int, beta: float
+) -> np.ndarray:
+    """Gaussian noise whose power spectrum along the steps falls as ``1 / f**beta``.
+
+    Pinneri et al., "Sample-efficient Cross-Entropy Method for Real-time Planning" (iCEM,
+    CoRL 2020): with ``beta`` around 2, consecutive actions are correlated, so sampled pushes
+    keep a direction for several steps instead of jittering, and fewer samples find one.
+    Drawn in the frequency domain (Timmer & Koenig 1995, as the ``colorednoise`` package
+    does) and scaled to exactly unit variance at every step.
+
+    Args:
+        rng: Source of randomness.
+        samples: Sequences ``N``.
+        steps: Steps per sequence ``H``.
+        dim: Action size ``A``.
+        beta: Spectral exponent; 0 is white noise, drawn exactly as ``standard_normal``.
+
+    Returns:
+        ``(N, H, A)`` noise.
+    """
+    if beta == 0 or steps < 2:
+        return rng.standard_normal((samples, steps, dim))
+    freqs = np.fft.rfftfreq(steps)  # (F,)
+    freqs[0] = 1.0 / steps  # the lowest resolvable frequency stands in for DC
+    scale = freqs ** (-beta / 2.0)
+    # The std of each output step: a real term (DC; Nyquist of an even length) drawn with
+    # variance 2 s^2 adds 2 s^2, a complex one (both its real and imaginary parts s^2) 4 s^2.
+    weight = np.full(len(freqs), 4.0)
+    weight[0] = 2.0
+    if steps % 2 == 0:
+        weight[-1] = 2.0
+    sigma = np.sqrt(np.sum(weight * scale**2)) / steps
+    shape = (samples, dim, len(freqs))
+    real = rng.standard_normal(shape) * scale
+    imag = rng.standard_normal(shape) * scale
+    imag[..., 0] = 0.0  # the DC term is real
+    real[..., 0] *= np.sqrt(2.0)
+    if steps % 2 == 0:  # so is the Nyquist term of an even length
+        imag[..., -1] = 0.0
+        real[..., -1] *= np.sqrt(2.0)
+    noise = np.fft.irfft(real + 1j * imag, n=steps, axis=-1) / sigma  # (N, A, H)
+    return np.moveaxis(noise, -1, 1)
+
+
 def _check_costs(costs: np.ndarray, n: int) -> np.ndarray:
     costs = np.asarray(costs, dtype=np.float64).reshape(-1)
     if costs.shape != (n,):
@@ -116,6 +161,11 @@ class CEMConfig(OptimizerConfig):
             search space shrinks to ``ceil(H / action_repeat)`` actions.
         include_mean: Score the initial mean (the warm start) as one of the first samples,
             so a good plan from the previous step is never lost to sampling noise.
+        noise_beta: Spectral exponent of the sampling noise along the horizon (iCEM,
+            Pinneri et al. 2020): 0 is white noise (classic CEM); 2 to 3 give smooth,
+            persistent pushes.
+        keep_elites: Share of each iteration's elites scored again among the next
+            iteration's samples (iCEM keeps 0.3), so a good sequence is not lost to the refit.
     """
 
     name: str = "cem"
@@ -124,6 +174,8 @@ class CEMConfig(OptimizerConfig):
     momentum: float = 0.0
     action_repeat: int = 1
     include_mean: bool = True
+    noise_beta: float = 0.0
+    keep_elites: float = 0.0
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -133,6 +185,10 @@ class CEMConfig(OptimizerConfig):
             raise ConfigError(f"cem action_repeat must be at least 1, got {self.action_repeat}")
         if not 0.0 <= self.momentum < 1.0:
             raise ConfigError(f"cem momentum must be in [0, 1), got {self.momentum}")
+        if not 0.0 <= self.noise_beta <= 5.0:
+            raise ConfigError(f"cem noise_beta must be in [0, 5], got {self.noise_beta}")
+        if not 0.0 <= self.keep_elites <= 1.0:
+            raise ConfigError(f"cem keep_elites must be in [0, 1], got {self.keep_elites}")
 
 
 class CEM(Optimizer):
@@ -142,7 +198,9 @@ class CEM(Optimizer):
 
     Each iteration samples ``N`` sequences from a diagonal Gaussian clipped to the action
     bounds, keeps the ``K`` lowest-cost ones and refits the Gaussian to them. The result is
-    the lowest-cost sequence seen in any iteration.
+    the lowest-cost sequence seen in any iteration. ``noise_beta`` and ``keep_elites`` turn
+    on two parts of iCEM (Pinneri et al. 2020): coloured sampling noise and elites carried
+    into the next iteration.
     """
 
     config_class = CEMConfig
@@ -165,18 +223,20 @@ class CEM(Optimizer):
             mean = np.clip(np.asarray(init_mean, dtype=np.float64)[::r], -1.0, 1.0)
         std = np.full((steps, action_dim), cfg.init_std)
         best_cost, best = np.inf, np.repeat(mean, r, axis=0)[:horizon]
+        kept = np.empty((0, steps, action_dim))
         for it in range(cfg.iterations):
-            samples = np.clip(
-                mean + std * rng.standard_normal((cfg.samples, steps, action_dim)), -1.0, 1.0
-            )
+            noise = colored_noise(rng, cfg.samples, steps, action_dim, cfg.noise_beta)
+            samples = np.clip(mean + std * noise, -1.0, 1.0)
             if it == 0 and cfg.include_mean:
                 samples[0] = mean
+            samples[: len(kept)] = kept
             full = np.repeat(samples, r, axis=1)[:, :horizon]
             costs = _check_costs(cost_fn(full), cfg.samples)
             order = np.argsort(costs, kind="stable")
             if costs[order[0]] < best_cost:
                 best_cost, best = float(costs[order[0]]), full[order[0]].copy()
             elites = samples[order[: cfg.elites]]
+            kept = elites[: round(cfg.keep_elites * cfg.elites)].copy()
             a = cfg.momentum
             mean = a * mean + (1 - a) * elites.mean(axis=0)
             std = np.maximum(a * std + (1 - a) * elites.std(axis=0), cfg.min_std)

@@ -30,6 +30,7 @@ from foresight.planners import (
     run_suite,
 )
 from foresight.planners.costs import LpipsCostConfig, ObjectCostConfig, frames_to_tensor
+from foresight.planners.optimizers import colored_noise
 
 TARGET = np.array([[0.5, -0.3], [0.2, 0.7], [-0.6, 0.1], [0.0, -0.9]])
 
@@ -43,9 +44,10 @@ def quadratic(actions: np.ndarray) -> np.ndarray:
     "optimizer",
     [
         CEM(CEMConfig(samples=200, iterations=8, elites=20)),
+        CEM(CEMConfig(samples=200, iterations=8, elites=20, noise_beta=2.0, keep_elites=0.3)),
         MPPI(MPPIConfig(samples=200, iterations=8, temperature=0.05)),
     ],
-    ids=["cem", "mppi"],
+    ids=["cem", "icem", "mppi"],
 )
 def test_optimizer_minimizes_quadratic(optimizer) -> None:
     rng = np.random.default_rng(0)
@@ -85,6 +87,44 @@ def test_cem_warm_start_keeps_a_good_plan_and_action_repeat_holds_actions() -> N
     np.testing.assert_array_equal(out.actions[2], out.actions[3])
     odd = rep.optimize(lambda a: (a**2).sum(axis=(1, 2)), 5, 2, np.random.default_rng(0))
     assert odd.actions.shape == (5, 2) and odd.mean.shape == (5, 2)
+
+
+@pytest.mark.parametrize("steps", [10, 7])
+def test_colored_noise_has_unit_variance_and_smoothness_grows_with_beta(steps) -> None:
+    rng = np.random.default_rng(0)
+    white = colored_noise(rng, 20000, steps, 2, 0.0)
+    assert white.shape == (20000, steps, 2)
+
+    def lag1(x: np.ndarray) -> float:
+        return float(np.mean(x[:, 1:] * x[:, :-1]))
+
+    lags = [lag1(white)]
+    for beta in (1.0, 2.0, 3.0):
+        noise = colored_noise(rng, 20000, steps, 2, beta)
+        # Unit variance at every step, like the white noise it replaces.
+        np.testing.assert_allclose(np.mean(noise**2, axis=(0, 2)), 1.0, atol=0.05)
+        lags.append(lag1(noise))
+    assert abs(lags[0]) < 0.03 and lags[1] < lags[2] < lags[3] and lags[2] > 0.4
+
+
+def test_cem_white_noise_is_unchanged_and_kept_elites_are_rescored() -> None:
+    # noise_beta 0 draws exactly what classic CEM drew: seeded plans do not move.
+    a = CEM(CEMConfig(samples=30, iterations=2)).optimize(quadratic, 4, 2, np.random.default_rng(3))
+    rng = np.random.default_rng(3)
+    first = np.clip(0.5 * rng.standard_normal((30, 4, 2)), -1, 1)
+    first[0] = 0.0
+    assert a.cost <= quadratic(first).min()
+    seen: list[np.ndarray] = []
+
+    def record(actions: np.ndarray) -> np.ndarray:
+        seen.append(actions.copy())
+        return quadratic(actions)
+
+    CEM(CEMConfig(samples=30, iterations=2, elites=10, keep_elites=0.3)).optimize(
+        record, 4, 2, np.random.default_rng(0)
+    )
+    best3 = seen[0][np.argsort(quadratic(seen[0]), kind="stable")[:3]]
+    np.testing.assert_array_equal(seen[1][:3], best3)
 
 
 def test_nan_costs_never_win() -> None:
