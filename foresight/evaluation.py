@@ -48,6 +48,7 @@ from foresight.visualize import grid, save_png
 #: Names ``--model`` accepts besides checkpoint paths, and what they are.
 PLANNER_BASELINES = {
     "oracle": "the simulator itself: it replays the true dynamics, not a video model",
+    "oracle32": "the simulator, rendering at 32x32 (the cpu models' resolution)",
     "random": "random actions, no model",
     "zero": "no motion, no model",
 }

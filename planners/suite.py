@@ -22,6 +22,7 @@ import json
 import multiprocessing as mp
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -81,9 +82,17 @@ def _env_config(spec: AgentSpec) -> Any:
     return from_dict(EnvConfig, spec.env, "env config")
 
 
-def _oracle(spec: AgentSpec, planner: PlannerConfig) -> Policy:
-    predictor = OraclePredictor(_env_config(spec))
+def _oracle(spec: AgentSpec, planner: PlannerConfig, image_size: int | None = None) -> Policy:
+    env_config = _env_config(spec)
+    if image_size is not None:
+        env_config = replace(env_config, image_size=image_size)
+    predictor = OraclePredictor(env_config)
     return MPCPolicy(predictor, planner, spec.replan_every, "cpu")
+
+
+#: Frame side of the ``cpu`` model presets: ``oracle32`` plans on true frames this size, so
+#: its success separates what the cost loses at that resolution from what a model gets wrong.
+MODEL_RESOLUTION = 32
 
 
 def _checkpoint(spec: AgentSpec, planner: PlannerConfig) -> Policy:
@@ -100,6 +109,7 @@ BASELINES: dict[str, type[Policy]] = {"random": RandomPolicy, "zero": ZeroPolicy
 #: Policies by the name ``--model`` accepts; anything else is a checkpoint path.
 NAMED_POLICIES: dict[str, Callable[[AgentSpec, PlannerConfig], Policy]] = {
     "oracle": _oracle,
+    f"oracle{MODEL_RESOLUTION}": partial(_oracle, image_size=MODEL_RESOLUTION),
     **{name: (lambda spec, planner, cls=cls: cls()) for name, cls in BASELINES.items()},
 }
 

@@ -25,7 +25,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--model",
         required=True,
-        help="checkpoint .pt, or oracle (the simulator), random or zero (baselines)",
+        help="checkpoint .pt, or oracle (the simulator; oracle32: rendering at 32x32), "
+        "random or zero (baselines)",
     )
     p.add_argument("--suite", default="easy", help="suite preset (easy, hard) or YAML path")
     p.add_argument("--episodes", type=int, default=None, help="tasks 0..N-1 (default: suite's)")
