@@ -461,29 +461,32 @@ class RasterConv:
         self.w_above = w[:, :, :p].contiguous()  # (out, in, p, k)
         self.w_left = w[:, :, p, :p].permute(2, 1, 0).reshape(p * cin, cout)  # rows (tap, in)
         self.w_centre = w[:, :, p, p].t().contiguous()  # (in, out)
-        self.base = (base + conv.bias.to(base.dtype)[:, None, None]).permute(0, 2, 3, 1)
+        # Position-major sums, so each position's (N, out) is contiguous: addmm is then
+        # twice as fast on these small products (measured).
+        base = base + conv.bias.to(base.dtype)[:, None, None]
+        self.base = base.permute(2, 3, 0, 1).contiguous()  # (H, W, N, out)
         self.buf = base.new_zeros(n, height + p, width + 2 * p, cin)  # (N, H+p, W+2p, in)
-        self.row = self.base[:, 0]
-        self.pix = self.row[:, 0]
+        self.row = self.base[0]
+        self.pix = self.row[0]
         self.i = 0
 
     def start_row(self, i: int) -> None:
         """Sum the rows above row ``i`` for every position of it."""
         self.i = i
         if self.p == 0:
-            self.row = self.base[:, i]
+            self.row = self.base[i]
             return
         rows = self.buf[:, i : i + self.p].permute(0, 3, 1, 2)  # image rows i-p .. i-1
         above = F.conv2d(rows, self.w_above)  # (N, out, 1, W)
-        self.row = above[:, :, 0].transpose(1, 2) + self.base[:, i]  # (N, W, out)
+        self.row = (above[:, :, 0].permute(2, 0, 1) + self.base[i]).contiguous()  # (W, N, out)
 
     def start_pixel(self, j: int) -> None:
         """Add the positions left of ``(i, j)`` (already final) to the row's sums."""
         if self.p == 0:
-            self.pix = self.row[:, j]
+            self.pix = self.row[j]
             return
         left = self.buf[:, self.i + self.p, j : j + self.p].flatten(1)  # (N, p * in)
-        self.pix = torch.addmm(self.row[:, j], left, self.w_left)
+        self.pix = torch.addmm(self.row[j], left, self.w_left)
 
     def centre(self, x: torch.Tensor) -> torch.Tensor:
         """``(N, out)`` the output at ``(i, j)`` given the input there ``x`` ``(N, in)``."""
@@ -494,9 +497,13 @@ class RasterConv:
         self.buf[:, self.i + self.p, j + self.p] = x
 
 
-def _pointwise(conv: MaskedConv2d, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
-    """A ``1x1`` masked convolution as ``(bias (out,), weight (in, out))`` for ``addmm``."""
-    return conv.bias.to(dtype), conv.masked_weight()[:, :, 0, 0].t().to(dtype)
+def _pointwise(conv: MaskedConv2d, dtype: torch.dtype, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A ``1x1`` masked convolution as ``(bias (n, out), weight (in, out))`` for ``addmm``.
+
+    The bias is expanded to the ``n`` rows in memory: addmm is faster with a full one.
+    """
+    bias = conv.bias.to(dtype).expand(n, -1).contiguous()
+    return bias, conv.masked_weight()[:, :, 0, 0].t().to(dtype)
 
 
 @torch.no_grad()
@@ -520,6 +527,14 @@ def sample_fast(
         ``(N, 3, H, W)`` sampled bins (int64).
     """
     assert decoder.input is not None
+    with torch.inference_mode():  # lighter than no_grad on the many tiny operations below
+        return _sample_fast(decoder, conds, u, values)
+
+
+def _sample_fast(
+    decoder: PixelDecoder, conds: Sequence[torch.Tensor], u: torch.Tensor, values: torch.Tensor
+) -> torch.Tensor:
+    assert decoder.input is not None
     dtype = conds[0].dtype
     n, height, width = u.shape[:3]
     levels = decoder.levels
@@ -533,14 +548,15 @@ def sample_fast(
         pairs = [
             (u_.activate, RasterConv(u_.conv, conds[k + m])) for m, u_ in enumerate(block.units)
         ]
-        blocks.append((*_pointwise(block.down, dtype), pairs, *_pointwise(block.up, dtype)))
+        blocks.append((*_pointwise(block.down, dtype, n), pairs, *_pointwise(block.up, dtype, n)))
         units += [conv for _, conv in pairs]
         k += len(block.units)
     raster = [first, *units]
-    top_b, top_w = _pointwise(decoder.top, dtype)
-    out_b, out_w = _pointwise(decoder.out, dtype)
-    out_b, out_w = out_b.view(COLOURS, levels), out_w.view(-1, COLOURS, levels)
-    out_b, out_w = list(out_b), [out_w[:, g].contiguous() for g in range(COLOURS)]
+    top_b, top_w = _pointwise(decoder.top, dtype, n)
+    out_b, out_w = _pointwise(decoder.out, dtype, n)
+    out_b, out_w = out_b.view(n, COLOURS, levels), out_w.view(-1, COLOURS, levels)
+    out_b = [out_b[:, g].contiguous() for g in range(COLOURS)]
+    out_w = [out_w[:, g].contiguous() for g in range(COLOURS)]
     values = values.to(dtype)
     bins = torch.zeros(n, height, width, COLOURS, dtype=torch.long, device=u.device)
     u = u.permute(1, 2, 3, 0).contiguous()  # (H, W, 3, N): each sub-pixel's draws contiguous
