@@ -526,7 +526,6 @@ def sample_fast(
     Returns:
         ``(N, 3, H, W)`` sampled bins (int64).
     """
-    assert decoder.input is not None
     with torch.inference_mode():  # lighter than no_grad on the many tiny operations below
         return _sample_fast(decoder, conds, u, values)
 
@@ -534,7 +533,8 @@ def sample_fast(
 def _sample_fast(
     decoder: PixelDecoder, conds: Sequence[torch.Tensor], u: torch.Tensor, values: torch.Tensor
 ) -> torch.Tensor:
-    assert decoder.input is not None
+    if decoder.input is None:
+        raise ValueError("fast sampling needs an autoregressive decoder")
     dtype = conds[0].dtype
     n, height, width = u.shape[:3]
     levels = decoder.levels
@@ -546,7 +546,8 @@ def _sample_fast(
     k = 1
     for block in decoder.blocks:
         pairs = [
-            (u_.activate, RasterConv(u_.conv, conds[k + m])) for m, u_ in enumerate(block.units)
+            (unit.activate, RasterConv(unit.conv, conds[k + m]))
+            for m, unit in enumerate(block.units)
         ]
         blocks.append((*_pointwise(block.down, dtype, n), pairs, *_pointwise(block.up, dtype, n)))
         units += [conv for _, conv in pairs]
@@ -592,20 +593,25 @@ def _sample_fast(
 
 @torch.no_grad()
 def sample_naive(
-    decoder: PixelDecoder, conds: Sequence[torch.Tensor], u: torch.Tensor, values: torch.Tensor
+    decoder: PixelDecoder,
+    conds: Sequence[torch.Tensor],
+    u: torch.Tensor,
+    values: torch.Tensor,
+    rows: int | None = None,
 ) -> torch.Tensor:
     """Sample a frame sub-pixel by sub-pixel, rerunning the whole decoder for each one.
 
     ``3 H W`` decoder passes per frame: the reference :func:`sample_fast` must match. Sub-pixels
     not sampled yet are 0 in the decoder's input (the masks hide them). Arguments and result as
-    :func:`sample_fast`.
+    :func:`sample_fast`; ``rows`` stops after that many rows (the rest stay bin 0), for timing
+    a sampler whose every step costs the same.
     """
     n, height, width = u.shape[:3]
     canvas = conds[0].new_zeros(n, COLOURS, height, width)
     values = values.to(canvas.dtype)
     bins = torch.zeros(n, COLOURS, height, width, dtype=torch.long, device=u.device)
     u = u.permute(1, 2, 3, 0).contiguous()  # (H, W, 3, N)
-    for i in range(height):
+    for i in range(height if rows is None else rows):
         for j in range(width):
             for g in range(COLOURS):
                 logits = decoder(canvas, conds)[:, g, :, i, j]  # (N, L)
@@ -777,7 +783,7 @@ class VideoPixelNetwork(VideoModel):
             unit of the paper's Table 3.
         """
         loss, terms = self.loss(batch)
-        return {"loss": float(loss), **terms}
+        return {"loss": float(loss.detach()), **terms}
 
     def optimizers(self) -> dict[str, OptimizerSpec]:
         """One optimizer over every parameter: Adam (``train.betas``) or RMSProp (the paper's)."""
