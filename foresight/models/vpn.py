@@ -328,6 +328,18 @@ class ResidualBlock(nn.Module):
         return h + self.up(x)
 
 
+def run_blocks(
+    blocks: Sequence[ResidualBlock], h: torch.Tensor, conds: Sequence[torch.Tensor]
+) -> torch.Tensor:
+    """``h`` through ``blocks`` in turn, each unit with the next conditioning of ``conds``."""
+    k = 0
+    for block in blocks:
+        n = len(block.units)
+        h = block(h, conds[k : k + n])
+        k += n
+    return h
+
+
 # ----------------------------------------------------------------------------------------------
 # Encoder and decoder
 
@@ -362,13 +374,7 @@ class FrameEncoder(nn.Module):
             ``(N, 2c, H, W)`` features.
         """
         conds = [t[:, :, None, None] for t in self.cond(v).split(self.splits, dim=1)]
-        h = self.input(x) + conds[0]
-        k = 1
-        for block in self.blocks:
-            n = len(block.units)
-            h = block(h, conds[k : k + n])
-            k += n
-        return h
+        return run_blocks(self.blocks, self.input(x) + conds[0], conds[1:])
 
 
 class PixelDecoder(nn.Module):
@@ -408,12 +414,8 @@ class PixelDecoder(nn.Module):
         Returns:
             ``(N, 3, levels, H, W)`` logits.
         """
-        h = conds[0] if self.input is None or x is None else self.input(x) + conds[0]
-        k = 1
-        for block in self.blocks:
-            n = len(block.units)
-            h = block(h, conds[k : k + n])
-            k += n
+        h = conds[0] if self.input is None else self.input(x) + conds[0]
+        h = run_blocks(self.blocks, h, conds[1:])
         logits = self.out(torch.relu(self.top(torch.relu(h))))
         return logits.unflatten(1, (COLOURS, self.levels))
 
