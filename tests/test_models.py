@@ -111,8 +111,9 @@ def test_every_model_config_file_loads_and_names_its_model():
     paths = sorted((repo_root() / "configs" / "model").glob("*.yaml"))
     names = {load_model_config(p).model for p in paths}
     assert names == set(MODELS), "every registered model needs a preset, every preset a model"
-    for path in paths:
-        assert load_model_config(path).model in (path.stem, path.stem.removesuffix("_paper"))
+    for path in paths:  # <model>.yaml, or <model>_<variant>.yaml (_paper, _cdna, ...)
+        model = load_model_config(path).model
+        assert path.stem == model or path.stem.startswith(f"{model}_"), path.name
 
 
 @pytest.mark.parametrize("name", NAMES)
