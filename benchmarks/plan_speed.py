@@ -28,6 +28,7 @@ from rich.table import Table
 from foresight.envs import PushEnv, load_suite, sample_tasks
 from foresight.models import build_model, load_model, load_model_config
 from foresight.planners import ModelPredictor, MPCPolicy, OraclePredictor, load_planner
+from foresight.planners.config import apply_budget
 from foresight.planners.mpc import Policy, run_episode
 from foresight.planners.suite import resolve_device
 
@@ -72,7 +73,12 @@ def main() -> None:
     rows = []
     oracle_env = PushEnv().config
     rows.append(
-        time_policy("oracle", MPCPolicy(OraclePredictor(oracle_env), planner), None, args.steps)
+        {
+            **time_policy(
+                "oracle", MPCPolicy(OraclePredictor(oracle_env), planner), None, args.steps
+            ),
+            "budget": apply_budget(planner, None)[1].label(),
+        }
     )
     if args.model:
         models = [(args.model, load_model(args.model, device))]
@@ -82,9 +88,12 @@ def main() -> None:
     copy_cfg = replace(load_model_config("copy_last"), image_size=models[0][1].config.image_size)
     models.append(("copy_last", build_model(copy_cfg).to(device).eval()))
     for name, model in models:
-        predictor = ModelPredictor(model, planner.num_samples, planner.batch_size, device)
-        policy = MPCPolicy(predictor, planner, device=device)
-        rows.append(time_policy(name, policy, model.config.image_size, args.steps))
+        # The budget `foresight plan` would use: the model's plan: block over the preset.
+        run_planner, budget = apply_budget(planner, model.config.plan)
+        predictor = ModelPredictor(model, run_planner.num_samples, run_planner.batch_size, device)
+        policy = MPCPolicy(predictor, run_planner, device=device)
+        row = time_policy(name, policy, model.config.image_size, args.steps)
+        rows.append({**row, "budget": budget.label()})
 
     opt = planner.optimizer
     table = Table(
@@ -92,12 +101,13 @@ def main() -> None:
         f"{planner.horizon}, cost {planner.cost.name}/{planner.cost.frames}, device {device}, "
         f"{torch.get_num_threads()} threads"
     )
-    for col in ("predictor", "frames", "s / step", "model s / step", "outside the model"):
+    for col in ("predictor", "frames", "budget", "s / step", "model s / step", "outside the model"):
         table.add_column(col, justify="left" if col == "predictor" else "right")
     for r in rows:
         table.add_row(
             r["name"],
             f"{r['size']}x{r['size']}",
+            r["budget"],
             f"{r['s/step']:.3f}",
             f"{r['model s/step']:.3f}",
             f"{r['outside']:.1%}",
