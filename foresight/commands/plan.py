@@ -92,7 +92,10 @@ def run(args: argparse.Namespace) -> int:
     finally:
         progress.stop()
     Console().print(summary_table(result.summary))
-    console.print(
-        f"wrote {args.out}/episodes.jsonl, summary.json and gifs/", soft_wrap=True, highlight=False
+    wrote = (
+        "episodes.jsonl and summary.json"
+        if args.no_gifs
+        else "episodes.jsonl, summary.json and gifs/"
     )
+    console.print(f"wrote {args.out}/{wrote}", soft_wrap=True, highlight=False)
     return 0
