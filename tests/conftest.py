@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 
 from foresight.cli import main
+from foresight.data.dataset import SequenceDataset
 
 
 @pytest.fixture(scope="session")
@@ -30,3 +32,22 @@ def tiny_h5(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     assert code == 0
     return out
+
+
+@pytest.fixture(scope="session")
+def real_windows(tiny_h5: Path):
+    """Stacks windows of :func:`tiny_h5` from episodes spread over it.
+
+    Returns ``take(length, count, image_size=32, stride=7)`` -> a batch of ``count`` windows:
+    ``frames`` ``(count, length, 3, image_size, image_size)``, ``states``, ``actions``.
+    """
+
+    def take(length: int, count: int, image_size: int = 32, stride: int = 7) -> dict:
+        ds = SequenceDataset(
+            tiny_h5, length=length, split="all", image_size=image_size, stride=stride
+        )
+        items = [ds[i] for i in range(0, len(ds), len(ds) // count)][:count]
+        ds.close()
+        return {k: torch.stack([it[k] for it in items]) for k in items[0]}
+
+    return take

@@ -11,7 +11,6 @@ import yaml
 
 from foresight.batch import ACTIONS, FRAMES, STATES
 from foresight.config import to_dict
-from foresight.data.dataset import SequenceDataset
 from foresight.models import build_model, config_from_dict, load_model_config
 from foresight.models.checkpoint import read_checkpoint
 from foresight.models.gan import MultiScaleGAN
@@ -68,12 +67,9 @@ def rollout(model: MultiScaleGAN, batch: dict[str, torch.Tensor], seed: int = 0,
 
 
 @pytest.fixture(scope="module")
-def real_batch(tiny_h5) -> dict[str, torch.Tensor]:
+def real_batch(real_windows) -> dict[str, torch.Tensor]:
     """Eight 4-frame windows of the collected dataset, from different episodes."""
-    ds = SequenceDataset(tiny_h5, length=4, split="all", image_size=32, stride=4)
-    items = [ds[i] for i in range(0, len(ds), len(ds) // 8)][:8]
-    ds.close()
-    return {k: torch.stack([it[k] for it in items]) for k in items[0]}
+    return real_windows(length=4, count=8, image_size=32, stride=4)
 
 
 def test_small_gan_learns_a_real_batch_with_the_adversary_on(real_batch):

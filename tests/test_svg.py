@@ -10,7 +10,6 @@ import torch
 
 from foresight.batch import ACTIONS, FRAMES, STATES
 from foresight.config import to_dict
-from foresight.data.dataset import SequenceDataset
 from foresight.errors import ConfigError
 from foresight.models import MODELS, VideoModel, build_model, config_from_dict, load_model_config
 from foresight.models.layers import (
@@ -42,12 +41,9 @@ def small_model(name: str, **over) -> VideoModel:
 
 
 @pytest.fixture(scope="module")
-def real_batch(tiny_h5) -> dict[str, torch.Tensor]:
+def real_batch(real_windows) -> dict[str, torch.Tensor]:
     """Four 8-frame windows of the collected dataset, from different episodes."""
-    ds = SequenceDataset(tiny_h5, length=8, split="all", image_size=32, stride=7)
-    items = [ds[i] for i in range(0, len(ds), len(ds) // 4)][:4]
-    ds.close()
-    return {k: torch.stack([it[k] for it in items]) for k in items[0]}
+    return real_windows(length=8, count=4, image_size=32, stride=7)
 
 
 def random_batch(model: VideoModel, seed: int = 0) -> dict[str, torch.Tensor]:

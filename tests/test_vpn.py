@@ -9,7 +9,6 @@ import torch
 
 from foresight.batch import ACTIONS, FRAMES, STATES
 from foresight.config import to_dict
-from foresight.data.dataset import SequenceDataset
 from foresight.errors import ConfigError
 from foresight.models import build_model, config_from_dict, load_model_config
 from foresight.models.vpn import VideoPixelNetwork, VPNBaseline
@@ -188,12 +187,9 @@ def test_paper_presets_have_the_papers_sizes():
 
 
 @pytest.fixture(scope="module")
-def real_batch(tiny_h5) -> dict[str, torch.Tensor]:
+def real_batch(real_windows) -> dict[str, torch.Tensor]:
     """Four 4-frame windows of the collected dataset at 16x16, from different episodes."""
-    ds = SequenceDataset(tiny_h5, length=4, split="all", image_size=16, stride=7)
-    items = [ds[i] for i in range(0, len(ds), len(ds) // 4)][:4]
-    ds.close()
-    return {k: torch.stack([it[k] for it in items]) for k in items[0]}
+    return real_windows(length=4, count=4, image_size=16, stride=7)
 
 
 @pytest.mark.parametrize("name", ["vpn", "vpn_baseline"])
