@@ -400,6 +400,9 @@ class _Run:
         return self._result(step)
 
     def _result(self, step: int) -> TrainResult:
+        # Ranks leave together: a rank that tears down the gloo group while rank 0 still
+        # writes the last checkpoint was seen to abort (SIGABRT) in CI under load.
+        barrier(self.ctx)
         return TrainResult(
             step, self.out / CHECKPOINT, self.out / BEST, self.last_valid, self.ctx.is_main
         )
