@@ -320,6 +320,25 @@ def test_time_limit_stops_with_a_validated_checkpoint(tmp_path: Path, tiny_h5: P
     assert train(options(cfg, tiny_h5, run, resume=True)).step == 40
 
 
+def test_resume_accepts_a_new_planning_budget(tmp_path: Path, tiny_h5: Path) -> None:
+    cfg = tiny_config(tmp_path, max_steps=2, eval_every=2)
+    run = tmp_path / "run"
+    train(options(cfg, tiny_h5, run))
+    # Training never reads the plan: budget, so a run may resume under a new one ...
+    data = yaml.safe_load(cfg.read_text())
+    data["plan"] = {"samples": 8, "iterations": 1}
+    data["train"]["max_steps"] = 4
+    budget = tmp_path / "budget.yaml"
+    budget.write_text(yaml.safe_dump(data))
+    assert train(options(budget, tiny_h5, run, resume=True)).step == 4
+    assert load_model(run / "checkpoint.pt").config.plan.samples == 8
+    # ... but not under a change to what a step computes.
+    data["train"]["lr"] = 1.0
+    budget.write_text(yaml.safe_dump(data))
+    with pytest.raises(CheckpointError, match=r"different config \(train.lr differ"):
+        train(options(budget, tiny_h5, run, resume=True))
+
+
 def test_resume_is_bit_for_bit(tmp_path: Path, tiny_h5: Path) -> None:
     # 15 batches per epoch: the cut at step 17 is mid-epoch, after an epoch boundary.
     cfg = tiny_config(tmp_path, max_steps=20, eval_every=17, log_every=1, batch_size=8)

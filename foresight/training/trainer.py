@@ -65,8 +65,10 @@ METRICS = "metrics.jsonl"
 CONFIG = "config.yaml"
 SAMPLES = "samples"
 
-#: Config entries that may differ when resuming (they do not change what a step computes).
+#: Config entries that may differ when resuming (they do not change what a step computes);
+#: the ``plan:`` budget is read only by planners, so any of its keys may change too.
 RESUMABLE_CHANGES = frozenset({"train.max_steps", "train.log_every", "train.num_workers"})
+RESUMABLE_PREFIXES = ("plan.",)
 
 
 @dataclass(frozen=True)
@@ -281,7 +283,9 @@ class _Run:
         except ConfigError as err:
             raise CheckpointError(f"--resume: {err}; use the version that wrote it") from err
         changed = [
-            k for k in config_differences(saved, to_dict(self.config)) if k not in RESUMABLE_CHANGES
+            k
+            for k in config_differences(saved, to_dict(self.config))
+            if k not in RESUMABLE_CHANGES and not k.startswith(RESUMABLE_PREFIXES)
         ]
         if changed:
             raise CheckpointError(
