@@ -34,7 +34,8 @@ class QuickstartConfig:
         image_size: Frame size on disk.
         collect_workers: Collection processes.
         models: Model presets or YAML paths to train and evaluate (a relative path is read
-            next to the quickstart file when it is there).
+            next to the quickstart file when it is there); each is labelled by its preset or
+            file name.
         max_steps: Training steps per model (None: each config's own).
         baselines: Evaluated without training: ``oracle``, ``random``, ``zero``, ``copy_last``.
         evaluate: How every model and baseline is evaluated (the options of
@@ -42,11 +43,11 @@ class QuickstartConfig:
             the trained models, so their per-step curves line up).
     """
 
-    episodes: int = 1000
+    episodes: int = 2000
     steps: int = 30
     image_size: int = 64
     collect_workers: int = 2
-    models: tuple[str, ...] = ("svg_lp",)
+    models: tuple[str, ...] = ("vrnn_fast",)
     max_steps: int | None = None
     baselines: tuple[str, ...] = ("oracle", "random", "copy_last")
     evaluate: EvaluateOptions = field(default_factory=EvaluateOptions)
@@ -111,11 +112,13 @@ class Quickstart:
     def train(self, name: str) -> tuple[str, str, int]:
         """Train (or resume) one model; return its checkpoint, label and evaluation horizon."""
         config = with_overrides(load_model_config(name), self.cfg.max_steps, None)
-        run_dir = self.out / "train" / config.model
-        self._stage(f"train {config.model} for {config.train.max_steps} steps -> {run_dir}")
+        # Named after the preset (or YAML file): two presets of one model family can both run.
+        label = Path(name).stem
+        run_dir = self.out / "train" / label
+        self._stage(f"train {label} for {config.train.max_steps} steps -> {run_dir}")
         resume = (run_dir / "checkpoint.pt").exists()
         result = train(TrainOptions(config, self.data, run_dir, self.device, resume, True))
-        return str(result.checkpoint), config.model, config.eval_future_frames
+        return str(result.checkpoint), label, config.eval_future_frames
 
     def evaluate(self, model: str, label: str, future: int | None) -> Path:
         """Evaluate one model or baseline (planning resumes; finished ones are skipped)."""

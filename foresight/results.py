@@ -70,7 +70,7 @@ class EvaluateOptions:
     )
     episodes: int | None = field(default=None, metadata=_help("suite episodes (default: suite's)"))
     planner: str = field(
-        default="cem", metadata=_help("planner preset (cem, icem, mppi) or YAML path")
+        default="cem", metadata=_help("planner preset (cem, icem, fast, mppi) or YAML path")
     )
     workers: int = field(default=1, metadata=_help("parallel planning episodes"))
     lpips_weights: str | None = field(

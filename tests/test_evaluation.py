@@ -132,7 +132,7 @@ def test_quickstart_tiny_end_to_end_and_resume(tmp_path: Path) -> None:
     first = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     assert first.returncode == 0, first.stderr[-3000:]
 
-    labels = ["svg_lp", "oracle", "random", "copy_last"]
+    labels = ["svg_lp_tiny", "oracle", "random", "copy_last"]
     results = {k: json.loads((out / "eval" / k / "evaluation.json").read_text()) for k in labels}
     assert results["oracle"]["control"]["success_rate"] == 1.0
     assert results["random"]["control"]["success_rate"] == 0.0

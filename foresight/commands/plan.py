@@ -35,8 +35,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--planner",
         default="cem",
-        help="planner preset (cem, icem, mppi) or YAML path; a checkpoint's plan: block overrides "
-        "its budget (samples, iterations, batch_size, num_samples)",
+        help="planner preset (cem, icem, fast, mppi) or YAML path; a checkpoint's plan: block "
+        "overrides its budget (samples, iterations, batch_size, num_samples)",
     )
     p.add_argument("--workers", type=int, default=1, help="parallel worker processes")
     p.add_argument("--device", default="auto", help="model device: auto, cpu, cuda, cuda:1, ...")
