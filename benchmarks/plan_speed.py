@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import time
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -81,7 +82,10 @@ def main() -> None:
         }
     )
     if args.model:
-        models = [(args.model, load_model(args.model, device))]
+        # The run folder names the model (``runs/vrnn_fast/checkpoint.pt`` -> ``vrnn_fast``);
+        # the full path would be cut off in the table.
+        checkpoint = Path(args.model)
+        models = [(checkpoint.parent.name or checkpoint.stem, load_model(checkpoint, device))]
     else:
         cfg = load_model_config(args.config)
         models = [(f"{args.config} (untrained)", build_model(cfg).to(device).eval())]
