@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from foresight.config import load_config, resolve_config
+from foresight.config import check_seed, load_config, resolve_config
 from foresight.envs.sim import EnvConfig
 from foresight.errors import ConfigError
 
@@ -70,6 +70,24 @@ class TaskDistribution:
     pusher_distance_min: float = 0.10
     threshold: float = 0.05
 
+    def __post_init__(self) -> None:
+        lo, hi = self.num_objects
+        if not 1 <= lo <= hi:
+            raise ConfigError(
+                f"'num_objects' must be 1 <= low <= high, got {list(self.num_objects)}"
+            )
+        lo_d, hi_d = self.goal_distance
+        if not 0 < lo_d <= hi_d:
+            raise ConfigError(
+                f"'goal_distance' must be 0 < low <= high (m), got {list(self.goal_distance)}"
+            )
+        if self.pusher_distance_min < 0:
+            raise ConfigError(
+                f"'pusher_distance_min' must be >= 0 (m), got {self.pusher_distance_min}"
+            )
+        if self.threshold <= 0:
+            raise ConfigError(f"'threshold' must be a positive distance (m), got {self.threshold}")
+
 
 @dataclass(frozen=True)
 class SuiteConfig:
@@ -92,6 +110,12 @@ class SuiteConfig:
     episode_steps: int = 30
     replan_every: int = 1
     env: str = "push"
+
+    def __post_init__(self) -> None:
+        for key in ("episodes", "episode_steps", "replan_every"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"'{key}' must be at least 1, got {getattr(self, key)}")
+        check_seed(self.seed, "'seed'")
 
 
 def load_suite(name_or_path: str | Path) -> SuiteConfig:

@@ -7,42 +7,56 @@ import sys
 from collections.abc import Sequence
 
 from foresight import __version__
-from foresight.commands import (
-    collect,
-    data,
-    evaluate,
-    lpips_export,
-    plan,
-    quickstart,
-    report,
-    train,
-)
 from foresight.errors import ForesightError
 
-#: Every verb's module, in the order ``foresight --help`` lists them.
-VERBS = (quickstart, collect, data, train, plan, evaluate, report, lpips_export)
+#: Every verb's module under ``foresight.commands``, in the order ``foresight --help`` lists them.
+VERB_MODULES = (
+    "quickstart",
+    "collect",
+    "data",
+    "train",
+    "plan",
+    "evaluate",
+    "report",
+    "lpips_export",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every verb."""
+    import importlib
+
     parser = argparse.ArgumentParser(
         prog="foresight",
         description="Visual foresight: collect pushing data, train video models, plan, evaluate.",
     )
     parser.add_argument("--version", action="version", version=f"foresight {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in VERBS:
-        module.add_parser(sub)
+    for name in VERB_MODULES:
+        importlib.import_module(f"foresight.commands.{name}").add_parser(sub)
     return parser
 
 
+def _os_error(err: OSError) -> str:
+    """One line for an operating-system error the checks before it did not foresee."""
+    where = f" {err.filename}" if err.filename else ""
+    return f"cannot access{where}: {err.strerror or err}; check the path and its permissions"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; user errors print one line and exit 2, Ctrl-C exits 130."""
-    args = build_parser().parse_args(argv)
+    """Run the CLI; user errors print one line and exit 2, Ctrl-C exits 130.
+
+    The verbs are imported inside the handlers, so a Ctrl-C while numpy or torch are still
+    loading ends with the same one line as one during the work.
+    """
     try:
+        args = build_parser().parse_args(argv)
         return int(args.func(args) or 0)
     except ForesightError as err:
         print(f"error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:
+        print(f"error: {_os_error(err)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted: run the same command again to resume", file=sys.stderr)

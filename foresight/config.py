@@ -8,6 +8,7 @@ key and the file, so a typo never silently falls back to a default.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from pathlib import Path
@@ -75,6 +76,9 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
                 pass
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ConfigError(f"{where}: expected a number, got {value!r}")
+        if not math.isfinite(value):
+            # No setting in foresight means anything at NaN or infinity.
+            raise ConfigError(f"{where}: expected a finite number, got {value!r}")
         return float(value)
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
@@ -99,6 +103,11 @@ def _from_dict(cls: type[T], data: dict[str, Any], where: str) -> T:
     try:
         return cls(**kwargs)
     except (TypeError, ValueError) as err:
+        raise ConfigError(f"{where}: {err}") from err
+    except ConfigError as err:
+        # A dataclass's own check (__post_init__) names the key; add the file it came from.
+        if str(err).startswith(where.split(": ")[0]):
+            raise
         raise ConfigError(f"{where}: {err}") from err
 
 
@@ -128,13 +137,30 @@ def load_config(cls: type[T], path: str | Path, overrides: dict[str, Any] | None
     if not path.is_file():
         raise ConfigError(f"config file {path} does not exist")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path} is not UTF-8 text (byte {err.start}); save it as UTF-8") from err
     except yaml.YAMLError as err:
         raise ConfigError(f"{path} is not valid YAML: {str(err).splitlines()[0]}") from err
     if not isinstance(data, dict):
         raise ConfigError(f"{path} must hold a mapping of keys to values")
     data.update(overrides or {})
     return from_dict(cls, data, str(path))
+
+
+#: Seeds feed numpy's SeedSequence, which takes non-negative integers (torch takes 64 bits).
+MAX_SEED = 2**63 - 1
+
+
+def check_seed(seed: int, name: str = "--seed") -> int:
+    """Return ``seed`` if it is a valid seed (an integer in ``[0, 2**63)``), else raise.
+
+    Raises:
+        ConfigError: Negative, too large, or not an integer.
+    """
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise ConfigError(f"{name} must be an integer from 0 to 2**63-1, got {seed!r}")
+    return seed
 
 
 def to_dict(config: Any) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing as mp
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from functools import partial
@@ -30,9 +31,9 @@ import numpy as np
 import torch
 from rich.table import Table
 
-from foresight.config import from_dict, load_config, resolve_config, to_dict
+from foresight.config import check_seed, from_dict, load_config, resolve_config, to_dict
 from foresight.errors import ConfigError
-from foresight.io import atomic_write_text
+from foresight.io import atomic_write_text, check_out_dir
 from foresight.planners.config import (
     PlannerConfig,
     apply_budget,
@@ -52,6 +53,7 @@ from foresight.planners.mpc import (
 from foresight.planners.predictors import ModelPredictor, OraclePredictor
 from foresight.results import EffectiveBudget
 from foresight.visualize import grid, save_gif
+from foresight.workers import ignore_interrupts
 
 if TYPE_CHECKING:
     from foresight.models import ModelConfig
@@ -89,6 +91,9 @@ def _oracle(spec: AgentSpec, planner: PlannerConfig, image_size: int | None = No
     predictor = OraclePredictor(env_config)
     return MPCPolicy(predictor, planner, spec.replan_every, "cpu")
 
+
+#: The most episodes one run plans (tasks are drawn up front), so a typo fails at once.
+MAX_EPISODES = 100_000
 
 #: Frame side of the ``cpu`` model presets: ``oracle32`` plans on true frames this size, so
 #: its success separates what the cost loses at that resolution from what a model gets wrong.
@@ -138,10 +143,10 @@ def check_model(model: str | Path) -> tuple[str, ModelConfig | None]:
 
 
 def resolve_device(device: str) -> str:
-    """``auto`` -> ``cuda`` when available, else ``cpu``."""
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
+    """``auto`` -> ``cuda`` when available, else ``cpu``; an unusable device is an error."""
+    from foresight.device import resolve_device as resolve
+
+    return str(resolve(device))
 
 
 # One policy and env per worker process, reused across its episodes (renderers and models
@@ -150,8 +155,11 @@ def resolve_device(device: str) -> str:
 _worker: dict[str, Any] = {}
 
 
-def _init_worker(spec: AgentSpec, threads: int) -> None:
+def _init_worker(spec: AgentSpec, threads: int, pooled: bool = False) -> None:
     from foresight.envs import PushEnv
+
+    if pooled:
+        ignore_interrupts()
 
     if threads:
         torch.set_num_threads(threads)
@@ -200,7 +208,8 @@ def run_episodes(
     if threads is None:
         threads = 1 if spec.device == "cpu" else 0
     jobs = [(t, seed, steps) for t in tasks]
-    workers = max(1, min(workers, len(tasks)))
+    # Episodes are CPU-bound: more processes than cores (or tasks) only add start-up cost.
+    workers = max(1, min(workers, len(tasks), os.cpu_count() or 1))
     if workers == 1:
         before = torch.get_num_threads()
         _init_worker(spec, threads)
@@ -213,7 +222,7 @@ def run_episodes(
         return
     # spawn: each worker creates its own GL context and torch state from scratch.
     ctx = mp.get_context("spawn")
-    with ctx.Pool(workers, initializer=_init_worker, initargs=(spec, threads)) as pool:
+    with ctx.Pool(workers, initializer=_init_worker, initargs=(spec, threads, True)) as pool:
         yield from pool.imap_unordered(_run_one, jobs, chunksize=1)
 
 
@@ -381,13 +390,16 @@ def run_suite(
     suite_cfg = load_suite(suite)
     planner_cfg = planner if isinstance(planner, PlannerConfig) else load_planner(planner)
     n = suite_cfg.episodes if episodes is None else episodes
-    if n < 1:
-        raise ConfigError(f"--episodes must be at least 1, got {n}")
+    if not 1 <= n <= MAX_EPISODES:
+        raise ConfigError(f"--episodes must be from 1 to {MAX_EPISODES:,}, got {n}")
     if workers < 1:
         raise ConfigError(f"--workers must be at least 1, got {workers}")
     if threads is not None and threads < 1:
         raise ConfigError(f"--threads must be at least 1, got {threads}")
-    seed = suite_cfg.seed if seed is None else seed
+    seed = check_seed(suite_cfg.seed if seed is None else seed)
+    device = resolve_device(device)
+    if out is not None:
+        check_out_dir(Path(out))
     model, model_cfg = check_model(model)
     plans = model not in BASELINES
     budget = None
@@ -400,7 +412,7 @@ def run_suite(
         planner=planner_to_dict(planner_cfg),
         env=to_dict(env_cfg),
         replan_every=suite_cfg.replan_every,
-        device=resolve_device(device),
+        device=device,
     )
     settings = {
         "model": model,

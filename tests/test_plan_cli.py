@@ -98,7 +98,7 @@ def test_plan_bad_inputs_give_one_line_errors(
     err = _error(capsys, "--model", "oracle", "--planner", str(lpips_yaml), *out)
     assert "LPIPS weights" in err
 
-    assert "at least 1" in _error(
+    assert "from 1 to" in _error(
         capsys, "--model", "zero", "--out", str(tmp_path / "r"), "--episodes", "0"
     )
     assert "no suite preset" in _error(capsys, "--model", "zero", "--suite", "medium", *out)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from foresight.config import load_config, resolve_config
 from foresight.data.collect import collect_dataset
+from foresight.io import output_lock
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -20,7 +21,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--out", type=Path, required=True, help="output .h5 file")
     p.add_argument("--episodes", type=int, required=True, help="number of episodes")
-    p.add_argument("--workers", type=int, default=1, help="parallel worker processes")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="parallel worker processes (at most one per core is used)",
+    )
     p.add_argument("--seed", type=int, default=0, help="dataset seed (episode i uses (seed, i))")
     p.add_argument("--image-size", type=int, default=None, help="frame size (default: config)")
     p.add_argument("--steps", type=int, default=30, help="actions per episode (T)")
@@ -41,14 +47,15 @@ def run(args: argparse.Namespace) -> int:
 
     overrides = {} if args.image_size is None else {"image_size": args.image_size}
     env_config = load_config(EnvConfig, resolve_config(args.config, "env"), overrides)
-    collect_dataset(
-        args.out,
-        args.episodes,
-        env_config,
-        seed=args.seed,
-        steps=args.steps,
-        workers=args.workers,
-        valid_fraction=args.valid_fraction,
-        overwrite=args.overwrite,
-    )
+    with output_lock(args.out, "foresight collect"):
+        collect_dataset(
+            args.out,
+            args.episodes,
+            env_config,
+            seed=args.seed,
+            steps=args.steps,
+            workers=args.workers,
+            valid_fraction=args.valid_fraction,
+            overwrite=args.overwrite,
+        )
     return 0

@@ -38,10 +38,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Evaluate and print a summary table."""
     from foresight.evaluation import evaluate
+    from foresight.io import check_out_dir, output_lock
 
     options = EvaluateOptions.from_args(args)
     console = Console(stderr=True)
-    with make_progress(console) as progress:
+    check_out_dir(args.out)
+    with output_lock(args.out, "foresight evaluate"), make_progress(console) as progress:
         result = evaluate(
             args.model,
             args.out,

@@ -9,6 +9,8 @@ from typing import Any
 from rich.console import Console
 from rich.progress import TextColumn
 
+from foresight.device import DEVICE_HELP
+from foresight.io import output_lock
 from foresight.progress import make_progress
 
 
@@ -38,8 +40,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="planner preset (cem, icem, fast, mppi) or YAML path; a checkpoint's plan: block "
         "overrides its budget (samples, iterations, batch_size, num_samples)",
     )
-    p.add_argument("--workers", type=int, default=1, help="parallel worker processes")
-    p.add_argument("--device", default="auto", help="model device: auto, cpu, cuda, cuda:1, ...")
+    p.add_argument(
+        "--workers", type=int, default=1, help="parallel worker processes (at most one per core)"
+    )
+    p.add_argument("--device", default="auto", help=f"model device: {DEVICE_HELP}")
     p.add_argument(
         "--threads",
         type=int,
@@ -73,24 +77,26 @@ def run(args: argparse.Namespace) -> int:
         rate = f"success {state['successes']}/{state['done']}"
         progress.update(state["bar"], advance=1, rate=rate)
 
-    try:
-        result = run_suite(
-            model=args.model,
-            suite=args.suite,
-            out=args.out,
-            episodes=args.episodes,
-            seed=args.seed,
-            planner=args.planner,
-            workers=args.workers,
-            device=args.device,
-            threads=args.threads,
-            gifs=not args.no_gifs,
-            overwrite=args.overwrite,
-            on_episode=on_episode,
-            on_start=on_start,
-        )
-    finally:
-        progress.stop()
+    with output_lock(args.out, "foresight plan"):
+        try:
+            result = run_suite(
+                model=args.model,
+                suite=args.suite,
+                out=args.out,
+                episodes=args.episodes,
+                seed=args.seed,
+                planner=args.planner,
+                workers=args.workers,
+                device=args.device,
+                threads=args.threads,
+                gifs=not args.no_gifs,
+                overwrite=args.overwrite,
+                on_episode=on_episode,
+                on_start=on_start,
+            )
+        finally:
+            if state["bar"] is not None:  # a stopped bar that never started prints a blank line
+                progress.stop()
     Console().print(summary_table(result.summary))
     wrote = (
         "episodes.jsonl and summary.json"

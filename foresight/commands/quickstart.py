@@ -28,8 +28,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run or resume the quickstart."""
+    from foresight.io import check_out_dir, output_lock
     from foresight.quickstart import run_quickstart
 
     preset = args.preset or ("tiny" if args.tiny else "default")
-    run_quickstart(args.out, preset, args.device)
+    check_out_dir(args.out)
+    with output_lock(args.out, "foresight quickstart"):
+        run_quickstart(args.out, preset, args.device)
     return 0

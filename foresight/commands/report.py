@@ -24,8 +24,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Build the report."""
+    from foresight.io import check_out_dir, output_lock
     from foresight.report import build_report
 
-    html_path, md_path = build_report(args.runs, args.out)
+    check_out_dir(args.out)
+    with output_lock(args.out, "foresight report"):
+        html_path, md_path = build_report(args.runs, args.out)
     Console(stderr=True).print(f"wrote {html_path} and {md_path}")
     return 0

@@ -8,6 +8,7 @@ from pathlib import Path
 from rich.console import Console
 
 from foresight.errors import ConfigError
+from foresight.io import check_out_dir, output_lock
 from foresight.training.distributed import DEVICE_CHOICES
 
 
@@ -60,8 +61,10 @@ def run(args: argparse.Namespace) -> int:
         not args.no_progress,
         time_limit_s=None if args.time_limit is None else 60.0 * args.time_limit,
     )
+    check_out_dir(args.out)
     try:
-        result = train(options)
+        with output_lock(args.out, "foresight train"):
+            result = train(options)
     except KeyboardInterrupt:
         # The trainer has said how to resume; the generic hint does not fit this verb.
         return 130

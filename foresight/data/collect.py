@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import multiprocessing as mp
+import os
 import shutil
 import time
 from collections.abc import Iterator
@@ -23,11 +24,16 @@ import h5py
 import numpy as np
 from rich.console import Console
 
-from foresight.config import from_dict, to_dict
+from foresight.config import check_seed, from_dict, to_dict
 from foresight.data.hdf5 import Episode, write_attrs, write_demo
 from foresight.errors import DataError
-from foresight.io import atomic_path, atomic_write_text
+from foresight.io import atomic_path, atomic_write_text, check_out_file, remove_stale_temps
 from foresight.progress import make_progress
+from foresight.workers import ignore_interrupts
+
+#: Limits of a collection's size, so a typo fails at once instead of exhausting memory.
+MAX_EPISODES = 10_000_000
+MAX_STEPS = 10_000
 
 
 @dataclass(frozen=True)
@@ -168,6 +174,8 @@ _worker: dict[str, Any] = {}
 def _init_worker(settings: CollectSettings, parts: Path) -> None:
     from foresight.envs import PushEnv
 
+    ignore_interrupts()
+
     _worker["env"] = PushEnv(settings.env)
     _worker["settings"] = settings
     _worker["parts"] = parts
@@ -250,8 +258,19 @@ def check_existing(out: Path, expected: dict[str, Any]) -> None:
     )
 
 
+def _stored_settings(meta: Path) -> Any:
+    try:
+        return json.loads(meta.read_text())
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+
+
 def prepare_parts(out: Path, settings: CollectSettings, overwrite: bool) -> Path:
-    """Create (or check, when resuming) the parts folder of ``out``."""
+    """Create (or check, when resuming) the parts folder of ``out``.
+
+    With ``overwrite``, saved parts made with other settings are discarded: ``--overwrite``
+    is always a way out of an earlier run, whatever state it was left in.
+    """
     if out.exists() and not overwrite:
         raise DataError(
             f"{out} already exists; pass --overwrite to replace it, or choose another --out"
@@ -259,15 +278,20 @@ def prepare_parts(out: Path, settings: CollectSettings, overwrite: bool) -> Path
     parts = parts_dir(out)
     meta = parts / "settings.json"
     text = _settings_json(settings)
-    if parts.is_dir() and meta.is_file():
-        if json.loads(meta.read_text()) != json.loads(text):
+    if parts.exists() and not parts.is_dir():
+        raise DataError(f"{parts} is a file, not the parts folder of {out}; move it away")
+    if parts.is_dir() and _stored_settings(meta) != json.loads(text):
+        if not overwrite:
             raise DataError(
                 f"{parts} holds an interrupted collection with other settings (seed, steps, "
-                "env or policy); re-run it with its settings, or delete that folder to start over"
+                "env or policy); re-run it with its settings, or pass --overwrite to start over"
             )
-    else:
-        parts.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(parts)
+    if not parts.is_dir():
+        parts.mkdir(parents=True)
         atomic_write_text(meta, text)
+    # Killed writers leave temporary files; the caller holds the output's lock.
+    remove_stale_temps(parts)
     return parts
 
 
@@ -303,8 +327,19 @@ def collect_parts(
 
 
 def split_names(num: int, valid_fraction: float) -> tuple[list[str], list[str]]:
-    """Deterministic train/valid split: the last ``valid_fraction`` of episodes are valid."""
-    n_valid = 0 if num < 2 else max(1, round(num * valid_fraction))
+    """Deterministic train/valid split: the last ``valid_fraction`` of episodes are valid.
+
+    Raises:
+        DataError: ``valid_fraction`` is not in ``[0, 1)``, or leaves no training episode.
+    """
+    if not 0.0 <= valid_fraction < 1.0:  # NaN fails too
+        raise DataError(f"--valid-fraction must be in [0, 1), got {valid_fraction}")
+    n_valid = 0 if num < 2 or valid_fraction == 0 else max(1, round(num * valid_fraction))
+    if n_valid >= num and num > 0:
+        raise DataError(
+            f"--valid-fraction {valid_fraction} of {num} episodes leaves none to train on; "
+            "lower it or collect more episodes"
+        )
     names = [f"demo_{i}" for i in range(num)]
     return names[: num - n_valid], names[num - n_valid :]
 
@@ -338,8 +373,9 @@ def make_settings(
     from foresight.envs import EnvConfig
 
     env_dict = to_dict(from_dict(EnvConfig, to_dict(env_config), "env config"))
-    if steps < 1:
-        raise DataError(f"--steps must be at least 1, got {steps}")
+    if not 1 <= steps <= MAX_STEPS:
+        raise DataError(f"--steps must be from 1 to {MAX_STEPS}, got {steps}")
+    check_seed(seed)
     return CollectSettings(seed=seed, steps=steps, env=env_dict, policy=policy or PolicyConfig())
 
 
@@ -374,9 +410,13 @@ def collect_dataset(
             error.
         console: Where progress goes (default: stderr).
     """
-    if episodes < 1:
-        raise DataError(f"--episodes must be at least 1, got {episodes}")
+    if not 1 <= episodes <= MAX_EPISODES:
+        raise DataError(f"--episodes must be from 1 to {MAX_EPISODES:,}, got {episodes}")
+    if workers < 1:
+        raise DataError(f"--workers must be at least 1, got {workers}")
     settings = make_settings(seed, steps, env_config)
+    split_names(episodes, valid_fraction)  # checked before any work
+    check_out_file(out)
     console = console or Console(stderr=True)
     if out.exists() and not overwrite:
         check_existing(out, collect_config(settings, episodes, valid_fraction))
@@ -387,6 +427,13 @@ def collect_dataset(
     todo = [i for i in range(episodes) if i not in done]
     if done & set(range(episodes)):
         console.print(f"resuming: {episodes - len(todo)} of {episodes} episodes already saved")
+    cores = os.cpu_count() or 1
+    if workers > min(cores, max(len(todo), 1)):
+        # Each worker is a CPU-bound renderer: more processes than cores (or than episodes
+        # left) only cost start-up time and memory.
+        used = max(1, min(cores, len(todo)))
+        console.print(f"note: --workers {workers} lowered to {used} ({cores} cores here)")
+        workers = used
     start = time.perf_counter()
     with make_progress(console) as progress:
         task = progress.add_task("collecting", total=episodes, completed=episodes - len(todo))

@@ -13,27 +13,19 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from foresight.errors import ForesightError
+from foresight.device import resolve_device
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda")
 
 
 def pick_device(requested: str, local_rank: int = 0) -> torch.device:
-    """The device to train on: ``auto`` is ``cuda`` when one is available, else ``cpu``.
+    """The device to train on (see :func:`foresight.device.resolve_device`).
 
     Args:
-        requested: ``auto``, ``cpu`` or ``cuda``.
+        requested: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
         local_rank: This process's index on its node (its GPU under torchrun).
     """
-    if requested not in DEVICE_CHOICES:
-        raise ForesightError(
-            f"--device must be one of {', '.join(DEVICE_CHOICES)}, got {requested}"
-        )
-    if requested == "cuda" and not torch.cuda.is_available():
-        raise ForesightError("--device cuda was asked for but no CUDA GPU is available; use cpu")
-    if requested == "cpu" or not torch.cuda.is_available():
-        return torch.device("cpu")
-    return torch.device("cuda", local_rank % torch.cuda.device_count())
+    return resolve_device(requested, local_rank)
 
 
 @dataclass(frozen=True)
