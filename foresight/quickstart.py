@@ -15,7 +15,7 @@ from rich.console import Console
 
 from foresight.config import load_config, resolve_config
 from foresight.data.collect import collect_dataset
-from foresight.errors import ForesightError
+from foresight.errors import ConfigError, ForesightError
 from foresight.evaluation import evaluate
 from foresight.models import load_model_config
 from foresight.progress import make_progress
@@ -51,6 +51,19 @@ class QuickstartConfig:
     max_steps: int | None = None
     baselines: tuple[str, ...] = ("oracle", "random", "copy_last")
     evaluate: EvaluateOptions = field(default_factory=EvaluateOptions)
+
+    def __post_init__(self) -> None:
+        # Checked here, not by the stage that uses a value: a bad max_steps must not
+        # surface only after the collection has run.
+        for key in ("episodes", "steps", "collect_workers"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"'{key}' must be at least 1, got {getattr(self, key)}")
+        if self.image_size < 8:
+            raise ConfigError(f"'image_size' must be at least 8, got {self.image_size}")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise ConfigError(f"'max_steps' must be at least 1 (or null), got {self.max_steps}")
+        if not self.models and not self.baselines:
+            raise ConfigError("'models' and 'baselines' are both empty: nothing to evaluate")
 
 
 class Quickstart:
@@ -167,4 +180,15 @@ def run_quickstart(out: Path, preset: str = "default", device: str = "auto") -> 
     path = resolve_config(preset, "quickstart")
     config = load_config(QuickstartConfig, path)
     models = tuple(_beside(path, m) for m in config.models)
+    for model in models:  # every model config is checked before the first stage runs
+        with_overrides(load_model_config(model), config.max_steps, None)
+    from foresight.evaluation import UNTRAINED_MODELS
+    from foresight.planners.suite import NAMED_POLICIES
+
+    known = (*NAMED_POLICIES, *UNTRAINED_MODELS)
+    unknown = [b for b in config.baselines if b not in known]
+    if unknown:
+        raise ConfigError(
+            f"{path}: unknown baseline '{unknown[0]}' (baselines: {', '.join(known)})"
+        )
     return Quickstart(out, dataclasses.replace(config, models=models), device).run()

@@ -270,6 +270,30 @@ CASES = [
         _hold_lock("q"),
     ),
     Case(
+        "quickstart-preset-episodes-0",
+        ("quickstart", "--out", "{tmp}/q", "--preset", "{tmp}/q.yaml"),
+        "'episodes' must be at least 1",
+        _write("q.yaml", "episodes: 0\n"),
+    ),
+    Case(
+        "quickstart-preset-max-steps-negative",
+        ("quickstart", "--out", "{tmp}/q", "--preset", "{tmp}/q.yaml"),
+        "'max_steps'",
+        _write("q.yaml", "max_steps: -3\n"),
+    ),
+    Case(
+        "quickstart-preset-unknown-model",
+        ("quickstart", "--out", "{tmp}/q", "--preset", "{tmp}/q.yaml"),
+        "no model preset named 'nope'",
+        _write("q.yaml", "models: [nope]\n"),
+    ),
+    Case(
+        "quickstart-preset-unknown-baseline",
+        ("quickstart", "--out", "{tmp}/q", "--preset", "{tmp}/q.yaml"),
+        "unknown baseline 'nope'",
+        _write("q.yaml", "baselines: [oracle, nope]\n"),
+    ),
+    Case(
         "evaluate-out-is-a-file",
         ("evaluate", "--model", "zero", "--out", "{tmp}/e"),
         "is a file",
