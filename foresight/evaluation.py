@@ -11,7 +11,9 @@ Two parts, written together to ``RUN_DIR/evaluation.json`` (schema:
   success rate's 95% Wilson interval, mean final distance, seconds per planning step and the
   planner budget used.
 
-What to measure, and how, is an :class:`foresight.results.EvaluateOptions`.
+What to measure, and how, is an :class:`foresight.results.EvaluateOptions`. Every input is
+checked, and the planning run in ``RUN_DIR/plan`` compared with the one asked for, before
+any long work.
 """
 
 from __future__ import annotations
@@ -113,6 +115,23 @@ def prediction_windows(
     return dataset, [int(i) for i in idx], note
 
 
+def _check_fvd_count(sequences: int, data: Path, fvd: bool) -> None:
+    if fvd and sequences < 2:
+        raise ForesightError(
+            f"FVD needs at least 2 valid sequences, {data} gives {sequences} here; "
+            "raise --sequences or drop --i3d"
+        )
+
+
+def check_prediction_inputs(
+    model: VideoModel, data: Path, sequences: int, future: int | None, fvd: bool
+) -> None:
+    """Raise the errors :func:`evaluate_prediction` would, without scoring anything."""
+    dataset, indices, _ = prediction_windows(data, model, sequences, future)
+    dataset.close()
+    _check_fvd_count(len(indices), data, fvd)
+
+
 @torch.no_grad()
 def evaluate_prediction(
     model: VideoModel,
@@ -136,11 +155,7 @@ def evaluate_prediction(
     (context + future frames).
     """
     dataset, indices, note = prediction_windows(data, model, sequences, future)
-    if i3d is not None and len(indices) < 2:
-        raise ForesightError(
-            f"FVD needs at least 2 valid sequences, {data} gives {len(indices)} here; "
-            "raise --sequences or drop --i3d"
-        )
+    _check_fvd_count(len(indices), data, i3d is not None)
     if on_start is not None:
         on_start(len(indices))
     c = model.config.context_frames
@@ -218,8 +233,12 @@ def evaluate(
     device: str = "auto",
     label: str | None = None,
     progress: Any = None,
+    overwrite: bool = False,
 ) -> Evaluation:
     """Evaluate one model; write ``out/evaluation.json`` and return its content.
+
+    The inputs are checked first, then the planning part runs (resuming ``out/plan``), then
+    the prediction part, so that a mistake is reported before any long work.
 
     Args:
         model: A checkpoint path, ``copy_last``, or a planner baseline (``oracle``, ``random``,
@@ -230,6 +249,13 @@ def evaluate(
         device: ``auto``, ``cpu`` or ``cuda``.
         label: Display name in reports (default: the run directory's name).
         progress: A rich Progress to report on (optional).
+        overwrite: Replace a planning run in ``out/plan`` made with other settings (model,
+            suite, episodes, planner) instead of refusing it; it is planned again from the
+            start.
+
+    Raises:
+        ForesightError: A bad input, or ``out/plan`` holds a run with other settings and
+            ``overwrite`` is false.
     """
     from foresight.perceptual import LpipsUnavailable, lpips_metric
     from foresight.planners.suite import resolve_device, run_suite
@@ -247,17 +273,51 @@ def evaluate(
         )
     elif video_model is not None and data is not None:
         i3d_net = load_i3d(opts.i3d, device)
+    metrics = list(FRAME_METRICS)
+    if video_model is not None and data is not None:
+        check_prediction_inputs(
+            video_model, Path(data), opts.sequences, opts.future, i3d_net is not None
+        )
+        try:
+            metrics.append(lpips_metric(opts.lpips_weights, device))
+        except LpipsUnavailable as err:
+            unavailable["lpips"] = str(err)
+
+    # Bars appear once their part has checked its inputs: an error before any work is then
+    # the only line on the screen (a bar is drawn again, as it stood, when the display ends).
+    bars: dict[str, Any] = {}
+
+    def start(name: str) -> Callable[[int], None] | None:
+        if progress is None:
+            return None
+        return lambda n: bars.setdefault(name, progress.add_task(name, total=n))
+
+    def advance(name: str, k: int = 1) -> None:
+        if progress is not None and name in bars:
+            progress.advance(bars[name], k)
+
+    if opts.control:
+        suite_result = run_suite(
+            plan_model,
+            opts.suite,
+            out / "plan",
+            episodes=opts.episodes,
+            planner=opts.planner,
+            workers=opts.workers,
+            device=device,
+            overwrite=overwrite,
+            on_start=start("planning"),
+            on_episode=lambda rec: advance("planning"),
+        )
+        control = control_from_summary(suite_result.summary, out)
+    else:
+        control = Control(unavailable="planning skipped (--no-control)")
+
     if video_model is None:
         prediction = Prediction(reason=PLANNER_BASELINES[model])
     elif data is None:
         prediction = Prediction(reason="no --data given")
     else:
-        metrics = list(FRAME_METRICS)
-        try:
-            metrics.append(lpips_metric(opts.lpips_weights, device))
-        except LpipsUnavailable as err:
-            unavailable["lpips"] = str(err)
-        task = progress.add_task("predicting", total=None) if progress else None
         prediction = evaluate_prediction(
             video_model,
             Path(data),
@@ -267,29 +327,12 @@ def evaluate(
             metrics,
             device,
             opts.seed,
-            on_batch=(lambda k: progress.advance(task, k)) if progress else None,
+            on_batch=lambda k: advance("predicting", k),
             future=opts.future,
-            on_start=(lambda n: progress.update(task, total=n)) if progress else None,
+            on_start=start("predicting"),
             i3d=i3d_net,
         )
     prediction = replace(prediction, unavailable=unavailable)
-
-    if opts.control:
-        task = progress.add_task("planning", total=None) if progress else None
-        suite_result = run_suite(
-            plan_model,
-            opts.suite,
-            out / "plan",
-            episodes=opts.episodes,
-            planner=opts.planner,
-            workers=opts.workers,
-            device=device,
-            on_start=(lambda n: progress.update(task, total=n)) if progress else None,
-            on_episode=(lambda rec: progress.advance(task)) if progress else None,
-        )
-        control = control_from_summary(suite_result.summary, out)
-    else:
-        control = Control(unavailable="planning skipped (--no-control)")
     result = Evaluation(
         label=label or out.name,
         model=video_model.name if video_model is not None else model,
@@ -305,7 +348,9 @@ def evaluate(
 def control_from_summary(summary: dict[str, Any], out: Path) -> Control:
     """The control block from a planning run's ``summary.json`` in ``out/plan``."""
     lo, hi = wilson_interval(summary["successes"], summary["episodes"])
-    gifs = sorted((out / "plan" / "gifs").glob("*.gif"))
+    # Only this run's episodes: a run replaced with fewer episodes leaves older GIFs behind.
+    names = {f"task_{i:04d}.gif" for i in range(summary["episodes"])}
+    gifs = sorted(g for g in (out / "plan" / "gifs").glob("*.gif") if g.name in names)
     budget = summary.get("budget")
     return Control(
         success_rate=summary["success_rate"],

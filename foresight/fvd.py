@@ -171,7 +171,10 @@ def load_i3d(path: str | Path, device: str | torch.device = "cpu") -> I3D:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # a torch.load failure on untrusted input is the user's file
-        raise ForesightError(f"{path} is not a loadable PyTorch state dict ({err})") from err
+        raise ForesightError(
+            f"{path} is not a readable PyTorch file of tensors (foresight loads weights "
+            "only, never code); --i3d takes the pytorch-i3d port's rgb_imagenet.pt"
+        ) from err
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
@@ -181,9 +184,22 @@ def load_i3d(path: str | Path, device: str | torch.device = "cpu") -> I3D:
     try:
         net.load_state_dict(state, strict=True)
     except RuntimeError as err:
-        first = str(err).splitlines()[1].strip() if "\n" in str(err) else str(err)
+        expected = net.state_dict()
+        missing = [k for k in expected if k not in state]
+        unexpected = [k for k in state if k not in expected]
+        shapes = [k for k in expected if k in state and state[k].shape != expected[k].shape]
+        parts = [
+            f"{len(names)} {what} (e.g. {names[0]})"
+            for names, what in (
+                (missing, "missing"),
+                (unexpected, "unexpected"),
+                (shapes, "of another shape"),
+            )
+            if names
+        ]
         raise ForesightError(
-            f"{path} does not hold the Kinetics I3D's weights (pytorch-i3d names): {first}"
+            f"{path} does not hold the Kinetics I3D's weights (pytorch-i3d names): "
+            f"{'; '.join(parts) or 'they do not fit'}"
         ) from err
     return net.to(device).eval()
 

@@ -145,10 +145,13 @@ class Quickstart:
         if self._evaluated(run_dir, label, options):
             self.console.print("already evaluated: skipped")
             return run_dir
+        # An evaluation made with other options is replaced (its planning too); an
+        # interrupted one (no evaluation.json yet) resumes its planning.
+        redo = (run_dir / "evaluation.json").exists()
         with make_progress(self.console) as progress:
             evaluate(
                 model, run_dir, data=self.data, options=options, device=self.device,
-                label=label, progress=progress,
+                label=label, progress=progress, overwrite=redo,
             )  # fmt: skip
         return run_dir
 

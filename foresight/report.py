@@ -7,6 +7,11 @@ planned-episode GIFs, and
 the rank correlation (Spearman) of each offline metric with task success across models:
 the question of seed 000 — do pixel metrics tell which model lets the robot do the task? —
 answered with this run's own numbers. The HTML embeds every image, so the page is one file.
+
+A report reads only files inside the run folders it is given: an image that an
+``evaluation.json`` names outside its folder (an absolute path, ``..``, a link pointing out)
+is skipped with a note, so a foreign run folder cannot copy other files into the report.
+A metric that is not finite at some step is shown as such, never averaged away.
 """
 
 from __future__ import annotations
@@ -14,7 +19,6 @@ from __future__ import annotations
 import base64
 import html
 import math
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +31,13 @@ from scipy.stats import spearmanr  # noqa: E402
 
 from foresight.errors import ForesightError  # noqa: E402
 from foresight.io import atomic_path, atomic_write_text  # noqa: E402
-from foresight.results import Control, Evaluation  # noqa: E402
+from foresight.results import (  # noqa: E402
+    Control,
+    Evaluation,
+    curve_mean,
+    non_finite_name,
+    non_finite_steps,
+)
 
 #: Offline metrics: (key, label, higher is better).
 METRICS = (
@@ -58,10 +68,17 @@ class Run:
         return list(curve) if curve else None
 
     def metric_mean(self, metric: str, aggregate: str) -> float | None:
-        """The metric averaged over future steps (finite values only)."""
+        """The metric averaged over future steps; NaN or infinite if any step is."""
         curve = self.metric_curve(metric, aggregate)
-        finite = [v for v in curve or [] if math.isfinite(v)]
-        return sum(finite) / len(finite) if finite else None
+        return curve_mean(curve) if curve else None
+
+    def metric_cell(self, metric: str, aggregate: str, digits: int) -> str:
+        """The table cell: the mean over steps, or where the curve is not finite."""
+        curve = self.metric_curve(metric, aggregate)
+        where = non_finite_steps(curve) if curve else None
+        if where is not None:
+            return f"n/a: {where}"
+        return _fmt(self.metric_mean(metric, aggregate), digits, self.unavailable(metric))
 
     @property
     def fvd(self) -> float | None:
@@ -116,9 +133,17 @@ def short_reason(reason: str) -> str:
 
 
 def _fmt(value: float | None, digits: int, reason: str) -> str:
-    if value is not None and math.isfinite(value):
-        return f"{value:.{digits}f}"
-    return f"n/a: {short_reason(reason)}"
+    """A number, ``n/a: reason`` when there is none, or what it is when it is not finite."""
+    if value is None:
+        return f"n/a: {short_reason(reason)}"
+    if not math.isfinite(value):
+        return f"n/a: {non_finite_name(value)}"
+    return f"{value:.{digits}f}"
+
+
+def _finite(value: float | None) -> float | None:
+    """``value`` when it is a finite number, else None (not rankable)."""
+    return value if value is not None and math.isfinite(value) else None
 
 
 def long_reasons(runs: list[Run]) -> list[str]:
@@ -167,13 +192,15 @@ def table_rows(runs: list[Run]) -> tuple[list[str], list[list[str]]]:
         row = [
             run.label,
             _fmt(rate, 2, why),
-            f"{ci[0]:.2f} to {ci[1]:.2f}" if ci else f"n/a: {short_reason(why)}",
+            f"{ci[0]:.2f} to {ci[1]:.2f}"
+            if ci and all(map(math.isfinite, ci))
+            else _fmt(None if ci is None else math.nan, 2, why),
             _fmt(dist * 100 if dist is not None else None, 1, why),
         ]
         for key, _, _ in METRICS:
             digits = 2 if key in ("psnr", "sharpness") else 3
             for agg, _ in AGGREGATES:
-                row.append(_fmt(run.metric_mean(key, agg), digits, run.unavailable(key)))
+                row.append(run.metric_cell(key, agg, digits))
         row.append(_fmt(run.fvd, 1, run.unavailable("fvd")))
         row.append(_fmt(c.seconds_per_step, 3, why))
         row.append(run.budget())
@@ -186,9 +213,10 @@ def offline_measures(runs: list[Run]) -> list[tuple[str, str, list[float | None]
     measures = []
     for key, label, higher in METRICS:
         for agg, agg_label in AGGREGATES:
-            values = [run.metric_mean(key, agg) for run in runs]
+            # A model whose curve is not finite somewhere has no rank on that measure.
+            values = [_finite(run.metric_mean(key, agg)) for run in runs]
             measures.append((f"{label} {agg_label}", label, values, higher))
-    measures.append(("FVD", "FVD", [run.fvd for run in runs], False))
+    measures.append(("FVD", "FVD", [_finite(run.fvd) for run in runs], False))
     return measures
 
 
@@ -208,7 +236,7 @@ def correlations(runs: list[Run]) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     measures = offline_measures(runs)
     for task_key, task, task_higher in TASK_MEASURES:
-        outcome = [getattr(run.control, task_key) for run in runs]
+        outcome = [_finite(getattr(run.control, task_key)) for run in runs]
         for name, label, values, higher in measures:
             pairs = [(m, r) for m, r in zip(values, outcome, strict=True) if None not in (m, r)]
             entry: dict[str, Any] = {
@@ -261,6 +289,8 @@ def plot_curves(runs: list[Run], key: str, label: str, path: Path) -> bool:
         for agg, agg_label in AGGREGATES:
             curve = run.metric_curve(key, agg)
             if curve:
+                # A gap where a step is not finite (the table says which steps).
+                curve = [v if math.isfinite(v) else math.nan for v in curve]
                 style = "-" if agg == "mean_of_n" else "--"
                 ax.plot(
                     range(1, len(curve) + 1),
@@ -287,6 +317,63 @@ def _data_uri(path: Path) -> str:
     return f"data:{mime};base64,{base64.b64encode(path.read_bytes()).decode()}"
 
 
+#: What each image an ``evaluation.json`` names must start with.
+_SIGNATURES = {"png": (b"\x89PNG\r\n\x1a\n",), "gif": (b"GIF87a", b"GIF89a")}
+
+
+def _clip(text: str, most: int = 80) -> str:
+    return text if len(text) <= most else text[: most - 3] + "..."
+
+
+def read_run_image(folder: Path, name: str, kind: str) -> bytes | str:
+    """The bytes of image ``name`` of run ``folder``, or why it is skipped.
+
+    ``name`` comes from a file that may be foreign, so it is read only if, links followed,
+    it is a file inside ``folder`` and holds an image of ``kind`` (``png`` or ``gif``).
+    """
+    root = folder.resolve()
+    try:
+        path = (folder / name).resolve(strict=True)
+    except (OSError, RuntimeError, ValueError):  # missing, a link loop, a NUL in the name
+        return f"{_clip(name)} is missing"
+    if not path.is_relative_to(root):
+        return f"{_clip(name)} points outside the run folder (a report reads only files inside it)"
+    if not path.is_file():
+        return f"{_clip(name)} is not a file"
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        return f"{_clip(name)} cannot be read ({err.strerror or err})"
+    if not data.startswith(_SIGNATURES[kind]):
+        return f"{_clip(name)} is not a {kind.upper()} image"
+    return data
+
+
+def _copy_media(run: Run, index: int, assets: Path, gifs: int) -> tuple[list[Path], list[str]]:
+    """Copy run ``index``'s strip and first ``gifs`` episode GIFs to ``assets``.
+
+    Returns:
+        The copies, and a note for each image skipped.
+    """
+    wanted = []
+    if run.result.prediction.strip:
+        wanted.append(("prediction strip", run.result.prediction.strip, "png", "strip.png"))
+    for j, gif in enumerate(run.control.gifs[:gifs]):
+        wanted.append(("episode GIF", gif, "gif", f"episode{j}.gif"))
+    files: list[Path] = []
+    skipped: list[str] = []
+    for what, name, kind, dst_name in wanted:
+        data = read_run_image(run.folder, name, kind)
+        if isinstance(data, str):
+            skipped.append(f"{what} skipped: {data}")
+            continue
+        dst = assets / f"{index:02d}_{dst_name}"
+        with atomic_path(dst, suffix=dst.suffix) as tmp:
+            tmp.write_bytes(data)
+        files.append(dst)
+    return files, skipped
+
+
 def build_report(folders: list[Path], out: Path, gifs_per_model: int = 2) -> tuple[Path, Path]:
     """Write ``out/report.html`` and ``out/report.md`` (+ ``out/assets/``).
 
@@ -305,20 +392,10 @@ def build_report(folders: list[Path], out: Path, gifs_per_model: int = 2) -> tup
         if plot_curves(runs, key, label, path):
             figures.append((f"{label} per future step (solid: mean-of-N, dashed: best-of-N)", path))
 
-    media: list[tuple[str, list[Path]]] = []
+    media: list[tuple[str, list[Path], list[str]]] = []
     for i, run in enumerate(runs):
-        files: list[Path] = []
-        strip = run.result.prediction.strip
-        if strip and (run.folder / strip).is_file():
-            dst = assets / f"{i:02d}_strip.png"
-            shutil.copyfile(run.folder / strip, dst)
-            files.append(dst)
-        for j, gif in enumerate(run.control.gifs[:gifs_per_model]):
-            if (run.folder / gif).is_file():
-                dst = assets / f"{i:02d}_episode{j}.gif"
-                shutil.copyfile(run.folder / gif, dst)
-                files.append(dst)
-        media.append((run.label, files))
+        files, skipped = _copy_media(run, i, assets, gifs_per_model)
+        media.append((run.label, files, skipped))
 
     protocols = [
         f"{r.label}: {r.result.prediction.protocol}" for r in runs if r.result.prediction.protocol
@@ -384,40 +461,51 @@ def _html(header, rows, corr, figures, media, protocols, suites, notes) -> str:
                 f"<figcaption>{e(caption)}</figcaption></figure>"
             )
     parts.append("<h2>Predictions and planned episodes</h2>")
-    for label, files in media:
+    for label, files, skipped in media:
         parts.append(f"<h3>{e(label)}</h3>")
-        if not files:
+        if not files and not skipped:
             parts.append("<p>n/a: no strips or episode GIFs in this run</p>")
+        parts += [f"<p>n/a: {e(note)}</p>" for note in skipped]
         for f in files:
             parts.append(f'<img src="{_data_uri(f)}" alt="{e(label)} {e(f.stem)}" />')
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
 
 
+def _md(text: str) -> str:
+    """``text`` from an ``evaluation.json`` as literal Markdown: no links, images or HTML."""
+    text = " ".join(str(text).split())
+    for ch in "\\[]<>":
+        text = text.replace(ch, "\\" + ch)
+    return text
+
+
 def _markdown(header, rows, corr, figures, media, protocols, suites, notes, out: Path) -> str:
     def cell(c: str) -> str:
-        return c.replace("|", "\\|")
+        return _md(c).replace("|", "\\|")
 
     lines = ["# foresight: models judged by the task", "", _INTRO, ""]
     if suites:
-        lines += [f"Task suite: {', '.join(suites)}.", ""]
+        lines += [f"Task suite: {_md(', '.join(suites))}.", ""]
     if protocols:
         lines += ["Prediction protocol per model:", ""]
-        lines += [f"- {p}" for p in protocols]
+        lines += [f"- {_md(p)}" for p in protocols]
     lines += ["", "## Results", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(cell(c) for c in row) + " |" for row in rows]
     if notes:
-        lines += ["", "Notes:", ""] + [f"- {n}" for n in notes]
+        lines += ["", "Notes:", ""] + [f"- {_md(n)}" for n in notes]
     lines += ["", "## Do offline metrics predict task success?", ""]
-    lines += [f"- {c['sentence']}" for c in corr]
+    lines += [f"- {_md(c['sentence'])}" for c in corr]
     if figures:
         lines += ["", "## Metrics per future step", ""]
         lines += [f"![{caption}]({p.relative_to(out).as_posix()})" for caption, p in figures]
     lines += ["", "## Predictions and planned episodes", ""]
-    for label, files in media:
-        lines += [f"### {label}", ""]
-        lines += [f"![{label}]({f.relative_to(out).as_posix()})" for f in files] or [
-            "n/a: no strips or episode GIFs in this run"
-        ]
+    for label, files, skipped in media:
+        lines += [f"### {_md(label)}", ""]
+        if not files and not skipped:
+            lines.append("n/a: no strips or episode GIFs in this run")
+        if skipped:  # a list, then a blank line so the images do not join its last item
+            lines += [f"- n/a: {_md(note)}" for note in skipped] + [""]
+        lines += [f"![{_md(label)}]({f.relative_to(out).as_posix()})" for f in files]
         lines.append("")
     return "\n".join(lines) + "\n"

@@ -7,6 +7,11 @@
 * :class:`EffectiveBudget`: the planner budget a planning run used (also in the
   ``summary.json`` of ``foresight plan``).
 
+``evaluation.json`` is strict JSON: a measured number that is not finite (a PSNR of
+infinity where a prediction is exact, an FVD of NaN) is written as the string ``"nan"``,
+``"inf"`` or ``"-inf"`` wherever the schema holds a float, and read back as that float. Files
+written before (bare ``NaN``/``Infinity``, which Python's ``json`` reads) are read too.
+
 This module imports no torch, so the CLI can build its parser from it cheaply.
 """
 
@@ -15,8 +20,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import types
 import typing
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -219,6 +226,11 @@ class Prediction:
     def __post_init__(self) -> None:
         if self.reason is None and self.protocol is None:
             raise ValueError("'prediction' has neither metrics (a 'protocol') nor a 'reason'")
+        # The loader copies these mappings as they are; a report formats them as text.
+        if not all(isinstance(k, str) and isinstance(v, str) for k, v in self.unavailable.items()):
+            raise ValueError("'unavailable' must map metric names to reasons (strings)")
+        if not all(isinstance(v, MetricCurves) for v in self.metrics.values()):
+            raise ValueError("'metrics' must map metric names to mean_of_n/best_of_n curves")
 
 
 @dataclass(frozen=True)
@@ -292,8 +304,8 @@ class Evaluation:
     control: Control
 
     def to_json(self) -> str:
-        """The file's text; fields that are None are left out."""
-        return json.dumps(_plain(self), indent=1) + "\n"
+        """The file's text (strict JSON); fields that are None are left out."""
+        return json.dumps(_plain(self), indent=1, allow_nan=False) + "\n"
 
     @classmethod
     def from_json(cls, text: str, source: str = "evaluation.json") -> Evaluation:
@@ -303,6 +315,8 @@ class Evaluation:
             data = json.loads(text)
         except json.JSONDecodeError as err:
             raise ForesightError(f"{source} is not valid JSON ({err}); {again}") from err
+        except RecursionError as err:
+            raise ForesightError(f"{source} is nested too deeply to be an evaluation") from err
         fmt = data.get("format") if isinstance(data, dict) else None
         if fmt not in READABLE_FORMATS:
             if isinstance(fmt, str) and fmt.startswith("foresight-evaluation/"):
@@ -314,16 +328,21 @@ class Evaluation:
                 f"{source} is not a foresight evaluation ({EVALUATION_FORMAT} expected)"
             )
         try:
-            data = dict(data)
+            # The config loader refuses non-finite floats (no setting means anything at NaN),
+            # but a measurement may be NaN: set those aside and put them back once checked.
+            found: dict[tuple[Any, ...], float] = {}
+            data = _set_aside_non_finite(cls, data, (), found)
             pred = data.get("prediction")
             if isinstance(pred, dict) and isinstance(pred.get("metrics"), dict):
                 # from_dict copies dict values as they are: build the curves here.
                 metrics = {
-                    str(name): from_dict(MetricCurves, curves, f"{source}: metric '{name}'")
+                    str(name): _curves(curves, f"{source}: metric '{name}'")
                     for name, curves in pred["metrics"].items()
                 }
                 data["prediction"] = {**pred, "metrics": metrics}
             result = from_dict(cls, data, source)
+            for path, number in found.items():
+                result = _put_back(result, path, number)
         except ConfigError as err:
             raise ForesightError(f"{err}; the file is damaged or foreign, {again}") from err
         return result
@@ -338,7 +357,139 @@ class Evaluation:
         path = path / "evaluation.json" if path.is_dir() else path
         if not path.is_file():
             raise ForesightError(f"{path} does not exist; run 'foresight evaluate' first")
-        return cls.from_json(path.read_text(), str(path))
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as err:
+            raise ForesightError(
+                f"{path} is not an evaluation.json (not UTF-8 text, byte {err.start}); give "
+                "a run folder written by 'foresight evaluate' or its evaluation.json"
+            ) from err
+        return cls.from_json(text, str(path))
+
+
+def _curves(value: Any, where: str) -> MetricCurves:
+    """One metric's curves from the file (``from_dict`` wants a mapping; say so if not)."""
+    if not isinstance(value, dict):
+        raise ConfigError(
+            f"{where}: expected a mapping of mean_of_n and best_of_n, got {value!r:.60}"
+        )
+    return from_dict(MetricCurves, value, where)
+
+
+#: How ``evaluation.json`` writes a number that is not finite (strict JSON has no NaN).
+NON_FINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
+
+
+def non_finite_name(value: float) -> str:
+    """``nan``, ``inf`` or ``-inf``: the name :data:`NON_FINITE` gives ``value``."""
+    if math.isnan(value):
+        return "nan"
+    return "inf" if value > 0 else "-inf"
+
+
+def _non_finite(value: Any) -> float | None:
+    """The non-finite number ``value`` stands for (a name, or a bare NaN), else None."""
+    if isinstance(value, str):
+        return NON_FINITE.get(value.strip().lower())
+    if isinstance(value, float) and not math.isfinite(value):
+        return value
+    return None
+
+
+def _set_aside_non_finite(
+    tp: Any, value: Any, path: tuple[Any, ...], found: dict[tuple[Any, ...], float]
+) -> Any:
+    """``value`` with each non-finite number where ``tp``'s schema holds a float set to 0.
+
+    The numbers set aside go to ``found``, by their path (field names, keys and indices).
+    Values that do not fit the schema are left as they are for ``from_dict`` to refuse.
+    """
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        options = [a for a in args if a is not type(None)]
+        return _set_aside_non_finite(options[0], value, path, found) if len(options) == 1 else value
+    if tp is float:
+        number = _non_finite(value)
+        if number is None:
+            return value
+        found[path] = number
+        return 0.0
+    if dataclasses.is_dataclass(tp) and isinstance(value, dict):
+        hints = typing.get_type_hints(tp)
+        return {
+            k: _set_aside_non_finite(hints[k], v, (*path, k), found) if k in hints else v
+            for k, v in value.items()
+        }
+    if origin in (list, tuple) and isinstance(value, list):
+        if origin is tuple and args and args[-1] is not Ellipsis:
+            if len(args) != len(value):
+                return value
+            items = list(args)
+        else:
+            items = [args[0] if args else Any] * len(value)
+        return [
+            _set_aside_non_finite(a, v, (*path, i), found)
+            for i, (a, v) in enumerate(zip(items, value, strict=True))
+        ]
+    if origin is dict and isinstance(value, dict) and len(args) == 2:
+        return {k: _set_aside_non_finite(args[1], v, (*path, k), found) for k, v in value.items()}
+    return value
+
+
+def _put_back(obj: Any, path: tuple[Any, ...], number: float) -> Any:
+    """``obj`` with the value at ``path`` (see :func:`_set_aside_non_finite`) set to ``number``."""
+    if not path:
+        return number
+    head, rest = path[0], path[1:]
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return dataclasses.replace(obj, **{head: _put_back(getattr(obj, head), rest, number)})
+    if isinstance(obj, dict):
+        return {**obj, head: _put_back(obj[head], rest, number)}
+    if isinstance(obj, tuple | list):
+        items = list(obj)
+        items[head] = _put_back(items[head], rest, number)
+        return type(obj)(items)
+    return obj
+
+
+def non_finite_steps(curve: Sequence[float]) -> str | None:
+    """Where a per-step curve is not finite, in words (None when every step is finite).
+
+    For example ``nan at future steps 2-4, 7`` or ``inf at future step 1; nan at future step
+    3``. Steps count from 1; at most a few ranges are listed per kind.
+    """
+    parts = []
+    for name in NON_FINITE:
+        steps = [
+            i + 1
+            for i, v in enumerate(curve)
+            if not math.isfinite(v) and non_finite_name(v) == name
+        ]
+        if steps:
+            parts.append(f"{name} at future step{'s' if len(steps) > 1 else ''} {_ranges(steps)}")
+    return "; ".join(parts) or None
+
+
+def _ranges(steps: list[int], most: int = 3) -> str:
+    """``1-3, 5``: sorted integers as ranges, the first ``most`` of them, then how many more."""
+    runs: list[list[int]] = []
+    for s in steps:
+        if runs and s == runs[-1][1] + 1:
+            runs[-1][1] = s
+        else:
+            runs.append([s, s])
+    text = ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in runs[:most])
+    return text + (f" and {len(runs) - most} more" if len(runs) > most else "")
+
+
+def curve_mean(curve: Sequence[float]) -> float | None:
+    """The mean over the future steps, or None for an empty curve.
+
+    Non-finite steps are not skipped: one NaN step makes the mean NaN, so a broken step is
+    never averaged away (show :func:`non_finite_steps` beside it).
+    """
+    # sum, not math.fsum: fsum raises on inf + -inf where the mean is simply NaN.
+    return sum(curve) / len(curve) if len(curve) else None
 
 
 def _plain(value: Any) -> Any:
@@ -354,4 +505,6 @@ def _plain(value: Any) -> Any:
         return {k: _plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_plain(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return non_finite_name(value)
     return value

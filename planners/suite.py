@@ -328,7 +328,7 @@ def _prepare_out(out: Path, settings: dict[str, Any], overwrite: bool) -> dict[i
             same = False
         if not same:
             raise ConfigError(
-                f"{out} holds a run with other settings (model, suite, seed, planner or "
+                f"{out} holds a run with other settings (model, suite, episodes, seed, planner or "
                 "planner budget); choose another --out, or pass --overwrite to replace it"
             )
         return _read_records(out / "episodes.jsonl")

@@ -402,11 +402,12 @@ def _interrupt(argv: list[str], cwd: Path, delay: float) -> subprocess.Completed
 def test_ctrl_c_while_loading_is_one_line(tmp_path: Path, delay: float) -> None:
     result = _interrupt(["plan", "--model", "zero", "--out", "p"], tmp_path, delay)
     assert "Traceback" not in result.stderr and "Error" not in result.stderr, result.stderr
-    if result.returncode == -signal.SIGINT:  # before Python set up its handler: silent
-        assert not result.stderr
-        return
-    assert result.returncode == 130, result.stderr
-    assert result.stderr.strip().splitlines()[-1].startswith("interrupted:")
+    # Killed by the signal itself (before Python's handler was set up, or while it exits) a
+    # shell reports the same status 130; what the user reads is at most the one line.
+    assert result.returncode in (130, -signal.SIGINT), result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode != 130 or lines, "exit 130 without a word"
+    assert not lines or lines[-1].startswith("interrupted:"), result.stderr
 
 
 def test_ctrl_c_with_collect_workers_is_one_line_and_resumes(tmp_path: Path) -> None:

@@ -280,3 +280,42 @@ def test_dataloader_with_workers_opens_file_per_worker(tiny_h5):
 def test_window_longer_than_episodes_is_a_clear_error(tiny_h5):
     with pytest.raises(DataError, match="no window of 40 frames"):
         SequenceDataset(tiny_h5, length=40)
+
+
+def test_empty_train_split_is_a_clear_error_for_training_windows(tmp_path, tiny_h5):
+    path = tmp_path / "no_train.h5"
+    path.write_bytes(tiny_h5.read_bytes())
+    with h5py.File(path, "a") as f:
+        del f["mask/train"]
+        f["mask"].create_dataset("train", data=np.array([], dtype="S"))
+    with DemoFile(path) as f:  # still a readable file: data info reports it
+        assert f.split("train") == [] and len(f.split("valid")) == 1
+    with pytest.raises(DataError, match="mask/train lists no episodes"):
+        SequenceDataset(path, length=4)
+
+
+def test_fingerprint_follows_the_content_not_the_path(tmp_path, tiny_h5):
+    copy = tmp_path / "copy.h5"
+    copy.write_bytes(tiny_h5.read_bytes())
+    with DemoFile(tiny_h5) as a, DemoFile(copy) as b:
+        assert a.fingerprint() == b.fingerprint()
+    with h5py.File(copy, "a") as f:
+        f["data"].attrs["collect_config"] = '{"seed": 1}'
+    with DemoFile(tiny_h5) as a, DemoFile(copy) as b:
+        assert a.fingerprint()["attrs"] != b.fingerprint()["attrs"]
+        assert a.fingerprint()["episodes"] == b.fingerprint()["episodes"]
+
+
+def test_validation_reads_no_frames(tiny_h5, monkeypatch):
+    # Thousands of episodes must open quickly: values are checked in the small float arrays
+    # only (uint8 frames cannot hold a NaN).
+    read = []
+    original = h5py.Dataset.__getitem__
+
+    def spy(self, index):
+        read.append(self.name)
+        return original(self, index)
+
+    monkeypatch.setattr(h5py.Dataset, "__getitem__", spy)
+    DemoFile(tiny_h5).close()
+    assert read and not any(name.endswith(IMAGE_KEY) for name in read)

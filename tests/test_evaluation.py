@@ -147,3 +147,48 @@ def test_quickstart_tiny_end_to_end_and_resume(tmp_path: Path) -> None:
     assert again.returncode == 0, again.stderr[-3000:]
     assert again.stderr.count("already evaluated: skipped") == 4
     assert "already complete" in " ".join(again.stderr.split())
+
+
+def test_overwrite_replaces_an_evaluation_planned_with_other_episodes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "zero"
+    args = ["evaluate", "--model", "zero", "--out", str(out)]
+    assert main([*args, "--episodes", "2"]) == 0
+    first = (out / "evaluation.json").read_bytes()
+    capsys.readouterr()
+    assert main([*args, "--episodes", "1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "pass --overwrite" in err and "episodes" in err
+    assert (out / "evaluation.json").read_bytes() == first  # refused: nothing replaced
+    assert main([*args, "--episodes", "1", "--overwrite"]) == 0
+    result = Evaluation.load(out)
+    assert result.control.episodes == 1 and result.options.episodes == 1
+    # Only this run's GIF, not the one the replaced run left behind.
+    assert result.control.gifs == ("plan/gifs/task_0000.gif",)
+    assert "overwrite" not in json.loads((out / "evaluation.json").read_text())["options"]
+
+
+def test_the_summary_table_shows_non_finite_steps(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from foresight import evaluation
+    from foresight.results import Control, Fvd, MetricCurves, Prediction
+
+    nan = float("nan")
+    fake = Evaluation(
+        label="x",
+        model="m",
+        prediction=Prediction(
+            protocol="p",
+            metrics={"psnr": MetricCurves((30.0, nan, 20.0), (31.0, 30.0, 29.0))},
+            fvd=Fvd(value=nan, real_videos=2, generated_videos=2, frames=3),
+        ),
+        control=Control(unavailable="planning skipped (--no-control)"),
+    )
+    monkeypatch.setattr(evaluation, "evaluate", lambda *a, **k: fake)
+    assert main(["evaluate", "--model", "copy_last", "--out", str(tmp_path / "e")]) == 0
+    table = capsys.readouterr().out
+    assert "n/a: nan at future step 2" in table and "25.000" not in table
+    assert "30.000" in table  # best-of-N is finite
+    assert "FVD" in table and table.count("n/a: nan") == 2

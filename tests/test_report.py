@@ -166,3 +166,107 @@ def test_long_reasons_are_cut_in_cells_and_given_in_full_once(runs, tmp_path):
     assert text.count(long) == 1
     sentences = [c["sentence"] for c in correlations(load_runs(runs))]
     assert len(sentences) == len(set(sentences))
+
+
+def _edit(folder, **control_or_prediction):
+    """Change keys of a run's ``prediction``/``control`` blocks (``prediction__strip=...``)."""
+    path = folder / "evaluation.json"
+    data = json.loads(path.read_text())
+    for key, value in control_or_prediction.items():
+        block, name = key.split("__")
+        data[block][name] = value
+    path.write_text(json.dumps(data))
+
+
+def test_images_named_outside_the_run_folder_are_never_read(runs, tmp_path):
+    """A foreign evaluation.json must not copy other files into the report."""
+    secret = tmp_path / "private" / "secret.png"
+    secret.parent.mkdir()
+    # A real PNG, so only the folder check can keep it out.
+    save_png(np.full((5, 7, 3), 7, np.uint8), secret)
+    secret.write_bytes(secret.read_bytes() + b"TOP-SECRET-BYTES-0123456789")
+    gif = tmp_path / "private" / "secret.gif"
+    save_gif(np.full((2, 4, 4, 3), 9, np.uint8), gif)
+    (runs[0] / "link.png").symlink_to(secret)
+    (runs[0] / "sub").mkdir()
+    (runs[0] / "sub" / "link_dir").symlink_to(secret.parent, target_is_directory=True)
+    _edit(
+        runs[0],
+        prediction__strip=str(secret),  # absolute
+        control__gifs=["../private/secret.gif", "sub/link_dir/secret.gif"],
+    )
+    _edit(runs[1], prediction__strip="link.png")  # a link inside the folder, pointing out
+    (runs[1] / "link.png").symlink_to(secret)
+    _edit(runs[2], prediction__strip="../../" * 20 + str(secret).lstrip("/"))
+    out = tmp_path / "report"
+    html_path, md_path = build_report(runs, out)
+
+    payloads = [secret.read_bytes(), gif.read_bytes()]
+    encoded = [base64.b64encode(p) for p in payloads]
+    for f in out.rglob("*"):
+        if f.is_file():
+            data = f.read_bytes()
+            for p in payloads + encoded:
+                assert p not in data, f"{f} holds the secret"
+            assert b"TOP-SECRET" not in data
+    copied = sorted(f.name for f in (out / "assets").iterdir() if not f.name.startswith("curve"))
+    # The runs' own media are still there; only what pointed out is missing.
+    assert copied == ["01_episode0.gif", "02_episode0.gif"]
+    for text in (html_path.read_text(), md_path.read_text()):
+        assert text.count("points outside the run folder") == 5
+        assert "private/secret" in text  # the note names what was refused
+
+
+def test_a_link_inside_the_run_folder_is_followed(runs, tmp_path):
+    (runs[0] / "media").mkdir()
+    (runs[0] / "strip.png").rename(runs[0] / "media" / "strip.png")
+    (runs[0] / "strip_link.png").symlink_to(runs[0] / "media" / "strip.png")
+    _edit(runs[0], prediction__strip="strip_link.png")
+    out = tmp_path / "report"
+    build_report(runs, out)
+    assert (out / "assets" / "00_strip.png").read_bytes() == (
+        runs[0] / "media" / "strip.png"
+    ).read_bytes()
+
+
+def test_images_that_are_missing_or_not_images_are_noted(runs, tmp_path):
+    (runs[0] / "strip.png").write_text("not a picture")
+    _edit(runs[1], control__gifs=["nothere.gif", "evaluation.json"])
+    _, md_path = build_report(runs, tmp_path / "report")
+    text = md_path.read_text()
+    assert "prediction strip skipped: strip.png is not a PNG image" in text
+    assert "episode GIF skipped: nothere.gif is missing" in text
+    assert "episode GIF skipped: evaluation.json is not a GIF image" in text
+
+
+def test_text_from_evaluation_json_cannot_add_links_to_the_markdown(runs, tmp_path):
+    data = json.loads((runs[0] / "evaluation.json").read_text())
+    data["label"] = "x ![leak](/etc/passwd) <img src=/etc/passwd>"
+    (runs[0] / "evaluation.json").write_text(json.dumps(data))
+    html_path, md_path = build_report(runs, tmp_path / "report")
+    md = md_path.read_text()
+    # Every bracket and angle bracket escaped: literal text, no image, link or HTML.
+    assert not re.search(r"(?<!\\)\]\(/etc", md) and not re.search(r"(?<!\\)<img", md)
+    assert "x !\\[leak\\](/etc/passwd) \\<img src=/etc/passwd\\>" in md
+    assert "<img src=/etc" not in html_path.read_text()
+
+
+def test_non_finite_metric_steps_are_shown_never_averaged_away(runs, tmp_path):
+    data = json.loads((runs[1] / "evaluation.json").read_text())
+    data["prediction"]["metrics"]["psnr"]["mean_of_n"] = [31.0, float("nan"), 27.0]  # bare NaN
+    (runs[1] / "evaluation.json").write_text(json.dumps(data))
+    fvd = {"value": "nan", "real_videos": 2, "generated_videos": 4, "frames": 5}
+    _edit(runs[2], prediction__fvd=fvd)
+    html_path, md_path = build_report(runs, tmp_path / "report")
+    root = ET.fromstring(html_path.read_text().split("\n", 1)[1])
+    header = [th.text for th in root.findall(".//table/thead/tr/th")]
+    cells = [[td.text for td in tr.findall("td")] for tr in root.findall(".//table/tbody/tr")]
+    rows = {row[0]: row for row in cells}
+    psnr = header.index("PSNR mean-of-N")
+    assert rows["blurry"][psnr] == "n/a: nan at future step 2"
+    assert rows["blurry"][psnr + 1] == "30.00"  # best-of-N is finite
+    assert rows["floor"][header.index("FVD")] == "n/a: nan"
+    assert "| n/a: nan at future step 2 |" in md_path.read_text()
+    corr = {c["metric"]: c for c in correlations(load_runs(runs)) if c["task"] == "task success"}
+    assert corr["PSNR mean-of-N"]["models"] == 3  # the NaN model has no rank
+    assert corr["PSNR best-of-N"]["models"] == 4

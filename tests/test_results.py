@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
+import re
 from pathlib import Path
 
 import pytest
@@ -22,6 +24,8 @@ from foresight.results import (
     Fvd,
     MetricCurves,
     Prediction,
+    curve_mean,
+    non_finite_steps,
 )
 
 
@@ -74,6 +78,7 @@ def test_evaluation_round_trips_through_its_file(tmp_path: Path) -> None:
         ('{"format": "foresight-checkpoint/1"}', "not a foresight evaluation"),
         ('{"format": "foresight-evaluation/3"}', "does not read"),
         ('{"format": "foresight-evaluation/2", "label": "x"}', "damaged or foreign"),
+        ("[" * 100_000, "nested too deeply"),
     ],
 )
 def test_foreign_corrupt_or_newer_files_are_one_line_errors(text: str, match: str) -> None:
@@ -145,3 +150,111 @@ def test_the_quickstart_embeds_the_options(tmp_path: Path) -> None:
     path.write_text("evaluate: {sampels: 5}\n")
     with pytest.raises(ForesightError, match="unknown key 'sampels'"):
         load_config(QuickstartConfig, path)
+
+
+def _v2(**changes) -> str:
+    """A version-2 file's text with some blocks changed (``None`` removes a key)."""
+    data = json.loads(_evaluation().to_json())
+    for path, value in changes.items():
+        *parents, key = path.split("__")
+        block = data
+        for name in parents:
+            block = block[name]
+        if value is None:
+            del block[key]
+        else:
+            block[key] = value
+    return json.dumps(data)
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        (_v2(label=5), "'label': expected a string, got 5"),
+        (_v2(prediction=[1]), "'prediction': expected a mapping"),
+        (_v2(prediction__metrics=[1]), "'metrics': expected a mapping"),
+        (_v2(prediction__metrics={"psnr": 5}), "metric 'psnr': expected a mapping"),
+        (_v2(prediction__metrics={"psnr": None}), "metric 'psnr': expected a mapping"),
+        (
+            _v2(prediction__metrics={"psnr": {"mean_of_n": "x", "best_of_n": []}}),
+            "'mean_of_n': expected a list",
+        ),
+        (
+            _v2(prediction__metrics={"psnr": {"mean_of_n": ["x"], "best_of_n": []}}),
+            "'mean_of_n'[0]: expected a number, got 'x'",
+        ),
+        (_v2(prediction__unavailable={"lpips": 5}), "'unavailable' must map metric names"),
+        (_v2(prediction__unavailable=["lpips"]), "'unavailable': expected a mapping"),
+        (_v2(prediction__strip=3), "'strip': expected a string"),
+        (_v2(control__gifs="a.gif"), "'gifs': expected a list"),
+        (_v2(control__ci95=[0.1]), "'ci95': expected 2 values"),
+        (_v2(control__success_rate="high"), "'success_rate': expected a number"),
+        (_v2(options__samples=True), "'samples': expected an integer"),
+    ],
+)
+def test_values_of_the_wrong_type_are_one_line_errors(text: str, match: str) -> None:
+    with pytest.raises(ForesightError, match=re.escape(match)) as err:
+        Evaluation.from_json(text, "run/evaluation.json")
+    assert "\n" not in str(err.value) and str(err.value).startswith("run/evaluation.json")
+
+
+def test_non_finite_numbers_are_written_as_strict_json_and_read_back(tmp_path: Path) -> None:
+    nan, inf = float("nan"), float("inf")
+    result = dataclasses.replace(
+        _evaluation(),
+        prediction=dataclasses.replace(
+            _evaluation().prediction,
+            metrics={"psnr": MetricCurves((30.0, nan, inf), (-inf, 29.5, nan))},
+            fvd=Fvd(value=nan, real_videos=4, generated_videos=8, frames=10),
+        ),
+    )
+    result.save(tmp_path / "evaluation.json")
+    text = (tmp_path / "evaluation.json").read_text()
+
+    def refuse(name: str) -> None:
+        raise AssertionError(f"bare {name} in evaluation.json")
+
+    data = json.loads(text, parse_constant=refuse)  # strict JSON: no NaN or Infinity
+    assert data["prediction"]["metrics"]["psnr"]["mean_of_n"] == [30.0, "nan", "inf"]
+    assert data["prediction"]["metrics"]["psnr"]["best_of_n"] == ["-inf", 29.5, "nan"]
+    assert data["prediction"]["fvd"]["value"] == "nan"
+    back = Evaluation.load(tmp_path)
+    psnr = back.prediction.metrics["psnr"]
+    assert psnr.mean_of_n[0] == 30.0 and math.isnan(psnr.mean_of_n[1])
+    assert psnr.mean_of_n[2] == inf and psnr.best_of_n[0] == -inf
+    assert math.isnan(back.prediction.fvd.value)
+    assert back.control == result.control and back.options == result.options
+
+
+def test_bare_nan_written_by_older_versions_is_read() -> None:
+    data = json.loads(_evaluation().to_json())
+    data["prediction"]["metrics"]["psnr"]["mean_of_n"] = [30.0, float("nan")]
+    data["control"]["mean_final_distance"] = float("nan")
+    text = json.dumps(data)
+    assert "NaN" in text  # what json.dumps writes by default, and versions before this one
+    result = Evaluation.from_json(text)
+    assert math.isnan(result.prediction.metrics["psnr"].mean_of_n[1])
+    assert math.isnan(result.control.mean_final_distance)
+    v1 = {**data, "format": "foresight-evaluation/1"}
+    del v1["options"]
+    assert math.isnan(Evaluation.from_json(json.dumps(v1)).control.mean_final_distance)
+
+
+def test_a_string_nan_stays_text_where_the_schema_holds_text() -> None:
+    result = Evaluation.from_json(_v2(label="nan", prediction__strip="inf"))
+    assert result.label == "nan" and result.prediction.strip == "inf"
+    with pytest.raises(ForesightError, match="'successes': expected an integer"):
+        Evaluation.from_json(_v2(control__successes="nan"))
+
+
+def test_non_finite_steps_are_named_and_never_averaged_away() -> None:
+    nan, inf = float("nan"), float("inf")
+    assert non_finite_steps([1.0, 2.0]) is None
+    assert curve_mean([1.0, 2.0]) == 1.5 and curve_mean([]) is None
+    assert math.isnan(curve_mean([30.0, nan]))
+    assert math.isnan(curve_mean([inf, -inf]))
+    assert non_finite_steps([1.0, nan, nan, 2.0, nan, inf]) == (
+        "nan at future steps 2-3, 5; inf at future step 6"
+    )
+    many = [nan, 1.0] * 6
+    assert non_finite_steps(many) == "nan at future steps 1, 3, 5 and 3 more"

@@ -3,9 +3,12 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -569,3 +572,61 @@ def test_mixed_precision_step_runs_the_cuda_code_path_on_cpu(
     assert "kl" in result.terms
     assert step.opt.scalers["model"].is_enabled() == precision.needs_scaler
     assert any(not torch.equal(a, p) for a, p in zip(before, model.parameters(), strict=True))
+
+
+# --------------------------------------------------------------------------- endings
+def test_cli_summary_without_rollout_validation(tmp_path: Path, tiny_h5: Path, capsys) -> None:
+    # Like vpn_paper: no PSNR/SSIM in the valid records; the last line shows what they have.
+    cfg = tiny_config(
+        tmp_path, max_steps=2, eval_every=2, eval_rollout=False, best_metric="mse",
+        best_mode="min",
+    )  # fmt: skip
+    argv = ["train", "--config", str(cfg), "--data", str(tiny_h5), "--out", str(tmp_path / "r")]
+    assert main([*argv, "--no-progress"]) == 0
+    last = " ".join(capsys.readouterr().err.split()).rsplit("step 2: wrote", 1)[-1]
+    assert "valid loss" in last and "mse" in last and "best mse" in last and "at step 2" in last
+    assert "ssim" not in last
+
+
+def test_ctrl_c_during_setup_says_so(tmp_path: Path, tiny_h5: Path, capsys, monkeypatch) -> None:
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("foresight.training.trainer.make_validation_set", interrupt)
+    cfg = tiny_config(tmp_path, max_steps=2)
+    run = tmp_path / "run"
+    assert main(["train", "--config", str(cfg), "--data", str(tiny_h5), "--out", str(run)]) == 130
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["interrupted before the first training step: run the same command again"]
+    assert not run.exists()  # nothing was written before the interruption
+
+
+def test_ctrl_c_in_the_loop_reports_the_current_step(tmp_path: Path, tiny_h5: Path) -> None:
+    cfg = tiny_svg_config(tmp_path, "svg_det", max_steps=100_000, log_every=1, eval_every=4)
+    run = tmp_path / "run"
+    argv = ["train", "--config", str(cfg), "--data", str(tiny_h5), "--out", str(run)]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "foresight.cli", *argv, "--no-progress"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        # A shell's background jobs start with SIGINT ignored; give the child the default.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        env=subprocess_env(),
+    )
+    logged = 0
+    deadline = time.time() + 120
+    while logged < 6 and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+        if (run / "metrics.jsonl").is_file():
+            steps = [r["step"] for r in records(run, "train") if "loss" in r]
+            logged = max(steps, default=0)
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err, err
+    last = err.strip().splitlines()[-1]
+    match = re.match(r"interrupted at step (\d+): add --resume .* checkpoint at step (\d+)$", last)
+    assert match, last
+    assert int(match[1]) >= logged >= 6 and int(match[2]) >= 4 and int(match[2]) % 4 == 0

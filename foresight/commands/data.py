@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from foresight.data.hdf5 import DemoFile
-from foresight.errors import DataError
+from foresight.errors import DataError, ForesightError
 from foresight.visualize import grid, save_png
 
 
@@ -28,6 +28,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     prev.add_argument("--frames", type=int, default=10, help="columns (frames, evenly spaced)")
     prev.add_argument("--split", default="all", choices=["all", "train", "valid"])
     prev.add_argument("--scale", type=int, default=2, help="upscale each frame")
+    prev.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     prev.set_defaults(func=run_preview)
 
 
@@ -38,7 +39,7 @@ def run_info(args: argparse.Namespace) -> int:
         moved = f.moved_fraction()
         table = Table(title=str(args.path), show_header=False)
         rows = {
-            "format": f.file["data"].attrs["format_version"],
+            "format": f.format_version,
             "env": f.env_args.get("env_name", "?"),
             "episodes": f"{len(f.demos)} (train {len(f.split('train'))}, "
             f"valid {len(f.split('valid'))})",
@@ -55,14 +56,34 @@ def run_info(args: argparse.Namespace) -> int:
         }
         for k, v in rows.items():
             table.add_row(k, str(v))
+        empty = [s for s in ("train", "valid") if not f.split(s)]
     Console().print(table)
+    if empty:
+        # Still a readable file (info reports it), but training needs mask/train.
+        Console(stderr=True).print(
+            f"[yellow]note:[/] mask/{' and mask/'.join(empty)} "
+            + ("lists no episodes: " if len(empty) == 1 else "list no episodes: ")
+            + (
+                "'foresight train' cannot use this file"
+                if "train" in empty
+                else "training will skip validation"
+            )
+        )
     return 0
 
 
 def run_preview(args: argparse.Namespace) -> int:
     """Rows are episodes, columns evenly spaced frames."""
+    from foresight.io import check_out_file
+
     if args.episodes < 1 or args.frames < 1:
         raise DataError("--episodes and --frames must be at least 1")
+    if args.scale < 1:
+        raise DataError(f"--scale must be at least 1, got {args.scale}")
+    # Before reading the dataset: a picture already there is a user's file until told.
+    check_out_file(args.out)
+    if args.out.exists() and not args.overwrite:
+        raise ForesightError(f"{args.out} exists; pass --overwrite or choose another --out")
     with DemoFile(args.path) as f:
         demos = f.split(args.split)[: args.episodes]
         if not demos:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
 from foresight.progress import make_progress
-from foresight.results import EvaluateOptions
+from foresight.results import EvaluateOptions, curve_mean, non_finite_name, non_finite_steps
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -32,7 +33,24 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--label", default=None, help="name in reports (default: the run folder's)")
     EvaluateOptions.add_flags(p)
+    # A flag of this call, not an EvaluateOptions field: it says what to do with an earlier
+    # run, not how to evaluate, so it is neither stored in evaluation.json nor in presets.
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an earlier evaluation in --out planned with other settings (model, "
+        "suite, episodes, planner); its planning starts again from the first episode",
+    )
     p.set_defaults(func=run)
+
+
+def _number(value: float | None, digits: int, unit: str = "") -> str:
+    """A table value: the number, or what it is when it is missing or not finite."""
+    if value is None:
+        return "n/a: not recorded"
+    if not math.isfinite(value):
+        return f"n/a: {non_finite_name(value)}"
+    return f"{value:.{digits}f}{unit}"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -52,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
             device=args.device,
             label=args.label,
             progress=progress,
+            overwrite=args.overwrite,
         )
     table = Table(title=f"foresight evaluate: {result.label}")
     table.add_column("measure")
@@ -60,16 +79,22 @@ def run(args: argparse.Namespace) -> int:
     if control.unavailable is None:
         lo, hi = control.ci95 or (0.0, 1.0)
         table.add_row("success rate", f"{control.success_rate:.2f} (95% CI {lo:.2f}-{hi:.2f})")
-        table.add_row("mean final distance", f"{100 * (control.mean_final_distance or 0):.1f} cm")
-        table.add_row("seconds per planning step", f"{control.seconds_per_step:.3f}")
+        dist = control.mean_final_distance
+        table.add_row(
+            "mean final distance", _number(None if dist is None else 100 * dist, 1, " cm")
+        )
+        table.add_row("seconds per planning step", _number(control.seconds_per_step, 3))
         table.add_row("planner budget", control.budget.label() if control.budget else "none")
     pred = result.prediction
     for name, curves in pred.metrics.items():
         for agg in ("mean_of_n", "best_of_n"):
             curve = getattr(curves, agg)
-            table.add_row(f"{name} {agg.replace('_', '-')}", f"{sum(curve) / len(curve):.3f}")
+            # Never the mean of the finite steps alone: it would look like a normal score.
+            where = non_finite_steps(curve)
+            value = f"n/a: {where}" if where else _number(curve_mean(curve), 3)
+            table.add_row(f"{name} {agg.replace('_', '-')}", value)
     if pred.fvd is not None:
-        table.add_row("FVD", f"{pred.fvd.value:.1f}")
+        table.add_row("FVD", _number(pred.fvd.value, 1))
     for name, why in pred.unavailable.items():
         table.add_row(name, f"n/a: {why}")
     if pred.reason is not None:

@@ -95,8 +95,7 @@ def run(args: argparse.Namespace) -> int:
                 on_start=on_start,
             )
         finally:
-            if state["bar"] is not None:  # a stopped bar that never started prints a blank line
-                progress.stop()
+            progress.stop()
     Console().print(summary_table(result.summary))
     wrote = (
         "episodes.jsonl and summary.json"

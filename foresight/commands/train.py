@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 
 from foresight.errors import ConfigError
 from foresight.io import check_out_dir, output_lock
 from foresight.training.distributed import DEVICE_CHOICES
+
+if TYPE_CHECKING:
+    from foresight.training import TrainResult
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -37,6 +42,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--device", default="auto", choices=DEVICE_CHOICES, help="default: auto")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument(
+        "--allow-other-data",
+        action="store_true",
+        help="with --resume, continue even though --data is not the dataset the checkpoint "
+        "was trained on (compared by episodes, splits, steps, frame size and collection "
+        "settings; a moved or copied file is the same dataset); its data order starts afresh",
+    )
     p.add_argument("--seed", type=int, default=None, help="training seed (default: config)")
     p.add_argument("--no-progress", action="store_true", help="no live progress bar")
     p.set_defaults(func=run)
@@ -46,9 +58,10 @@ def run(args: argparse.Namespace) -> int:
     """Load the config, train, report where the results are."""
     from foresight.models import load_model_config
     from foresight.training import TrainOptions, train, with_overrides
+    from foresight.training.trainer import TrainingInterrupted
 
     config = with_overrides(load_model_config(args.config), args.max_steps, args.seed)
-    if args.time_limit is not None and args.time_limit <= 0:
+    if args.time_limit is not None and not 0 < args.time_limit < math.inf:
         raise ConfigError(
             f"--time-limit must be a positive number of minutes, got {args.time_limit}"
         )
@@ -60,20 +73,44 @@ def run(args: argparse.Namespace) -> int:
         args.resume,
         not args.no_progress,
         time_limit_s=None if args.time_limit is None else 60.0 * args.time_limit,
+        allow_other_data=args.allow_other_data,
     )
     check_out_dir(args.out)
     try:
         with output_lock(args.out, "foresight train"):
             result = train(options)
-    except KeyboardInterrupt:
-        # The trainer has said how to resume; the generic hint does not fit this verb.
+    except TrainingInterrupted:
+        # The trainer has said where it stopped and how to go on; the generic hint does not
+        # fit this verb. A Ctrl-C before the trainer ran gets cli.main's generic line.
         return 130
     if result.main:
-        msg = f"step {result.step}: wrote {result.checkpoint} and {result.best}"
-        if result.valid is not None:
-            msg += (
-                f"; valid ssim {result.valid['ssim_mean']:.4f}, "
-                f"psnr {result.valid['psnr_mean']:.2f} (mean of {result.valid['num_samples']})"
-            )
-        Console(stderr=True).print(msg)
+        Console(stderr=True).print(summary(result))
     return 0
+
+
+def summary(result: TrainResult) -> str:
+    """The last line of a run: where its files are, and what its last validation scored.
+
+    Runs without rollout validation (``train.eval_rollout: false``) or without a valid split
+    have no PSNR/SSIM: the line then shows the measures they do have.
+    """
+    msg = f"step {result.step}: wrote {result.checkpoint} and {result.best}"
+    valid = result.valid or {}
+    if "ssim_mean" in valid and "psnr_mean" in valid:
+        msg += (
+            f"; valid ssim {valid['ssim_mean']:.4f}, psnr {valid['psnr_mean']:.2f} "
+            f"(mean of {valid.get('num_samples', '?')})"
+        )
+    elif valid:
+        skip = {"step", "split", "sequences", "num_samples", "future_frames"}
+        measures = [
+            f"{k} {v:.4g}"
+            for k, v in valid.items()
+            if k not in skip and isinstance(v, int | float) and not isinstance(v, bool)
+        ]
+        if measures:
+            msg += "; valid " + ", ".join(measures[:4])
+    best = result.best_score
+    if best and best.get("metric") not in (None, "ssim_mean"):
+        msg += f"; best {best['metric']} {best['value']:.4g} at step {best['step']}"
+    return msg

@@ -53,6 +53,8 @@ class SequenceDataset(Dataset[dict[str, torch.Tensor]]):
         stride: Step between window starts within an episode.
         frame_dtype: ``torch.float32`` (in [0, 1]) or ``torch.uint8`` (the stored 8-bit
             intensities, exact; resized frames are rounded to the nearest level).
+        validate: Check the whole file on open (see :class:`DemoFile`); False only where the
+            caller has just validated it (saves reading every episode's arrays again).
 
     Items are dicts: ``frames`` ``(L, 3, S, S)`` in ``frame_dtype``, ``states`` ``(L, 2)``
     float32, ``actions`` ``(L-1, 2)`` float32.
@@ -66,6 +68,7 @@ class SequenceDataset(Dataset[dict[str, torch.Tensor]]):
         image_size: int | None = None,
         stride: int = 1,
         frame_dtype: torch.dtype = torch.float32,
+        validate: bool = True,
     ) -> None:
         self.path = Path(path)
         if frame_dtype not in (torch.float32, torch.uint8):
@@ -75,8 +78,15 @@ class SequenceDataset(Dataset[dict[str, torch.Tensor]]):
             raise DataError(f"windows need at least 2 frames, got length={length}")
         if stride < 1:
             raise DataError(f"stride must be at least 1, got {stride}")
-        with DemoFile(self.path) as f:
+        with DemoFile(self.path, validate=validate) as f:
             demos = f.split(split)
+            if not demos:
+                raise DataError(
+                    f"{self.path}: mask/{split} lists no episodes, so split '{split}' is empty; "
+                    "re-create the file with 'foresight collect' and a smaller --valid-fraction"
+                    if split == "train"
+                    else f"{self.path}: split '{split}' holds no episodes"
+                )
             self.image_size = image_size or f.image_size
             self.source_image_size = f.image_size
             self.index: list[tuple[str, int]] = []

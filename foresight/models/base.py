@@ -6,6 +6,7 @@ A model is trained through :meth:`VideoModel.loss` and used (planning, evaluatio
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -66,6 +67,50 @@ class TrainConfig:
     eval_rollout: bool = True
     best_metric: str = "ssim_mean"
     best_mode: Literal["max", "min"] = "max"
+
+    def __post_init__(self) -> None:
+        # Each bad value would otherwise surface deep in training as a traceback (a zero
+        # modulus, an empty batch) or as a NaN loss blamed on the learning rate.
+        for name in ("batch_size", "max_steps", "log_every", "eval_every", "eval_batches"):
+            _check_int(f"train.{name}", getattr(self, name), 1)
+        _check_int("train.eval_samples", self.eval_samples, 1)
+        for name in ("warmup_steps", "num_workers"):
+            _check_int(f"train.{name}", getattr(self, name), 0)
+        if not (_is_int(self.seed) and 0 <= self.seed < 2**63):  # numpy's SeedSequence range
+            raise ValueError(f"train.seed must be an integer from 0 to 2**63-1, got {self.seed!r}")
+        _check_float("train.lr", self.lr, positive=True)
+        for name in ("weight_decay", "grad_clip"):
+            _check_float(f"train.{name}", getattr(self, name))
+        if len(self.betas) != 2 or not all(_is_number(b) and 0.0 <= b < 1.0 for b in self.betas):
+            raise ValueError(f"train.betas must be two numbers in [0, 1), got {list(self.betas)}")
+        if not isinstance(self.best_metric, str) or not self.best_metric:
+            raise ValueError(
+                f"train.best_metric must name a validation measure, got {self.best_metric!r}"
+            )
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_int(name: str, value: object, minimum: int) -> None:
+    """Raise ValueError naming ``name`` unless ``value`` is an integer of at least ``minimum``."""
+    if _is_int(value) and value >= minimum:  # type: ignore[operator]
+        return
+    what = "a positive integer" if minimum == 1 else f"an integer of at least {minimum}"
+    raise ValueError(f"{name} must be {what}, got {value!r}")
+
+
+def _check_float(name: str, value: object, positive: bool = False) -> None:
+    """Raise ValueError naming ``name`` unless ``value`` is a finite number >= 0 (> 0)."""
+    if _is_number(value) and (value > 0 if positive else value >= 0):  # type: ignore[operator]
+        return
+    what = "a positive finite number" if positive else "a finite number of at least 0"
+    raise ValueError(f"{name} must be {what}, got {value!r}")
 
 
 def warmup_factor(step: int | None, warmup_steps: int) -> float:
@@ -162,6 +207,13 @@ class ModelConfig:
     state_dim: int = STATE_DIM
     train: TrainConfig = field(default_factory=TrainConfig)
     plan: PlanBudget = field(default_factory=PlanBudget)
+
+    def __post_init__(self) -> None:
+        """Check the fields every model shares; a model's config calls it first from its own."""
+        for name in ("image_size", "context_frames", "future_frames", "eval_future_frames"):
+            _check_int(name, getattr(self, name), 1)
+        for name in ("action_dim", "state_dim"):
+            _check_int(name, getattr(self, name), 1)
 
     @property
     def window(self) -> int:

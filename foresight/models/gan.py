@@ -142,6 +142,7 @@ class GANConfig(ModelConfig):
         return size // 2 ** (self.scales - 1 - k)
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         for name in ("history_frames", "context_frames"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")

@@ -48,7 +48,9 @@ def load_model_config(name_or_path: str | Path) -> ModelConfig:
     """Load ``configs/model/<name>.yaml`` or a model YAML path."""
     path = resolve_config(name_or_path, "model")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path} is not UTF-8 text (byte {err.start}); save it as UTF-8") from err
     except yaml.YAMLError as err:
         raise ConfigError(f"{path} is not valid YAML: {str(err).splitlines()[0]}") from err
     if not isinstance(data, dict):

@@ -93,6 +93,7 @@ class SVGDetConfig(ModelConfig):
     cdna_kernel_size: int = 5
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         conv_levels(self.image_size)  # raises for sizes neither backbone can take
         for name in ("channels", "g_dim", "rnn_size", "predictor_layers", "context_frames"):
             if getattr(self, name) < 1:

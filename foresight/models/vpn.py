@@ -120,6 +120,7 @@ class VPNConfig(ModelConfig):
     state_scale: float = 4.0
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         for name in ("encoder_blocks", "decoder_blocks", "lstm_channels", "context_frames"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")

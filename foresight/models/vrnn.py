@@ -98,6 +98,7 @@ class VRNNConfig(ModelConfig):
     state_scale: float = 4.0
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         sides = pyramid_sides(self.image_size)  # raises for sizes the pyramid cannot take
         for name in ("channels", "max_channels", "g_dim", "rnn_size", "z_dim", "context_frames"):
             if getattr(self, name) < 1:

@@ -50,6 +50,55 @@ def rng_state() -> dict[str, Any]:
     return state
 
 
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def rng_state_problem(state: Any) -> str | None:
+    """What is wrong with a generator state read from a checkpoint (None: it is usable).
+
+    Checked before anything is restored, so a damaged checkpoint is refused as a whole
+    instead of failing halfway through :func:`set_rng_state`.
+    """
+    if not isinstance(state, dict):
+        return "a generator state that is not a mapping"
+    cpu = state.get("torch")
+    size = torch.get_rng_state().shape
+    if not isinstance(cpu, torch.Tensor) or cpu.dtype != torch.uint8 or cpu.shape != size:
+        return "no valid 'torch' generator state"
+    np_state = state.get("numpy")
+    if (
+        not isinstance(np_state, dict)
+        or np_state.get("kind") != "MT19937"
+        or not isinstance(np_state.get("keys"), torch.Tensor)
+        or tuple(np_state["keys"].shape) != (624,)
+        or np_state["keys"].is_floating_point()
+        or not _is_int(np_state.get("pos"))
+        or not 0 <= np_state["pos"] <= 624
+        or not _is_int(np_state.get("has_gauss"))
+        or not isinstance(np_state.get("cached_gaussian"), int | float)
+    ):
+        return "no valid 'numpy' generator state"
+    py = state.get("python")
+    if (
+        not isinstance(py, dict)
+        or not _is_int(py.get("version"))
+        or not isinstance(py.get("internal"), list | tuple)
+        or len(py["internal"]) != 625
+        or not all(_is_int(x) and 0 <= x < 2**32 for x in py["internal"][:-1])
+        or not _is_int(py["internal"][-1])
+        or not (py.get("gauss_next") is None or isinstance(py["gauss_next"], float))
+    ):
+        return "no valid 'python' generator state"
+    cuda = state.get("cuda")
+    if cuda is not None and (
+        not isinstance(cuda, list | tuple)
+        or not all(isinstance(t, torch.Tensor) and t.dtype == torch.uint8 for t in cuda)
+    ):
+        return "no valid 'cuda' generator state"
+    return None
+
+
 def set_rng_state(state: dict[str, Any]) -> None:
     """Restore generators saved by :func:`rng_state`."""
     torch.set_rng_state(state["torch"])

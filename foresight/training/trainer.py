@@ -28,13 +28,14 @@ from rich.console import Console
 from rich.progress import TextColumn
 from torch.utils.data import DataLoader
 
-from foresight.config import to_dict
+from foresight.config import check_seed, to_dict
 from foresight.data.dataset import SequenceDataset
+from foresight.data.hdf5 import DemoFile
 from foresight.errors import CheckpointError, ConfigError, DataError, ForesightError
 from foresight.io import atomic_write_text
 from foresight.models.base import ModelConfig, VideoModel
-from foresight.models.checkpoint import read_checkpoint, save_checkpoint
-from foresight.models.registry import build_model, config_from_dict
+from foresight.models.checkpoint import check_weights, read_checkpoint, save_checkpoint
+from foresight.models.registry import build_model, config_from_dict, model_class
 from foresight.progress import make_progress
 from foresight.training.distributed import (
     DistContext,
@@ -49,6 +50,7 @@ from foresight.training.state import (
     EpochBatches,
     derived_seed,
     rng_state,
+    rng_state_problem,
     seed_everything,
     set_rng_state,
 )
@@ -85,6 +87,8 @@ class TrainOptions:
         time_limit_s: Stop (after a validation and a checkpoint) once this many seconds of
             training steps have run in total, across resumes, validation excluded; None
             trains to ``train.max_steps``. For comparisons at equal training time.
+        allow_other_data: With ``resume``, continue on ``data`` even when it is not the
+            dataset the checkpoint was trained on (its data order then starts afresh).
     """
 
     config: ModelConfig
@@ -94,6 +98,7 @@ class TrainOptions:
     resume: bool = False
     progress: bool = True
     time_limit_s: float | None = None
+    allow_other_data: bool = False
 
 
 @dataclass(frozen=True)
@@ -106,6 +111,8 @@ class TrainResult:
         best: The best checkpoint so far.
         valid: The last validation record (None if validation was skipped).
         main: True in the process that wrote the files (rank 0).
+        best_score: What picked ``best``: ``{"metric", "value", "step"}`` (empty if nothing
+            was scored).
     """
 
     step: int
@@ -113,6 +120,11 @@ class TrainResult:
     best: Path
     valid: dict[str, Any] | None
     main: bool = True
+    best_score: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C during :func:`train`, after the trainer said where it stopped and how to go on."""
 
 
 def with_overrides(
@@ -125,8 +137,11 @@ def with_overrides(
             raise ConfigError(f"--max-steps must be at least 1, got {max_steps}")
         changes["max_steps"] = max_steps
     if seed is not None:
-        changes["seed"] = seed
-    return dataclasses.replace(config, train=dataclasses.replace(config.train, **changes))
+        changes["seed"] = check_seed(seed)
+    try:
+        return dataclasses.replace(config, train=dataclasses.replace(config.train, **changes))
+    except ValueError as err:  # the config's own range checks
+        raise ConfigError(str(err)) from err
 
 
 class TrainStep:
@@ -220,6 +235,152 @@ def _logged_step(line: str) -> float:
         return math.inf
 
 
+#: The dataset fingerprint's fields (:meth:`DemoFile.fingerprint`), in a user's words.
+FINGERPRINT_WORDS = {
+    "episodes": "episode count",
+    "steps": "step count",
+    "image_size": "frame size",
+    "train": "train split",
+    "valid": "valid split",
+    "attrs": "collection settings",
+}
+
+
+def _describe_data(fingerprint: dict[str, Any]) -> str:
+    return (
+        f"{fingerprint.get('episodes', '?')} episodes, {fingerprint.get('steps', '?')} steps, "
+        f"{fingerprint.get('image_size', '?')} px frames"
+    )
+
+
+def _is_int(value: Any, minimum: int = 0) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _training_state_problem(payload: dict[str, Any]) -> str | None:
+    """What is wrong with a checkpoint's training state (None: every field is usable).
+
+    Types and ranges only; whether the optimizer state fits the model is checked once the
+    model is built (:func:`_optimizer_problem`).
+    """
+    if not _is_int(payload.get("step")):
+        return f"has step {payload.get('step')!r}, not a count of steps"
+    data = payload.get("data")
+    if not isinstance(data, dict) or not (
+        _is_int(data.get("epoch")) and _is_int(data.get("batch"))
+    ):
+        return "lacks a valid data position ('data': epoch and batch)"
+    rng = payload.get("rng")
+    if not isinstance(rng, list | tuple) or not rng:
+        return "lacks the random generator states ('rng')"
+    for state in rng:
+        problem = rng_state_problem(state)
+        if problem is not None:
+            return f"has {problem} in 'rng'"
+    if "world_size" in payload and not _is_int(payload["world_size"], 1):
+        return f"has world_size {payload['world_size']!r}, not a process count"
+    if "train_seconds" in payload and not (
+        _is_number(payload["train_seconds"]) and payload["train_seconds"] >= 0
+    ):
+        return f"has train_seconds {payload['train_seconds']!r}, not a duration"
+    best = payload.get("best") or {}
+    if not isinstance(best, dict) or (
+        best
+        and not (
+            isinstance(best.get("metric"), str)
+            and _is_number(best.get("value"))
+            and _is_int(best.get("step"))
+        )
+    ):
+        return "has a damaged 'best' record"
+    for key in ("optimizers", "scalers"):
+        if key in payload and not isinstance(payload[key] or {}, dict):
+            return f"has '{key}' that is not a mapping by optimizer name"
+    if not isinstance(payload.get("dataset", ""), str):
+        return "has a 'dataset' that is not a path"
+    fingerprint = payload.get("dataset_fingerprint")
+    if fingerprint is not None and not isinstance(fingerprint, dict):
+        return "has a damaged 'dataset_fingerprint'"
+    return None
+
+
+def _same_kind(saved: Any, current: Any) -> bool:
+    """Whether an optimizer hyperparameter read from a checkpoint can stand for ``current``."""
+    if current is None or isinstance(current, bool):
+        return saved is None or isinstance(saved, bool)
+    if isinstance(current, int | float):
+        return _is_number(saved)
+    if isinstance(current, tuple | list):
+        return (
+            isinstance(saved, tuple | list)
+            and len(saved) == len(current)
+            and all(_same_kind(a, b) for a, b in zip(saved, current, strict=True))
+        )
+    return isinstance(saved, type(current))
+
+
+def _optimizer_problem(saved: Any, optimizer: torch.optim.Optimizer) -> str | None:
+    """What keeps ``saved`` (an optimizer ``state_dict``) from driving ``optimizer``.
+
+    torch checks only the number of parameters per group: a state tensor of another shape,
+    or a hyperparameter of another type, would fail at the first step instead.
+    """
+    if not isinstance(saved, dict):
+        return "is not a mapping"
+    groups, state = saved.get("param_groups"), saved.get("state")
+    if not isinstance(groups, list) or not isinstance(state, dict):
+        return "lacks 'param_groups' or 'state'"
+    current = optimizer.param_groups
+    if len(groups) != len(current):
+        return f"has {len(groups)} parameter groups, the model's optimizer {len(current)}"
+    shapes: dict[int, torch.Size] = {}
+    for i, (group, own) in enumerate(zip(groups, current, strict=True)):
+        if not isinstance(group, dict) or not isinstance(group.get("params"), list):
+            return f"has a damaged parameter group {i}"
+        if len(group["params"]) != len(own["params"]):
+            return (
+                f"has {len(group['params'])} parameters in group {i}, the model "
+                f"{len(own['params'])}"
+            )
+        for pid, param in zip(group["params"], own["params"], strict=True):
+            if not _is_int(pid):
+                return f"has a damaged parameter id {pid!r}"
+            shapes[pid] = param.shape
+        for key, value in group.items():
+            # Keys only one torch version knows are left to torch's own defaults.
+            known = key not in ("params", "param_names") and key in own
+            if known and not _same_kind(value, own[key]):
+                return f"has {key} {value!r} in group {i}"
+    for pid, entry in state.items():
+        if pid not in shapes or not isinstance(entry, dict):
+            return f"has state for an unknown parameter {pid!r}"
+        for key, value in entry.items():
+            if isinstance(value, torch.Tensor):
+                if value.ndim > 0 and value.shape != shapes[pid]:
+                    return (
+                        f"has '{key}' of shape {tuple(value.shape)} for a parameter of shape "
+                        f"{tuple(shapes[pid])}"
+                    )
+                if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+                    return f"has NaN or infinite values in '{key}'"
+            elif value is not None and not _is_number(value):
+                return f"has '{key}' {value!r}, not a tensor or number"
+    return None
+
+
+def _scaler_problem(saved: Any) -> str | None:
+    """What keeps ``saved`` (a loss scaler's ``state_dict``, possibly empty) from loading."""
+    if saved is None:
+        return None
+    if not isinstance(saved, dict) or not all(_is_number(v) for v in saved.values()):
+        return "has a damaged loss-scaler state"
+    return None
+
+
 class _Run:
     """State of one training process."""
 
@@ -235,6 +396,11 @@ class _Run:
         self.best: dict[str, Any] = {}
         self.train_seconds = 0.0
         self.last_valid: dict[str, Any] | None = None
+        #: Steps taken so far (what an interruption reports); None until the loop starts.
+        self.step: int | None = None
+        self.resumed = False
+        self.fingerprint: dict[str, Any] = {}
+        self.other_data = False
 
     # ---------------------------------------------------------------- files (rank 0 only)
     def _log(self, record: dict[str, Any]) -> None:
@@ -294,7 +460,63 @@ class _Run:
             )
         if not ({"optimizer", "optimizers"} & set(payload)) or "step" not in payload:
             raise CheckpointError(f"--resume: {ckpt} lacks the training state; it cannot resume")
+        problem = _training_state_problem(payload)
+        if problem is not None:
+            raise CheckpointError(
+                f"--resume: {ckpt} {problem}; the file is damaged, so it cannot resume "
+                f"(start a new run with another --out)"
+            )
         return payload
+
+    def _check_data(self, payload: dict[str, Any] | None) -> None:
+        """Validate the dataset, check it fits the model and, on resume, the checkpoint."""
+        data = self.options.data
+        with DemoFile(data) as f:  # validates every episode, once for the whole run
+            self.fingerprint = f.fingerprint()
+            dims = {"action_dim": f.action_dim, "state_dim": f.state_dim}
+            if not f.split("train") and model_class(self.config.model).trainable:
+                raise DataError(
+                    f"{data}: mask/train lists no episodes, so there is nothing to train on; "
+                    "re-create it with 'foresight collect' and a smaller --valid-fraction"
+                )
+        for key, size in dims.items():
+            if getattr(self.config, key) != size:
+                raise ConfigError(
+                    f"{self.config.model} is configured with {key} {getattr(self.config, key)}, "
+                    f"but {data} has {size}; set {key}: {size} in the model config"
+                )
+        if payload is None:
+            return
+        ckpt = self.out / CHECKPOINT
+        saved, saved_path = payload.get("dataset_fingerprint"), payload.get("dataset", "?")
+        if saved is None:
+            self.console.print(
+                f"[yellow]note:[/] {ckpt} does not record which dataset it was trained on "
+                f"(written by an older foresight; its --data was {saved_path}): make sure "
+                f"{data} is that dataset"
+            )
+            return
+        differ = [k for k in FINGERPRINT_WORDS if saved.get(k) != self.fingerprint.get(k)]
+        differ += sorted(
+            k
+            for k in set(saved) | set(self.fingerprint)
+            if k not in FINGERPRINT_WORDS and saved.get(k) != self.fingerprint.get(k)
+        )
+        if not differ:
+            return
+        what = ", ".join(FINGERPRINT_WORDS.get(k, k) for k in differ)
+        if not self.options.allow_other_data:
+            raise CheckpointError(
+                f"--resume: {ckpt} was trained on {saved_path} ({_describe_data(saved)}), but "
+                f"--data {data} is another dataset ({_describe_data(self.fingerprint)}; {what} "
+                "differ); pass the dataset it was trained on, or add --allow-other-data to "
+                "continue on this one"
+            )
+        self.other_data = True
+        self.console.print(
+            f"[yellow]note:[/] --allow-other-data: continuing on {data}, not {saved_path} "
+            f"which {ckpt} was trained on ({what} differ); its data order starts afresh"
+        )
 
     def _save(
         self, model: VideoModel, step: int, step_fn: TrainStep | None, position: tuple[int, int]
@@ -313,6 +535,8 @@ class _Run:
                 "best": self.best,
                 "train_seconds": self.train_seconds,
                 "dataset": str(self.options.data),
+                # What --resume compares: a moved copy resumes, another dataset does not.
+                "dataset_fingerprint": self.fingerprint,
             }
             if step_fn is not None:
                 extra.update(step_fn.opt.state_dict())
@@ -347,14 +571,41 @@ class _Run:
 
     # ---------------------------------------------------------------- the run
     def fit(self) -> TrainResult:
+        try:
+            return self._fit()
+        except KeyboardInterrupt:
+            self.console.print(self._interrupted())
+            raise TrainingInterrupted() from None
+
+    def _interrupted(self) -> str:
+        """The line a Ctrl-C prints: where training stood, and how to go on."""
+        if self.step is None:
+            return "interrupted before the first training step: run the same command again" + (
+                " to resume" if self.resumed else ""
+            )
+        if self.last_saved is None:
+            return (
+                f"interrupted at step {self.step}, before the first checkpoint: run the same "
+                "command again to start over"
+            )
+        return (
+            f"interrupted at step {self.step}: add --resume to the same command to continue "
+            f"from the checkpoint at step {self.last_saved}"
+        )
+
+    def _fit(self) -> TrainResult:
+        # Everything that can be refused (checkpoint, dataset, model, optimizer state) is
+        # checked before _prepare_out touches the run folder.
         payload = self._check_out()
-        self._prepare_out(payload)
+        self.resumed = payload is not None
+        self._check_data(payload)
         seed_everything(self.tc.seed)
         model = build_model(self.config).to(self.ctx.device)
         vset = make_validation_set(self.options.data, self.config)
         if vset.note:
             self.console.print(f"[yellow]note:[/] {vset.note}")
         if not type(model).trainable:
+            self._prepare_out(payload)
             return self._fit_untrainable(model, vset)
         dataset = SequenceDataset(
             self.options.data,
@@ -362,6 +613,7 @@ class _Run:
             split="train",
             image_size=self.config.image_size,
             frame_dtype=type(model).frame_dtype,
+            validate=False,  # _check_data has just validated the file
         )
         order = EpochBatches(
             dataset, self.tc.batch_size, self.tc.seed, self.ctx.rank, self.ctx.world_size
@@ -377,10 +629,11 @@ class _Run:
         step_fn = TrainStep(model, self.precision, self.ctx)
         step, position = 0, (0, 0)
         if payload is not None:
-            step, position = self._restore(payload, model, step_fn)
+            step, position = self._restore(payload, model, step_fn, order)
         else:
             # Each process draws its own training noise; the model init above is shared.
             seed_everything(derived_seed(self.tc.seed, self.ctx.rank))
+        self._prepare_out(payload)
         params = sum(p.numel() for p in model.parameters())
         self.console.print(
             f"training {self.config.model} ({params / 1e6:.2f}M parameters) on "
@@ -389,18 +642,7 @@ class _Run:
             f"{order.per_epoch} batches of {self.tc.batch_size} per epoch and process"
             + (f", step {step} of {self.tc.max_steps}" if payload is not None else "")
         )
-        try:
-            step = self._loop(model, step_fn, order, dataset, vset, step, position)
-        except KeyboardInterrupt:
-            self.console.print(
-                f"interrupted at step {step}: add --resume to the same command to continue "
-                + (
-                    f"from the checkpoint at step {self.last_saved}"
-                    if self.last_saved is not None
-                    else "(no checkpoint was written yet, so it starts over)"
-                )
-            )
-            raise
+        step = self._loop(model, step_fn, order, dataset, vset, step, position)
         return self._result(step)
 
     def _result(self, step: int) -> TrainResult:
@@ -408,34 +650,73 @@ class _Run:
         # writes the last checkpoint was seen to abort (SIGABRT) in CI under load.
         barrier(self.ctx)
         return TrainResult(
-            step, self.out / CHECKPOINT, self.out / BEST, self.last_valid, self.ctx.is_main
+            step,
+            self.out / CHECKPOINT,
+            self.out / BEST,
+            self.last_valid,
+            self.ctx.is_main,
+            dict(self.best),
         )
 
     def _restore(
-        self, payload: dict[str, Any], model: VideoModel, step_fn: TrainStep
+        self, payload: dict[str, Any], model: VideoModel, step_fn: TrainStep, order: EpochBatches
     ) -> tuple[int, tuple[int, int]]:
-        model.load_state_dict(payload["state_dict"])
+        """Load weights, optimizer state, generators and data position (all checked first)."""
+        source = f"--resume: {self.out / CHECKPOINT}"
+        check_weights(model, payload["state_dict"], source)
         if "optimizers" in payload:
-            state = {"optimizers": payload["optimizers"], "scalers": payload.get("scalers")}
+            state = {"optimizers": payload["optimizers"], "scalers": payload.get("scalers") or {}}
         else:  # written before models owned their optimizers: one Adam, "model"
             state = {"optimizers": {"model": payload["optimizer"]}}
             state["scalers"] = {"model": payload["scaler"]} if payload.get("scaler") else {}
+        specs = step_fn.opt.specs
+        if set(state["optimizers"]) != set(specs):
+            raise CheckpointError(
+                f"{source} has optimizers {sorted(state['optimizers'])}, the model "
+                f"{sorted(specs)}; it cannot resume this model"
+            )
+        for name, spec in specs.items():
+            problem = _optimizer_problem(state["optimizers"][name], spec.optimizer)
+            if problem is None:
+                problem = _scaler_problem(state["scalers"].get(name))
+            if problem is not None:
+                raise CheckpointError(
+                    f"{source}: the state of optimizer '{name}' {problem}; the file is damaged "
+                    "or from another model, so it cannot resume"
+                )
+        same_world = payload.get("world_size") == self.ctx.world_size
+        epoch, batch = int(payload["data"]["epoch"]), int(payload["data"]["batch"])
+        if self.other_data:
+            # The saved position counts batches of another file's windows: start an epoch.
+            epoch, batch = epoch + 1, 0
+        elif same_world and batch > order.per_epoch:
+            raise CheckpointError(
+                f"{source}: its data position (batch {batch} of epoch {epoch}) is past the "
+                f"{order.per_epoch} batches of an epoch of {self.options.data}; the file is "
+                "damaged or the dataset changed, so it cannot resume"
+            )
         try:
+            model.load_state_dict(payload["state_dict"])
             step_fn.opt.load_state_dict(state)
-        except ValueError as err:
-            raise CheckpointError(f"--resume: {err}; it cannot resume this model") from err
+        except (ValueError, KeyError, TypeError, RuntimeError) as err:
+            text = str(err).strip()
+            detail = text.splitlines()[0][:200] if text else type(err).__name__
+            raise CheckpointError(
+                f"{source}: its weights or optimizer state do not fit this model ({detail}); "
+                "it cannot resume"
+            ) from err
         self.best = dict(payload.get("best") or {})
         self.train_seconds = float(payload.get("train_seconds", 0.0))
         self.last_saved = int(payload["step"])
         states = payload["rng"]
-        if payload.get("world_size") != self.ctx.world_size:
+        if not same_world:
             self.console.print(
                 f"[yellow]note:[/] the checkpoint was written by {payload.get('world_size')} "
                 f"process(es), this run has {self.ctx.world_size}: the data order and noise "
                 "continue differently than an uninterrupted run would"
             )
         set_rng_state(states[self.ctx.rank % len(states)])
-        return int(payload["step"]), (int(payload["data"]["epoch"]), int(payload["data"]["batch"]))
+        return int(payload["step"]), (epoch, batch)
 
     def _fit_untrainable(self, model: VideoModel, vset: ValidationSet) -> TrainResult:
         self.console.print(f"{self.config.model} has nothing to train: validating it once")
@@ -483,6 +764,7 @@ class _Run:
         interval_steps, interval_time = 0, 0.0
         show = self.ctx.is_main and self.options.progress
         progress = make_progress(self.console, TextColumn("loss {task.fields[loss]}"))
+        self.step = step
         with progress if show else contextlib.nullcontext():
             task = progress.add_task("training", total=tc.max_steps, completed=step, loss="-")
             stream = self._stream(dataset, order, *position)
@@ -508,6 +790,7 @@ class _Run:
                         "train.warmup_steps"
                     ) from None
                 step += 1
+                self.step = step
                 elapsed = time.perf_counter() - start
                 interval_time += elapsed
                 self.train_seconds += elapsed
