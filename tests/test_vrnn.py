@@ -48,8 +48,10 @@ def random_batch(model: VideoModel, seed: int = 0) -> dict[str, torch.Tensor]:
     }
 
 
-@pytest.mark.parametrize("name", ["vrnn", "hvrnn"])
-def test_tiny_vrnn_overfits_a_real_batch(name, real_batch):
+# hvrnn's three latent levels learn more slowly: at 100 steps it was at 1.13x the copy-previous
+# error on the data mujoco 4.0 collects, and at 0.43x by 200.
+@pytest.mark.parametrize(("name", "steps"), [("vrnn", 100), ("hvrnn", 200)])
+def test_tiny_vrnn_overfits_a_real_batch(name, steps, real_batch):
     """Trained by its own training step (Adam betas, weight decay, LR and beta warm-ups)."""
     model = small_model(name, train={"lr": 3e-3, "warmup_steps": 10, "weight_decay": 0.0})
     frames = real_batch[FRAMES]  # (4, 8, 3, 32, 32)
@@ -57,7 +59,7 @@ def test_tiny_vrnn_overfits_a_real_batch(name, real_batch):
     copy_last = float(((frames[:, 2:] - frames[:, 1:2]) ** 2).mean())  # the copy_last model
     step = TrainStep(model, Precision("cpu"), DistContext())
     torch.manual_seed(0)
-    results = [step(real_batch, i) for i in range(100)]
+    results = [step(real_batch, i) for i in range(steps)]
     assert results[-1].loss < results[0].loss / 2
     # Teacher-forced, it predicts each frame better than "nothing moves" ...
     assert results[-1].terms["mse"] < copy_prev
