@@ -311,6 +311,24 @@ CASES = [
         "is a file",
         _write("rep", "x"),
     ),
+    # ---------------------------------------------------------------- lpips-export
+    Case(
+        "lpips-export-missing-weights",
+        ("lpips-export", "{tmp}/alexnet.pth", "--out", "{tmp}/l.pt"),
+        "do not exist",
+    ),
+    Case(
+        "lpips-export-junk-weights",
+        ("lpips-export", "{tmp}/alexnet.pth", "--out", "{tmp}/l.pt"),
+        "unreadable",
+        _write("alexnet.pth", "not a torch file"),
+    ),
+    Case(
+        "lpips-export-out-is-a-folder",
+        ("lpips-export", "{tmp}/alexnet.pth", "--out", "{tmp}/l.pt"),
+        "is a folder, not a file",
+        _then(_write("alexnet.pth", "x"), _mkdir("l.pt")),
+    ),
     # ---------------------------------------------------------------- argparse's own
     Case("collect-episodes-not-a-number", (*COLLECT[:1], "--episodes", "many"), "invalid int"),
     Case("verb-unknown", ("fly",), "invalid choice"),

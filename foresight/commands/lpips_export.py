@@ -24,8 +24,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Export."""
+    from foresight.io import check_out_file
     from foresight.perceptual import export_compact
 
+    check_out_file(args.out)
     out = export_compact(args.weights, args.out)
     Console(stderr=True).print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB)")
     return 0
