@@ -10,6 +10,7 @@ is byte for byte the same afterwards (none removed, none changed).
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +40,38 @@ class Case:
     argv: tuple[str, ...]
     expect: str
     setup: Callable[[Inputs], None] | None = field(default=None, compare=False)
+
+
+Setup = Callable[[Inputs], None]
+
+
+def write(name: str, content: str | bytes | dict) -> Setup:
+    """Setup: a file ``name`` under ``tmp`` (a dict is written as JSON)."""
+
+    def setup(inputs: Inputs) -> None:
+        p = inputs["tmp"] / name
+        p.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, dict):
+            p.write_text(json.dumps(content))
+        else:
+            p.write_bytes(content if isinstance(content, bytes) else content.encode())
+
+    return setup
+
+
+def mkdir(name: str) -> Setup:
+    """Setup: a folder ``name`` under ``tmp``."""
+    return lambda inputs: (inputs["tmp"] / name).mkdir(parents=True)
+
+
+def then(*setups: Setup) -> Setup:
+    """Setup: each of ``setups`` in turn."""
+
+    def setup(inputs: Inputs) -> None:
+        for s in setups:
+            s(inputs)
+
+    return setup
 
 
 def snapshot(root: Path) -> dict[Path, str]:

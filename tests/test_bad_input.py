@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from badinput import Case, Inputs, check_case
+from badinput import Case, Inputs, check_case, mkdir, then, write
 
 from foresight.cli import main
 from foresight.io import atomic_write_text, lock_path, output_lock, remove_stale_temps
@@ -31,19 +31,6 @@ PLAN = ("plan", "--model", "zero", "--episodes", "1")
 _held: list[int] = []
 
 
-def _write(name: str, text: str | bytes):
-    def setup(inputs: Inputs) -> None:
-        p = inputs["tmp"] / name
-        p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_bytes(text if isinstance(text, bytes) else text.encode())
-
-    return setup
-
-
-def _mkdir(name: str):
-    return lambda inputs: (inputs["tmp"] / name).mkdir(parents=True)
-
-
 def _hold_lock(name: str):
     """Take the lock of output ``name`` as another writer would (an open file description)."""
 
@@ -53,14 +40,6 @@ def _hold_lock(name: str):
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         os.write(fd, b"PID 12345 (foresight test)\n")
         _held.append(fd)
-
-    return setup
-
-
-def _then(*setups):
-    def setup(inputs: Inputs) -> None:
-        for s in setups:
-            s(inputs)
 
     return setup
 
@@ -109,25 +88,25 @@ CASES = [
         "collect-config-unknown-key",
         (*COLLECT, "--out", "{tmp}/d.h5", "--config", "{tmp}/env.yaml"),
         "unknown key 'imagesize'",
-        _write("env.yaml", "imagesize: 32\n"),
+        write("env.yaml", "imagesize: 32\n"),
     ),
     Case(
         "collect-config-not-utf8",
         (*COLLECT, "--out", "{tmp}/d.h5", "--config", "{tmp}/env.yaml"),
         "not UTF-8",
-        _write("env.yaml", b"friction: 0.5 # \xff\xfe\n"),
+        write("env.yaml", b"friction: 0.5 # \xff\xfe\n"),
     ),
     Case(
         "collect-config-nan",
         (*COLLECT, "--out", "{tmp}/d.h5", "--config", "{tmp}/env.yaml"),
         "'friction': expected a finite number",
-        _write("env.yaml", "friction: .nan\n"),
+        write("env.yaml", "friction: .nan\n"),
     ),
     Case(
         "collect-config-check-names-file",
         (*COLLECT, "--out", "{tmp}/d.h5", "--config", "{tmp}/env.yaml"),
         "env.yaml",
-        _write("env.yaml", "frame_skip: 1\n"),
+        write("env.yaml", "frame_skip: 1\n"),
     ),
     Case(
         "collect-config-missing",
@@ -139,31 +118,31 @@ CASES = [
         "collect-out-is-a-folder",
         (*COLLECT, "--out", "{tmp}/d.h5", "--overwrite"),
         "is a folder, not a file",
-        _then(_mkdir("d.h5"), _write("d.h5/keep.txt", "mine")),
+        then(mkdir("d.h5"), write("d.h5/keep.txt", "mine")),
     ),
     Case(
         "collect-out-parent-is-a-file",
         (*COLLECT, "--out", "{tmp}/f/d.h5"),
         "is a file, not a folder",
-        _write("f", "a file"),
+        write("f", "a file"),
     ),
     Case(
         "collect-out-exists-not-a-dataset",
         (*COLLECT, "--out", "{tmp}/d.h5"),
         "pass --overwrite",
-        _write("d.h5", "my thesis"),
+        write("d.h5", "my thesis"),
     ),
     Case(
         "collect-parts-of-other-settings",
         (*COLLECT, "--out", "{tmp}/d.h5"),
         "pass --overwrite to start over",
-        _then(_mkdir("d.h5.parts"), _write("d.h5.parts/settings.json", '{"seed": 7}')),
+        then(mkdir("d.h5.parts"), write("d.h5.parts/settings.json", '{"seed": 7}')),
     ),
     Case(
         "collect-parts-is-a-file",
         (*COLLECT, "--out", "{tmp}/d.h5"),
         "is a file, not the parts folder",
-        _write("d.h5.parts", "x"),
+        write("d.h5.parts", "x"),
     ),
     Case(
         "collect-out-being-written",
@@ -187,72 +166,72 @@ CASES = [
         "plan-suite-episode-steps-0",
         (*PLAN, "--out", "{tmp}/p", "--suite", "{tmp}/s.yaml"),
         "'episode_steps' must be at least 1",
-        _write("s.yaml", "name: s\ntasks: {}\nepisode_steps: 0\n"),
+        write("s.yaml", "name: s\ntasks: {}\nepisode_steps: 0\n"),
     ),
     Case(
         "plan-suite-replan-0",
         (*PLAN, "--out", "{tmp}/p", "--suite", "{tmp}/s.yaml"),
         "s.yaml",
-        _write("s.yaml", "name: s\ntasks: {}\nreplan_every: 0\n"),
+        write("s.yaml", "name: s\ntasks: {}\nreplan_every: 0\n"),
     ),
     Case(
         "plan-suite-seed-negative",
         (*PLAN, "--out", "{tmp}/p", "--suite", "{tmp}/s.yaml"),
         "'seed'",
-        _write("s.yaml", "name: s\ntasks: {}\nseed: -4\n"),
+        write("s.yaml", "name: s\ntasks: {}\nseed: -4\n"),
     ),
     Case(
         "plan-suite-threshold-negative",
         (*PLAN, "--out", "{tmp}/p", "--suite", "{tmp}/s.yaml"),
         "'threshold' must be a positive",
-        _write("s.yaml", "name: s\ntasks: {threshold: -0.1}\n"),
+        write("s.yaml", "name: s\ntasks: {threshold: -0.1}\n"),
     ),
     Case(
         "plan-suite-goal-distance-reversed",
         (*PLAN, "--out", "{tmp}/p", "--suite", "{tmp}/s.yaml"),
         "'goal_distance'",
-        _write("s.yaml", "name: s\ntasks: {goal_distance: [0.3, 0.1]}\n"),
+        write("s.yaml", "name: s\ntasks: {goal_distance: [0.3, 0.1]}\n"),
     ),
     Case(
         "plan-suite-not-a-mapping",
         (*PLAN, "--out", "{tmp}/p", "--suite", "{tmp}/s.yaml"),
         "must hold a mapping",
-        _write("s.yaml", "- easy\n- hard\n"),
+        write("s.yaml", "- easy\n- hard\n"),
     ),
     Case(
         "plan-planner-nan",
         ("plan", "--model", "oracle", "--episodes", "1", "--out", "{tmp}/p")
         + ("--planner", "{tmp}/pl.yaml"),
         "expected a finite number",
-        _write("pl.yaml", "optimizer: {name: cem, init_std: .nan}\n"),
+        write("pl.yaml", "optimizer: {name: cem, init_std: .nan}\n"),
     ),
     Case(
         "plan-planner-python-object",
         ("plan", "--model", "oracle", "--episodes", "1", "--out", "{tmp}/p")
         + ("--planner", "{tmp}/pl.yaml"),
         "not valid YAML",
-        _write("pl.yaml", "horizon: !!python/object/apply:os.system ['touch pwned']\n"),
+        write("pl.yaml", "horizon: !!python/object/apply:os.system ['touch pwned']\n"),
     ),
     # ---------------------------------------------------------------- plan: outputs
-    Case("plan-out-is-a-file", (*PLAN, "--out", "{tmp}/p"), "is a file", _write("p", "x")),
+    Case("plan-out-is-a-file", (*PLAN, "--out", "{tmp}/p"), "is a file", write("p", "x")),
     Case(
         "plan-out-parent-is-a-file",
         (*PLAN, "--out", "{tmp}/f/p"),
         "is a file, not a folder",
-        _write("f", "x"),
+        write("f", "x"),
     ),
     Case(
         "plan-out-being-written",
         (*PLAN, "--out", "{tmp}/p"),
         "already being written by PID 12345",
-        _then(_mkdir("p"), _hold_lock("p")),
+        then(mkdir("p"), _hold_lock("p")),
     ),
     # ---------------------------------------------------------------- other verbs: outputs
     Case(
         "train-out-is-a-file",
         ("train", "--config", "vrnn_fast", "--data", "{tmp}/d.h5", "--out", "{tmp}/r"),
         "is a file",
-        _write("r", "x"),
+        write("r", "x"),
     ),
     Case(
         "train-out-being-written",
@@ -261,7 +240,7 @@ CASES = [
         _hold_lock("r"),
     ),
     Case(
-        "quickstart-out-is-a-file", ("quickstart", "--out", "{tmp}/q"), "is a file", _write("q", "")
+        "quickstart-out-is-a-file", ("quickstart", "--out", "{tmp}/q"), "is a file", write("q", "")
     ),
     Case(
         "quickstart-out-being-written",
@@ -273,31 +252,31 @@ CASES = [
         "quickstart-preset-episodes-0",
         ("quickstart", "--out", "{tmp}/q", "--preset", "{tmp}/q.yaml"),
         "'episodes' must be at least 1",
-        _write("q.yaml", "episodes: 0\n"),
+        write("q.yaml", "episodes: 0\n"),
     ),
     Case(
         "quickstart-preset-max-steps-negative",
         ("quickstart", "--out", "{tmp}/q", "--preset", "{tmp}/q.yaml"),
         "'max_steps'",
-        _write("q.yaml", "max_steps: -3\n"),
+        write("q.yaml", "max_steps: -3\n"),
     ),
     Case(
         "quickstart-preset-unknown-model",
         ("quickstart", "--out", "{tmp}/q", "--preset", "{tmp}/q.yaml"),
         "no model preset named 'nope'",
-        _write("q.yaml", "models: [nope]\n"),
+        write("q.yaml", "models: [nope]\n"),
     ),
     Case(
         "quickstart-preset-unknown-baseline",
         ("quickstart", "--out", "{tmp}/q", "--preset", "{tmp}/q.yaml"),
         "unknown baseline 'nope'",
-        _write("q.yaml", "baselines: [oracle, nope]\n"),
+        write("q.yaml", "baselines: [oracle, nope]\n"),
     ),
     Case(
         "evaluate-out-is-a-file",
         ("evaluate", "--model", "zero", "--out", "{tmp}/e"),
         "is a file",
-        _write("e", "x"),
+        write("e", "x"),
     ),
     Case(
         "evaluate-out-being-written",
@@ -309,7 +288,7 @@ CASES = [
         "report-out-is-a-file",
         ("report", "{tmp}/e", "--out", "{tmp}/rep"),
         "is a file",
-        _write("rep", "x"),
+        write("rep", "x"),
     ),
     # ---------------------------------------------------------------- lpips-export
     Case(
@@ -321,13 +300,13 @@ CASES = [
         "lpips-export-junk-weights",
         ("lpips-export", "{tmp}/alexnet.pth", "--out", "{tmp}/l.pt"),
         "unreadable",
-        _write("alexnet.pth", "not a torch file"),
+        write("alexnet.pth", "not a torch file"),
     ),
     Case(
         "lpips-export-out-is-a-folder",
         ("lpips-export", "{tmp}/alexnet.pth", "--out", "{tmp}/l.pt"),
         "is a folder, not a file",
-        _then(_write("alexnet.pth", "x"), _mkdir("l.pt")),
+        then(write("alexnet.pth", "x"), mkdir("l.pt")),
     ),
     # ---------------------------------------------------------------- argparse's own
     Case("collect-episodes-not-a-number", (*COLLECT[:1], "--episodes", "many"), "invalid int"),

@@ -12,7 +12,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from badinput import Case, Inputs, check_case
+from badinput import Case, check_case, mkdir, then, write
 
 from foresight.cli import main
 from foresight.results import EVALUATION_FORMAT
@@ -30,40 +30,14 @@ NO_CONTROL = ("evaluate", "--model", "copy_last", "--no-control", "--sequences",
 PREVIEW = ("data", "preview", "{h5}")
 
 
-def _write(name: str, content: str | bytes | dict):
-    """Setup: a file under ``tmp`` (a dict is written as JSON)."""
-
-    def setup(inputs: Inputs) -> None:
-        p = inputs["tmp"] / name
-        p.parent.mkdir(parents=True, exist_ok=True)
-        if isinstance(content, dict):
-            p.write_text(json.dumps(content))
-        else:
-            p.write_bytes(content if isinstance(content, bytes) else content.encode())
-
-    return setup
-
-
 def _evaluation(name: str, **changes):
     """Setup: ``tmp/name/evaluation.json``, :data:`MINIMAL` with top-level keys changed."""
-    return _write(f"{name}/evaluation.json", {**MINIMAL, **changes})
-
-
-def _mkdir(name: str):
-    return lambda inputs: (inputs["tmp"] / name).mkdir(parents=True)
+    return write(f"{name}/evaluation.json", {**MINIMAL, **changes})
 
 
 def _copy_evaluated(name: str):
     """Setup: a copy of the 1-episode ``zero`` evaluation the module fixture made."""
     return lambda inputs: shutil.copytree(inputs["evaluated"], inputs["tmp"] / name)
-
-
-def _then(*setups):
-    def setup(inputs: Inputs) -> None:
-        for s in setups:
-            s(inputs)
-
-    return setup
 
 
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256))
@@ -74,13 +48,13 @@ CASES = [
         "report-out-is-a-file",
         ("report", "{tmp}/e", "--out", "{tmp}/rep"),
         "--out",
-        _then(_evaluation("e"), _write("rep", "my notes")),
+        then(_evaluation("e"), write("rep", "my notes")),
     ),
     Case(
         "report-out-inside-a-file",
         ("report", "{tmp}/e", "--out", "{tmp}/rep/sub"),
         "is a file, not a folder",
-        _then(_evaluation("e"), _write("rep", "my notes")),
+        then(_evaluation("e"), write("rep", "my notes")),
     ),
     # ---------------------------------------------------------------- report: run arguments
     Case("report-run-missing", ("report", "{tmp}/none", "--out", "{tmp}/r"), "none does not exist"),
@@ -88,43 +62,43 @@ CASES = [
         "report-run-folder-without-evaluation",
         ("report", "{tmp}/e", "--out", "{tmp}/r"),
         "evaluation.json does not exist; run 'foresight evaluate'",
-        _mkdir("e"),
+        mkdir("e"),
     ),
     Case(
         "report-run-is-an-image",
         ("report", "{tmp}/strip.png", "--out", "{tmp}/r"),
         "strip.png is not an evaluation.json (not UTF-8",
-        _write("strip.png", PNG),
+        write("strip.png", PNG),
     ),
     Case(
         "report-run-is-other-text",
         ("report", "{tmp}/notes.txt", "--out", "{tmp}/r"),
         "notes.txt is not valid JSON",
-        _write("notes.txt", "a note, not an evaluation\n"),
+        write("notes.txt", "a note, not an evaluation\n"),
     ),
     Case(
         "report-json-truncated",
         ("report", "{tmp}/e", "--out", "{tmp}/r"),
         "e/evaluation.json is not valid JSON",
-        _write("e/evaluation.json", json.dumps(MINIMAL)[:40]),
+        write("e/evaluation.json", json.dumps(MINIMAL)[:40]),
     ),
     Case(
         "report-json-empty",
         ("report", "{tmp}/e", "--out", "{tmp}/r"),
         "e/evaluation.json is not valid JSON",
-        _write("e/evaluation.json", ""),
+        write("e/evaluation.json", ""),
     ),
     Case(
         "report-json-a-list",
         ("report", "{tmp}/e", "--out", "{tmp}/r"),
         "e/evaluation.json is not a foresight evaluation",
-        _write("e/evaluation.json", "[1, 2, 3]"),
+        write("e/evaluation.json", "[1, 2, 3]"),
     ),
     Case(
         "report-json-a-number",
         ("report", "{tmp}/e", "--out", "{tmp}/r"),
         "e/evaluation.json is not a foresight evaluation",
-        _write("e/evaluation.json", "12"),
+        write("e/evaluation.json", "12"),
     ),
     Case(
         "report-json-newer-format",
@@ -184,11 +158,11 @@ CASES = [
         "report-one-bad-run-among-good-keeps-the-old-report",
         ("report", "{tmp}/good", "{tmp}/bad", "--out", "{tmp}/r"),
         "bad/evaluation.json is not valid JSON",
-        _then(
+        then(
             _evaluation("good"),
-            _write("bad/evaluation.json", "{"),
-            _write("r/report.html", "<p>the last report</p>"),
-            _write("r/report.md", "the last report"),
+            write("bad/evaluation.json", "{"),
+            write("r/report.html", "<p>the last report</p>"),
+            write("r/report.md", "the last report"),
         ),
     ),
     # ---------------------------------------------------------------- evaluate
@@ -208,7 +182,7 @@ CASES = [
         "evaluate-plan-folder-not-a-plan-run",
         (*ZERO, "--out", "{tmp}/e"),
         "not a 'foresight plan' run",
-        _write("e/plan/episodes.jsonl", '{"task_id": 0}\n'),
+        write("e/plan/episodes.jsonl", '{"task_id": 0}\n'),
     ),
     Case(
         "evaluate-episodes-0",
@@ -240,13 +214,13 @@ CASES = [
         "evaluate-data-not-hdf5",
         (*NO_CONTROL, "--data", "{tmp}/d.h5", "--out", "{tmp}/e"),
         "not a readable HDF5 file",
-        _write("d.h5", "not a dataset"),
+        write("d.h5", "not a dataset"),
     ),
     Case(
         "evaluate-data-bad-before-planning",
         (*ZERO[:2], "copy_last", *ZERO[3:], "--data", "{tmp}/d.h5", "--out", "{tmp}/e"),
         "not a readable HDF5 file",
-        _write("d.h5", "not a dataset"),
+        write("d.h5", "not a dataset"),
     ),
     Case(
         "evaluate-future-0",
@@ -262,32 +236,32 @@ CASES = [
         "evaluate-out-inside-a-file",
         (*ZERO, "--out", "{tmp}/f/e"),
         "is a file, not a folder",
-        _write("f", "x"),
+        write("f", "x"),
     ),
     # ---------------------------------------------------------------- data preview
     Case(
         "preview-out-exists",
         (*PREVIEW, "--out", "{tmp}/grid.png"),
         "grid.png exists; pass --overwrite or choose another --out",
-        _write("grid.png", PNG),
+        write("grid.png", PNG),
     ),
     Case(
         "preview-out-is-a-folder",
         (*PREVIEW, "--out", "{tmp}/pictures"),
         "--out",
-        _mkdir("pictures"),
+        mkdir("pictures"),
     ),
     Case(
         "preview-out-is-a-folder-even-with-overwrite",
         (*PREVIEW, "--out", "{tmp}/pictures", "--overwrite"),
         "is a folder, not a file",
-        _then(_mkdir("pictures"), _write("pictures/mine.png", PNG)),
+        then(mkdir("pictures"), write("pictures/mine.png", PNG)),
     ),
     Case(
         "preview-out-inside-a-file",
         (*PREVIEW, "--out", "{tmp}/f/grid.png"),
         "is a file, not a folder",
-        _write("f", "x"),
+        write("f", "x"),
     ),
     Case("preview-scale-0", (*PREVIEW, "--out", "{tmp}/g.png", "--scale", "0"), "--scale"),
     Case("preview-frames-0", (*PREVIEW, "--out", "{tmp}/g.png", "--frames", "0"), "--frames"),
@@ -300,7 +274,7 @@ CASES = [
         "preview-data-not-hdf5",
         ("data", "preview", "{tmp}/d.h5", "--out", "{tmp}/g.png"),
         "not a readable HDF5 file",
-        _write("d.h5", PNG),
+        write("d.h5", PNG),
     ),
 ]
 
