@@ -1,0 +1,54 @@
+"""Every shipped preset resolves to the config it had before presets could inherit.
+
+``tests/data/resolved_presets.json`` holds each preset's resolved values as they were when
+every preset was a complete file; a preset shrunk to ``base:`` plus its differences must
+resolve to exactly those values.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from foresight.config import configs_dir, load_config, to_dict
+from foresight.envs import EnvConfig
+from foresight.envs.tasks import SuiteConfig
+from foresight.models import load_model_config
+from foresight.planners.config import load_planner, planner_to_dict
+from foresight.quickstart import QuickstartConfig
+
+SNAPSHOT = Path(__file__).parent / "data" / "resolved_presets.json"
+
+#: How each configs/ sub-folder's presets resolve to plain values.
+RESOLVERS = {
+    "env": lambda p: to_dict(load_config(EnvConfig, p)),
+    "suite": lambda p: to_dict(load_config(SuiteConfig, p)),
+    "model": lambda p: to_dict(load_model_config(p)),
+    "planner": lambda p: planner_to_dict(load_planner(p)),
+    "quickstart": lambda p: to_dict(load_config(QuickstartConfig, p)),
+}
+
+
+def resolved_presets() -> dict[str, dict[str, Any]]:
+    """``{"kind/name": resolved values}`` of every shipped preset."""
+    out = {}
+    for kind, resolve in RESOLVERS.items():
+        for path in sorted((configs_dir() / kind).glob("*.yaml")):
+            out[f"{kind}/{path.stem}"] = json.loads(json.dumps(resolve(path)))
+    return out
+
+
+@pytest.mark.parametrize("name", sorted(json.loads(SNAPSHOT.read_text())))
+def test_preset_resolves_as_before(name: str) -> None:
+    kind, stem = name.split("/")
+    path = configs_dir() / kind / f"{stem}.yaml"
+    assert path.is_file(), f"preset {name} was removed"
+    expected = json.loads(SNAPSHOT.read_text())[name]
+    assert json.loads(json.dumps(RESOLVERS[kind](path))) == expected
+
+
+def test_every_preset_is_in_the_snapshot() -> None:
+    assert sorted(resolved_presets()) == sorted(json.loads(SNAPSHOT.read_text()))
