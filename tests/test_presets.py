@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from foresight.config import configs_dir, load_config, to_dict
 from foresight.envs import EnvConfig
@@ -28,7 +29,12 @@ RESOLVERS = {
     "suite": lambda p: to_dict(load_config(SuiteConfig, p)),
     "model": lambda p: to_dict(load_model_config(p)),
     "planner": lambda p: planner_to_dict(load_planner(p)),
-    "quickstart": lambda p: to_dict(load_config(QuickstartConfig, p)),
+    # configs/quickstart/ holds quickstart presets and the model configs they name.
+    "quickstart": lambda p: (
+        to_dict(load_model_config(p))
+        if "model" in yaml.safe_load(p.read_text())
+        else to_dict(load_config(QuickstartConfig, p))
+    ),
 }
 
 
