@@ -120,7 +120,7 @@ class SuiteConfig:
 
 def load_suite(name_or_path: str | Path) -> SuiteConfig:
     """Load a suite preset (``easy``, ``hard``) or a suite YAML file."""
-    return load_config(SuiteConfig, resolve_config(name_or_path, "suite"))
+    return load_config(SuiteConfig, resolve_config(name_or_path, "suite"), kind="suite")
 
 
 def _footprint(config: EnvConfig, k: int) -> float:

@@ -122,16 +122,46 @@ def from_dict(cls: type[T], data: dict[str, Any] | None, source: str = "config")
     return _from_dict(cls, dict(data or {}), source)
 
 
-def load_config(cls: type[T], path: str | Path, overrides: dict[str, Any] | None = None) -> T:
-    """Load a YAML file into the dataclass ``cls``.
+#: The key by which a preset names the preset (or YAML file) it inherits from.
+BASE_KEY = "base"
+
+
+def _merge(base: dict[str, Any], child: dict[str, Any]) -> dict[str, Any]:
+    """``child`` over ``base``: nested mappings merge, anything else is replaced.
+
+    A nested mapping that names another class (its ``name`` differs from the base's, e.g. a
+    planner's ``cost: {name: pixel}`` over ``object``) replaces the base's whole block, whose
+    keys would not fit.
+    """
+    out = dict(base)
+    for key, value in child.items():
+        old = out.get(key)
+        if (
+            isinstance(value, dict)
+            and isinstance(old, dict)
+            and value.get("name", old.get("name")) == old.get("name")
+        ):
+            out[key] = _merge(old, value)
+        else:
+            out[key] = value
+    return out
+
+
+def read_yaml(path: str | Path, kind: str | None = None, _seen: tuple[Path, ...] = ()) -> dict:
+    """The mapping a YAML config file holds, with what it inherits through ``base:``.
+
+    ``base: vrnn`` names a preset of the same ``kind`` (or a YAML path, read relative to this
+    file); the file's own keys are merged over the base's (see :func:`_merge`), so a preset
+    states only how it differs. The one reader of config files: every loader goes through it.
 
     Args:
-        cls: A dataclass type.
-        path: YAML file of plain values.
-        overrides: Values that replace the file's (e.g. from command-line flags).
+        path: The YAML file.
+        kind: The configs sub-folder presets are looked up in (``model``, ``planner``, ...);
+            None: ``base:`` must be a path.
 
     Raises:
-        ConfigError: The file is missing, is not a YAML mapping, or has an unknown key.
+        ConfigError: Missing, not UTF-8, not YAML, not a mapping, or a ``base:`` that does not
+            resolve or inherits from itself.
     """
     path = Path(path)
     if not path.is_file():
@@ -144,6 +174,44 @@ def load_config(cls: type[T], path: str | Path, overrides: dict[str, Any] | None
         raise ConfigError(f"{path} is not valid YAML: {str(err).splitlines()[0]}") from err
     if not isinstance(data, dict):
         raise ConfigError(f"{path} must hold a mapping of keys to values")
+    if BASE_KEY not in data:
+        return data
+    base = data.pop(BASE_KEY)
+    if not isinstance(base, str) or not base:
+        raise ConfigError(f"{path}: '{BASE_KEY}' must name a preset or a YAML file, got {base!r}")
+    beside = path.parent / base
+    if base.endswith((".yaml", ".yml")) and beside.is_file():
+        base_path = beside
+    elif kind is not None:
+        base_path = resolve_config(base, kind)
+    else:
+        raise ConfigError(f"{path}: '{BASE_KEY}: {base}' must be a YAML file next to it")
+    seen = (*_seen, path.resolve())
+    if base_path.resolve() in seen:
+        raise ConfigError(f"{path}: '{BASE_KEY}: {base}' inherits from itself")
+    return _merge(read_yaml(base_path, kind, seen), data)
+
+
+def load_config(
+    cls: type[T],
+    path: str | Path,
+    overrides: dict[str, Any] | None = None,
+    kind: str | None = None,
+) -> T:
+    """Load a YAML file (with what it inherits, see :func:`read_yaml`) into the dataclass ``cls``.
+
+    Args:
+        cls: A dataclass type.
+        path: YAML file of plain values.
+        overrides: Values that replace the file's (e.g. from command-line flags).
+        kind: The preset folder a ``base:`` name is looked up in (None: only a YAML file
+            next to ``path`` can be a base).
+
+    Raises:
+        ConfigError: The file is missing, is not a YAML mapping, or has an unknown key.
+    """
+    path = Path(path)
+    data = read_yaml(path, kind)
     data.update(overrides or {})
     return from_dict(cls, data, str(path))
 

@@ -111,7 +111,7 @@ class Quickstart:
         cfg = self.cfg
         self._stage(f"collect {cfg.episodes} episodes -> {self.data}")
         env_config = load_config(
-            EnvConfig, resolve_config("push", "env"), {"image_size": cfg.image_size}
+            EnvConfig, resolve_config("push", "env"), {"image_size": cfg.image_size}, kind="env"
         )
         collect_dataset(
             self.data,
@@ -181,7 +181,7 @@ def _beside(config_file: Path, model: str) -> str:
 def run_quickstart(out: Path, preset: str = "default", device: str = "auto") -> Path:
     """Run (or resume) the quickstart preset ``preset`` into ``out``."""
     path = resolve_config(preset, "quickstart")
-    config = load_config(QuickstartConfig, path)
+    config = load_config(QuickstartConfig, path, kind="quickstart")
     models = tuple(_beside(path, m) for m in config.models)
     for model in models:  # every model config is checked before the first stage runs
         with_overrides(load_model_config(model), config.max_steps, None)

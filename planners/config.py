@@ -10,9 +10,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import yaml
-
-from foresight.config import from_dict, resolve_config, to_dict
+from foresight.config import from_dict, read_yaml, resolve_config, to_dict
 from foresight.errors import ConfigError
 from foresight.planners.costs import CostConfig, ObjectCostConfig, cost_from_dict
 from foresight.planners.optimizers import CEMConfig, OptimizerConfig, optimizer_from_dict
@@ -70,12 +68,7 @@ def planner_from_dict(data: dict[str, Any], source: str = "planner config") -> P
 def load_planner(name_or_path: str | Path) -> PlannerConfig:
     """Load a planner preset (``cem``, ``mppi``) or a planner YAML file."""
     path = resolve_config(name_or_path, "planner")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path} is not valid YAML: {str(err).splitlines()[0]}") from err
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path} must hold a mapping of keys to values")
+    data = read_yaml(path, "planner")
     return planner_from_dict(data, str(path))
 
 

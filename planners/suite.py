@@ -406,7 +406,7 @@ def run_suite(
     if plans:  # baselines need no cost and use no budget
         COSTS[planner_cfg.cost.name].validate(planner_cfg.cost)
         planner_cfg, budget = apply_budget(planner_cfg, model_cfg.plan if model_cfg else None)
-    env_cfg = load_config(EnvConfig, resolve_config(suite_cfg.env, "env"))
+    env_cfg = load_config(EnvConfig, resolve_config(suite_cfg.env, "env"), kind="env")
     spec = AgentSpec(
         model=model,
         planner=planner_to_dict(planner_cfg),

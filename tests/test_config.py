@@ -72,3 +72,53 @@ def test_presets_are_the_package_foresight_configs(tmp_path, monkeypatch):
     for kind in ("env", "model", "planner", "quickstart", "suite"):
         assert sorted((configs_dir() / kind).glob("*.yaml")), kind
     assert resolve_config("easy", "suite") == configs_dir() / "suite" / "easy.yaml"
+
+
+# --------------------------------------------------------------------------- inheritance
+def test_a_preset_inherits_from_a_named_base_and_merges_nested_blocks(tmp_path):
+    from foresight.models import load_model_config
+
+    mine = tmp_path / "mine.yaml"
+    mine.write_text("base: vrnn_fast\ng_dim: 16\ntrain: {lr: 3.0e-4}\n")
+    got = to_dict(load_model_config(mine))
+    fast = to_dict(load_model_config("vrnn_fast"))
+    assert got["g_dim"] == 16 and got["train"]["lr"] == 3.0e-4
+    # vrnn_fast's own values (over vrnn's) and the untouched nested keys are inherited.
+    assert got["channels"] == fast["channels"] == 4
+    assert got["train"]["max_steps"] == fast["train"]["max_steps"] == 5000
+    assert {k: v for k, v in got.items() if k not in ("g_dim", "train")} == {
+        k: v for k, v in fast.items() if k not in ("g_dim", "train")
+    }
+
+
+def test_a_base_can_be_a_yaml_file_next_to_the_preset(tmp_path):
+    (tmp_path / "parent.yaml").write_text("image_size: 32\nfriction: 0.7\n")
+    (tmp_path / "child.yaml").write_text("base: parent.yaml\nfriction: 0.9\n")
+    cfg = load_config(EnvConfig, tmp_path / "child.yaml")
+    assert (cfg.image_size, cfg.friction) == (32, 0.9)
+
+
+def test_a_block_of_another_class_replaces_the_base_block(tmp_path):
+    from foresight.planners.config import load_planner
+
+    path = tmp_path / "p.yaml"
+    path.write_text("base: fast\ncost: {name: pixel}\n")
+    planner = load_planner(path)
+    assert planner.cost.name == "pixel"  # fast's object-cost keys (pusher: ...) are not merged
+    assert planner.optimizer.samples == 64
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ("base: self.yaml\n", "inherits from itself"),
+        ("base: 3\n", "must name a preset or a YAML file"),
+        ("base: nope\n", "no env preset named 'nope'"),
+    ],
+)
+def test_bad_bases_are_one_line_errors(tmp_path, text, match):
+    path = tmp_path / "self.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=match) as err:
+        load_config(EnvConfig, path, kind="env")
+    assert "\n" not in str(err.value)

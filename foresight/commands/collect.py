@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     from foresight.envs import EnvConfig
 
     overrides = {} if args.image_size is None else {"image_size": args.image_size}
-    env_config = load_config(EnvConfig, resolve_config(args.config, "env"), overrides)
+    env_config = load_config(EnvConfig, resolve_config(args.config, "env"), overrides, kind="env")
     with output_lock(args.out, "foresight collect"):
         collect_dataset(
             args.out,

@@ -6,9 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-import yaml
-
-from foresight.config import from_dict, resolve_config
+from foresight.config import from_dict, read_yaml, resolve_config
 from foresight.errors import ConfigError
 from foresight.models.base import ModelConfig, VideoModel
 
@@ -47,14 +45,7 @@ def config_from_dict(data: dict[str, Any], source: str = "model config") -> Mode
 def load_model_config(name_or_path: str | Path) -> ModelConfig:
     """Load ``configs/model/<name>.yaml`` or a model YAML path."""
     path = resolve_config(name_or_path, "model")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except UnicodeDecodeError as err:
-        raise ConfigError(f"{path} is not UTF-8 text (byte {err.start}); save it as UTF-8") from err
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path} is not valid YAML: {str(err).splitlines()[0]}") from err
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path} must hold a mapping of keys to values")
+    data = read_yaml(path, "model")
     return config_from_dict(data, str(path))
 
 
