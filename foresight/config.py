@@ -11,6 +11,7 @@ import dataclasses
 import math
 import types
 import typing
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -192,11 +193,56 @@ def read_yaml(path: str | Path, kind: str | None = None, _seen: tuple[Path, ...]
     return _merge(read_yaml(base_path, kind, seen), data)
 
 
+def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
+    """Dotted command-line overrides (``train.lr=3e-4 channels=8``) as a nested mapping.
+
+    Each value is read as YAML (``3e-4`` a number, ``[1, 4]`` a list, ``true`` a boolean,
+    ``null`` None); the keys are checked later against the config's dataclasses, like a
+    file's keys.
+
+    Raises:
+        ConfigError: An item is not ``key=value`` or its value is not YAML.
+    """
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        parts = key.strip().split(".")
+        if not sep or not all(p.strip() for p in parts):
+            raise ConfigError(f"override '{item}' must be KEY=VALUE (e.g. train.lr=3e-4)")
+        try:
+            value = yaml.safe_load(text) if text.strip() else None
+        except yaml.YAMLError as err:
+            raise ConfigError(f"override '{item}': the value is not YAML ({err})") from err
+        if isinstance(value, str):
+            value = _number_or_text(value)
+        node = out
+        for part in parts[:-1]:
+            node = node.setdefault(part.strip(), {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override '{item}' sets a key inside a value set earlier")
+        node[parts[-1].strip()] = value
+    return out
+
+
+def _number_or_text(text: str) -> Any:
+    # YAML 1.1 reads "3e-4" (no dot) as text; on a command line it is the number it looks like.
+    try:
+        return float(text) if any(c in text for c in ".eE") else int(text)
+    except ValueError:
+        return text
+
+
+def with_overrides_from(data: dict[str, Any], items: Sequence[str]) -> dict[str, Any]:
+    """``data`` with the dotted overrides ``items`` merged in (see :func:`parse_overrides`)."""
+    return _merge(data, parse_overrides(items)) if items else data
+
+
 def load_config(
     cls: type[T],
     path: str | Path,
     overrides: dict[str, Any] | None = None,
     kind: str | None = None,
+    dotted: Sequence[str] = (),
 ) -> T:
     """Load a YAML file (with what it inherits, see :func:`read_yaml`) into the dataclass ``cls``.
 
@@ -204,6 +250,7 @@ def load_config(
         cls: A dataclass type.
         path: YAML file of plain values.
         overrides: Values that replace the file's (e.g. from command-line flags).
+        dotted: Command-line overrides ``key.sub=value`` (see :func:`parse_overrides`).
         kind: The preset folder a ``base:`` name is looked up in (None: only a YAML file
             next to ``path`` can be a base).
 
@@ -213,7 +260,8 @@ def load_config(
     path = Path(path)
     data = read_yaml(path, kind)
     data.update(overrides or {})
-    return from_dict(cls, data, str(path))
+    data = with_overrides_from(data, dotted)
+    return from_dict(cls, data, f"{path} (with overrides)" if dotted else str(path))
 
 
 #: Seeds feed numpy's SeedSequence, which takes non-negative integers (torch takes 64 bits).

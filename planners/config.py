@@ -6,11 +6,12 @@ the registry of that class gives the typed config, so each block only accepts it
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from foresight.config import from_dict, read_yaml, resolve_config, to_dict
+from foresight.config import from_dict, read_yaml, resolve_config, to_dict, with_overrides_from
 from foresight.errors import ConfigError
 from foresight.planners.costs import CostConfig, ObjectCostConfig, cost_from_dict
 from foresight.planners.optimizers import CEMConfig, OptimizerConfig, optimizer_from_dict
@@ -65,11 +66,16 @@ def planner_from_dict(data: dict[str, Any], source: str = "planner config") -> P
     return from_dict(PlannerConfig, data, source)
 
 
-def load_planner(name_or_path: str | Path) -> PlannerConfig:
-    """Load a planner preset (``cem``, ``mppi``) or a planner YAML file."""
+def load_planner(name_or_path: str | Path, overrides: Sequence[str] = ()) -> PlannerConfig:
+    """Load a planner preset (``cem``, ``mppi``) or a planner YAML file.
+
+    Args:
+        name_or_path: A preset name or a YAML path.
+        overrides: Command-line overrides ``key.sub=value`` (``optimizer.samples=128``).
+    """
     path = resolve_config(name_or_path, "planner")
-    data = read_yaml(path, "planner")
-    return planner_from_dict(data, str(path))
+    data = with_overrides_from(read_yaml(path, "planner"), overrides)
+    return planner_from_dict(data, f"{path} (with overrides)" if overrides else str(path))
 
 
 def planner_to_dict(config: PlannerConfig) -> dict[str, Any]:

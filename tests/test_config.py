@@ -122,3 +122,31 @@ def test_bad_bases_are_one_line_errors(tmp_path, text, match):
     with pytest.raises(ConfigError, match=match) as err:
         load_config(EnvConfig, path, kind="env")
     assert "\n" not in str(err.value)
+
+
+# --------------------------------------------------------------------------- overrides
+def test_dotted_overrides_parse_as_yaml_values():
+    from foresight.config import parse_overrides
+
+    got = parse_overrides(["train.lr=3e-4", "level_sides=[1, 4]", "dense=false", "x.y.z=null"])
+    assert got == {
+        "train": {"lr": 3e-4},
+        "level_sides": [1, 4],
+        "dense": False,
+        "x": {"y": {"z": None}},
+    }
+    with pytest.raises(ConfigError, match="must be KEY=VALUE"):
+        parse_overrides(["train.lr"])
+    with pytest.raises(ConfigError, match="inside a value set earlier"):
+        parse_overrides(["a=1", "a.b=2"])
+
+
+def test_overrides_are_checked_like_yaml_keys():
+    from foresight.models import load_model_config
+
+    cfg = load_model_config("vrnn_fast", ["train.lr=3e-4", "channels=8"])
+    assert (cfg.train.lr, cfg.channels, cfg.g_dim) == (3e-4, 8, 32)
+    with pytest.raises(ConfigError, match=r"unknown key 'lrr' .*\(with overrides\)"):
+        load_model_config("vrnn_fast", ["train.lrr=1"])
+    with pytest.raises(ConfigError, match="expected an integer"):
+        load_model_config("vrnn_fast", ["channels=wide"])

@@ -150,3 +150,15 @@ def test_plan_uses_and_records_the_models_budget(
     assert "planner budget" in err and "--overwrite" in err
     assert main(["plan", *args, "--device", "cpu", "--no-gifs", "--overwrite"]) == 0
     assert json.loads((out / "summary.json").read_text())["budget"]["samples"] == 12
+
+
+def test_plan_takes_dotted_planner_overrides(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    args = ("--model", "oracle", "--episodes", "1", "--no-gifs", "--out", str(out))
+    result = _plan(*args, "optimizer.samples=8", "optimizer.elites=2", "optimizer.iterations=1")
+    assert result.returncode == 0, result.stderr
+    settings = json.loads((out / "settings.json").read_text())
+    assert settings["planner"]["optimizer"]["samples"] == 8
+    assert settings["planner"]["optimizer"]["elites"] == 2
+    bad = _plan(*args, "optimizer.sample=8")
+    assert bad.returncode == 2 and "unknown key 'sample'" in bad.stderr

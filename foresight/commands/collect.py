@@ -38,6 +38,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="replace an existing --out file (without it, only a complete file with the same "
         "settings is accepted, and kept as it is)",
     )
+    p.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="KEY=VALUE",
+        help="override the env config's values, checked like its YAML keys "
+        "(e.g. friction=0.6 max_step=0.02)",
+    )
     p.set_defaults(func=run)
 
 
@@ -46,7 +53,9 @@ def run(args: argparse.Namespace) -> int:
     from foresight.envs import EnvConfig
 
     overrides = {} if args.image_size is None else {"image_size": args.image_size}
-    env_config = load_config(EnvConfig, resolve_config(args.config, "env"), overrides, kind="env")
+    env_config = load_config(
+        EnvConfig, resolve_config(args.config, "env"), overrides, "env", args.overrides
+    )
     with output_lock(args.out, "foresight collect"):
         collect_dataset(
             args.out,

@@ -54,12 +54,22 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--overwrite", action="store_true", help="replace a run in --out with other settings"
     )
+    p.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="KEY=VALUE",
+        help="override the planner config's values, checked like its YAML keys "
+        "(e.g. optimizer.samples=128 horizon=8)",
+    )
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Plan every episode, then print the summary table."""
+    from foresight.planners.config import load_planner
     from foresight.planners.suite import run_suite, summary_table
+
+    planner = load_planner(args.planner, args.overrides) if args.overrides else args.planner
 
     console = Console(stderr=True)
     # The bar starts only once run_suite has checked its inputs, so a bad input prints
@@ -85,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
                 out=args.out,
                 episodes=args.episodes,
                 seed=args.seed,
-                planner=args.planner,
+                planner=planner,
                 workers=args.workers,
                 device=args.device,
                 threads=args.threads,

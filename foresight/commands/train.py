@@ -51,6 +51,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--seed", type=int, default=None, help="training seed (default: config)")
     p.add_argument("--no-progress", action="store_true", help="no live progress bar")
+    p.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="KEY=VALUE",
+        help="override the model config's values, checked like its YAML keys "
+        "(e.g. train.lr=3e-4 channels=8)",
+    )
     p.set_defaults(func=run)
 
 
@@ -60,7 +67,9 @@ def run(args: argparse.Namespace) -> int:
     from foresight.training import TrainOptions, train, with_overrides
     from foresight.training.trainer import TrainingInterrupted
 
-    config = with_overrides(load_model_config(args.config), args.max_steps, args.seed)
+    config = with_overrides(
+        load_model_config(args.config, args.overrides), args.max_steps, args.seed
+    )
     if args.time_limit is not None and not 0 < args.time_limit < math.inf:
         raise ConfigError(
             f"--time-limit must be a positive number of minutes, got {args.time_limit}"

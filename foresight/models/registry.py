@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from foresight.config import from_dict, read_yaml, resolve_config
+from foresight.config import from_dict, read_yaml, resolve_config, with_overrides_from
 from foresight.errors import ConfigError
 from foresight.models.base import ModelConfig, VideoModel
 
@@ -42,11 +42,17 @@ def config_from_dict(data: dict[str, Any], source: str = "model config") -> Mode
     return from_dict(model_class(str(data["model"])).config_class, data, source)
 
 
-def load_model_config(name_or_path: str | Path) -> ModelConfig:
-    """Load ``configs/model/<name>.yaml`` or a model YAML path."""
+def load_model_config(name_or_path: str | Path, overrides: Sequence[str] = ()) -> ModelConfig:
+    """Load ``configs/model/<name>.yaml`` or a model YAML path.
+
+    Args:
+        name_or_path: A preset name or a YAML path.
+        overrides: Command-line overrides ``key.sub=value`` (e.g. ``train.lr=3e-4``), checked
+            like the file's own keys.
+    """
     path = resolve_config(name_or_path, "model")
-    data = read_yaml(path, "model")
-    return config_from_dict(data, str(path))
+    data = with_overrides_from(read_yaml(path, "model"), overrides)
+    return config_from_dict(data, f"{path} (with overrides)" if overrides else str(path))
 
 
 def build_model(config: ModelConfig) -> VideoModel:
