@@ -228,6 +228,31 @@ CASES = [
     ),
     # ---------------------------------------------------------------- other verbs: outputs
     Case(
+        "train-override-unknown-key",
+        ("train", "--config", "vrnn_fast", "--data", "{tmp}/d.h5", "--out", "{tmp}/r", "chanels=8"),
+        "unknown key 'chanels'",
+    ),
+    Case(
+        "train-override-not-key-value",
+        ("train", "--config", "vrnn_fast", "--data", "{tmp}/d.h5", "--out", "{tmp}/r", "lr"),
+        "must be KEY=VALUE",
+    ),
+    Case(
+        "train-gan-discriminator-lr-negative",
+        ("train", "--config", "gan", "--data", "{tmp}/d.h5", "--out", "{tmp}/r", "d_lr=-1"),
+        "d_lr must be a positive number",
+    ),
+    Case(
+        "plan-override-wrong-type",
+        (*PLAN, "--out", "{tmp}/p", "optimizer.samples=many"),
+        "expected an integer",
+    ),
+    Case(
+        "collect-override-unknown-key",
+        (*COLLECT, "--out", "{tmp}/d.h5", "frictio=0.6"),
+        "unknown key 'frictio'",
+    ),
+    Case(
         "train-out-is-a-file",
         ("train", "--config", "vrnn_fast", "--data", "{tmp}/d.h5", "--out", "{tmp}/r"),
         "is a file",

@@ -148,6 +148,13 @@ class GANConfig(ModelConfig):
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.noise_channels < 0:
             raise ValueError(f"noise_channels must be >= 0, got {self.noise_channels}")
+        # The discriminator's optimizer is built here, not from train:, so check it here.
+        if not self.d_lr > 0:
+            raise ValueError(f"d_lr must be a positive number, got {self.d_lr}")
+        if len(self.d_betas) != 2 or not all(0.0 <= b < 1.0 for b in self.d_betas):
+            raise ValueError(f"d_betas must be two numbers in [0, 1), got {list(self.d_betas)}")
+        if self.d_grad_clip < 0:
+            raise ValueError(f"d_grad_clip must be >= 0 (0: off), got {self.d_grad_clip}")
         k = self.scales
         if k < 1 or any(len(x) != k for x in (self.g_kernels, self.d_widths, self.d_kernels)):
             raise ValueError("g_widths, g_kernels, d_widths, d_kernels need one entry per scale")
