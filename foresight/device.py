@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import re
 from typing import TYPE_CHECKING
 
@@ -13,6 +14,11 @@ if TYPE_CHECKING:
 #: What ``--device`` accepts (``cuda:N`` too, for one GPU of several).
 DEVICE_HELP = "auto (cuda when present, else cpu), cpu, cuda or cuda:N"
 _DEVICE = re.compile(r"^(auto|cpu|cuda)(?::(\d+))?$")
+
+
+def add_device_flag(parser: argparse.ArgumentParser, what: str = "device") -> None:
+    """The ``--device`` flag, declared the same way for every verb."""
+    parser.add_argument("--device", default="auto", help=f"{what}: {DEVICE_HELP}")
 
 
 def resolve_device(requested: str, local_rank: int | None = None) -> torch.device:

@@ -253,6 +253,18 @@ CASES = [
         "unknown key 'frictio'",
     ),
     Case(
+        "train-device-tpu",
+        ("train", "--config", "vrnn_fast", "--data", "{tmp}/d.h5", "--out", "{tmp}/r")
+        + ("--device", "tpu"),
+        "--device must be",
+    ),
+    Case("quickstart-device-tpu", ("quickstart", "--out", "{tmp}/q", "--device", "tpu"), "tpu"),
+    Case(
+        "evaluate-device-tpu",
+        ("evaluate", "--model", "zero", "--out", "{tmp}/e", "--device", "tpu"),
+        "--device must be",
+    ),
+    Case(
         "train-out-is-a-file",
         ("train", "--config", "vrnn_fast", "--data", "{tmp}/d.h5", "--out", "{tmp}/r"),
         "is a file",

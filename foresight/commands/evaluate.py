@@ -9,6 +9,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from foresight.device import add_device_flag
 from foresight.progress import make_progress
 from foresight.results import EvaluateOptions, curve_mean, non_finite_name, non_finite_steps
 
@@ -30,7 +31,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--data", type=Path, default=None, help="dataset for prediction metrics")
     p.add_argument("--out", type=Path, required=True, help="run directory")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    add_device_flag(p, "model device")
     p.add_argument("--label", default=None, help="name in reports (default: the run folder's)")
     EvaluateOptions.add_flags(p)
     # A flag of this call, not an EvaluateOptions field: it says what to do with an earlier

@@ -9,7 +9,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import TextColumn
 
-from foresight.device import DEVICE_HELP
+from foresight.device import add_device_flag
 from foresight.io import output_lock
 from foresight.progress import make_progress
 
@@ -43,7 +43,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--workers", type=int, default=1, help="parallel worker processes (at most one per core)"
     )
-    p.add_argument("--device", default="auto", help=f"model device: {DEVICE_HELP}")
+    add_device_flag(p, "model device")
     p.add_argument(
         "--threads",
         type=int,

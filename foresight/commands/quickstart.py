@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from foresight.device import add_device_flag, resolve_device
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Register ``quickstart``."""
@@ -22,7 +24,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="quickstart preset name or YAML (default: default, or tiny with --tiny)",
     )
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    add_device_flag(p, "device for training and planning")
     p.set_defaults(func=run)
 
 
@@ -32,6 +34,7 @@ def run(args: argparse.Namespace) -> int:
     from foresight.quickstart import run_quickstart
 
     preset = args.preset or ("tiny" if args.tiny else "default")
+    resolve_device(args.device)  # before the first stage, not after the collection
     check_out_dir(args.out)
     with output_lock(args.out, "foresight quickstart"):
         run_quickstart(args.out, preset, args.device)

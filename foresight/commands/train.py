@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING
 
 from rich.console import Console
 
+from foresight.device import add_device_flag
 from foresight.errors import ConfigError
 from foresight.io import check_out_dir, output_lock
-from foresight.training.distributed import DEVICE_CHOICES
 
 if TYPE_CHECKING:
     from foresight.training import TrainResult
@@ -40,7 +40,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="stop after this many minutes of training steps (validation excluded, summed "
         "over resumes), then validate and checkpoint; for equal-time comparisons",
     )
-    p.add_argument("--device", default="auto", choices=DEVICE_CHOICES, help="default: auto")
+    add_device_flag(p, "training device (under torchrun: auto or cuda, one GPU per process)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
     p.add_argument(
         "--allow-other-data",

@@ -15,8 +15,6 @@ import torch.distributed as dist
 
 from foresight.device import resolve_device
 
-DEVICE_CHOICES = ("auto", "cpu", "cuda")
-
 
 def pick_device(requested: str, local_rank: int = 0) -> torch.device:
     """The device to train on (see :func:`foresight.device.resolve_device`).
