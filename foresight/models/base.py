@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from foresight.batch import ACTION_DIM, STATE_DIM
+from foresight.config import check_seed
 
 if TYPE_CHECKING:
     from foresight.training.optim import Optimization
@@ -76,8 +77,7 @@ class TrainConfig:
         _check_int("train.eval_samples", self.eval_samples, 1)
         for name in ("warmup_steps", "num_workers"):
             _check_int(f"train.{name}", getattr(self, name), 0)
-        if not (_is_int(self.seed) and 0 <= self.seed < 2**63):  # numpy's SeedSequence range
-            raise ValueError(f"train.seed must be an integer from 0 to 2**63-1, got {self.seed!r}")
+        check_seed(self.seed, "train.seed")
         _check_float("train.lr", self.lr, positive=True)
         for name in ("weight_decay", "grad_clip"):
             _check_float(f"train.{name}", getattr(self, name))
