@@ -29,9 +29,9 @@ import foresight.envs  # noqa: F401  (selects MUJOCO_GL before mujoco is importe
 def bare_limit(image_size: int, seconds: float) -> float:
     import mujoco
 
-    from foresight.envs import EnvConfig, PushSim
+    from foresight.envs import PushConfig, PushSim
 
-    sim = PushSim(EnvConfig(image_size=image_size))
+    sim = PushSim(PushConfig(image_size=image_size))
     sim.set_layout(
         np.zeros(2), np.array([[0.1, 0.0], [-0.1, 0.1], [0.0, -0.1]]), np.zeros(3), np.ones(3, bool)
     )

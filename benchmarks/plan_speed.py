@@ -26,7 +26,7 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from foresight.envs import PushEnv, load_suite, sample_tasks
+from foresight.envs import EnvSpec, PushEnv, load_env, load_suite, sample_tasks
 from foresight.models import build_model, load_model, load_model_config
 from foresight.planners import ModelPredictor, MPCPolicy, OraclePredictor, load_planner
 from foresight.planners.config import apply_budget
@@ -37,7 +37,7 @@ from foresight.planners.suite import resolve_device
 def time_policy(name: str, policy: Policy, env_size: int | None, steps: int) -> dict:
     suite = load_suite("easy")
     env = PushEnv(image_size=env_size)
-    task = sample_tasks(env.config, suite.tasks, suite.seed, 1)[0]
+    task = sample_tasks(EnvSpec.of(env), suite.tasks, suite.seed, 1)[0]
     start = time.perf_counter()
     run_episode(env, policy, task, steps, np.random.default_rng(0))
     wall = time.perf_counter() - start
@@ -72,7 +72,7 @@ def main() -> None:
     torch.manual_seed(0)
 
     rows = []
-    oracle_env = PushEnv().config
+    oracle_env = load_env("push")
     rows.append(
         {
             **time_policy(

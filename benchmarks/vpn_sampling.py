@@ -30,7 +30,7 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from foresight.envs import PushEnv, load_suite, sample_tasks
+from foresight.envs import EnvSpec, PushEnv, load_suite, sample_tasks
 from foresight.models import build_model, load_model, load_model_config
 from foresight.models.vpn import VideoPixelNetwork, sample_fast, sample_naive
 from foresight.planners import ModelPredictor, MPCPolicy, load_planner
@@ -77,7 +77,7 @@ def time_cem_step(model: VideoPixelNetwork, steps: int) -> tuple[float, str]:
     planner, used = apply_budget(load_planner("cem"), model.config.plan)
     suite = load_suite("easy")
     env = PushEnv(image_size=model.config.image_size)
-    task = sample_tasks(env.config, suite.tasks, suite.seed, 1)[0]
+    task = sample_tasks(EnvSpec.of(env), suite.tasks, suite.seed, 1)[0]
     predictor = ModelPredictor(model, planner.num_samples, planner.batch_size)
     policy = MPCPolicy(predictor, planner)
     run_episode(env, policy, task, steps, np.random.default_rng(0))

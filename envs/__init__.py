@@ -1,4 +1,8 @@
-"""MuJoCo tabletop pushing environments, registered with gymnasium.
+"""foresight's environments, registered with gymnasium, and the contract they share.
+
+The contract every env implements is :class:`ForesightEnv` (:mod:`foresight.envs.base`); an
+:class:`EnvSpec` names an env and its config (:mod:`foresight.envs.spec`); suites of tasks are in
+:mod:`foresight.envs.suite`. Each env is a folder of its own: ``push/`` is ``foresight/Push-v0``.
 
 Importing this package does two cheap things: it chooses the headless GL backend
 (``MUJOCO_GL``, which must be set before ``mujoco`` is imported; a value the user set is kept)
@@ -17,51 +21,72 @@ from gymnasium.envs.registration import register
 from foresight.envs.gl import select_gl_backend
 
 if TYPE_CHECKING:
-    from foresight.envs.push_v0 import PushEnv
-    from foresight.envs.sim import EnvConfig, ObjectSpec, PushSim
-    from foresight.envs.tasks import (
+    from foresight.envs.base import ExplorationPolicy, ForesightEnv, Goal, PlanarKinematics
+    from foresight.envs.push.env import PushEnv
+    from foresight.envs.push.policy import InteractionPolicy, PolicyConfig
+    from foresight.envs.push.sim import ObjectSpec, PushConfig, PushSim
+    from foresight.envs.push.tasks import (
         Layout,
-        SuiteConfig,
         Task,
         TaskDistribution,
-        load_suite,
         sample_layout,
         sample_task,
-        sample_tasks,
     )
+    from foresight.envs.spec import DEFAULT_ENV, EnvSpec, env_class, load_env
+    from foresight.envs.suite import SuiteConfig, load_suite, sample_tasks
 
 select_gl_backend()
 
 ENV_ID = "foresight/Push-v0"
 
-register(id=ENV_ID, entry_point="foresight.envs.push_v0:PushEnv", max_episode_steps=30)
+register(id=ENV_ID, entry_point="foresight.envs.push.env:PushEnv", max_episode_steps=30)
 
 # Public name -> submodule defining it; loaded by __getattr__ on first access.
 _LAZY = {
-    "PushEnv": "push_v0",
-    "EnvConfig": "sim",
-    "ObjectSpec": "sim",
-    "PushSim": "sim",
-    "Layout": "tasks",
-    "SuiteConfig": "tasks",
-    "Task": "tasks",
-    "TaskDistribution": "tasks",
-    "load_suite": "tasks",
-    "sample_layout": "tasks",
-    "sample_task": "tasks",
-    "sample_tasks": "tasks",
+    "ExplorationPolicy": "base",
+    "ForesightEnv": "base",
+    "Goal": "base",
+    "PlanarKinematics": "base",
+    "DEFAULT_ENV": "spec",
+    "EnvSpec": "spec",
+    "env_class": "spec",
+    "load_env": "spec",
+    "SuiteConfig": "suite",
+    "load_suite": "suite",
+    "sample_tasks": "suite",
+    "PushEnv": "push.env",
+    "InteractionPolicy": "push.policy",
+    "PolicyConfig": "push.policy",
+    "PushConfig": "push.sim",
+    "ObjectSpec": "push.sim",
+    "PushSim": "push.sim",
+    "Layout": "push.tasks",
+    "Task": "push.tasks",
+    "TaskDistribution": "push.tasks",
+    "sample_layout": "push.tasks",
+    "sample_task": "push.tasks",
 }
 
 __all__ = [
+    "DEFAULT_ENV",
     "ENV_ID",
-    "EnvConfig",
+    "EnvSpec",
+    "ExplorationPolicy",
+    "ForesightEnv",
+    "Goal",
+    "InteractionPolicy",
     "Layout",
     "ObjectSpec",
+    "PlanarKinematics",
+    "PolicyConfig",
+    "PushConfig",
     "PushEnv",
     "PushSim",
     "SuiteConfig",
     "Task",
     "TaskDistribution",
+    "env_class",
+    "load_env",
     "load_suite",
     "sample_layout",
     "sample_task",

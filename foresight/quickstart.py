@@ -106,17 +106,14 @@ class Quickstart:
         A complete file made with the same settings is kept; other settings are a one-line
         error rather than a silently reused dataset.
         """
-        from foresight.envs import EnvConfig
+        from foresight.envs import load_env
 
         cfg = self.cfg
         self._stage(f"collect {cfg.episodes} episodes -> {self.data}")
-        env_config = load_config(
-            EnvConfig, resolve_config("push", "env"), {"image_size": cfg.image_size}, kind="env"
-        )
         collect_dataset(
             self.data,
             cfg.episodes,
-            env_config,
+            load_env("push", {"image_size": cfg.image_size}),
             steps=cfg.steps,
             workers=cfg.collect_workers,
             console=self.console,

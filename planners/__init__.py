@@ -7,7 +7,7 @@ video models), the MPC loop and the task-suite runner.
 """
 
 from foresight.planners.config import PlannerConfig, load_planner, planner_from_dict
-from foresight.planners.costs import COSTS, Cost, CostConfig, Goal, build_cost, make_goal
+from foresight.planners.costs import COSTS, Auxiliary, Cost, CostConfig, build_cost
 from foresight.planners.mpc import (
     EpisodeResult,
     MPCPolicy,
@@ -32,6 +32,7 @@ from foresight.planners.suite import NAMED_POLICIES, SuiteResult, build_policy, 
 __all__ = [
     "CEM",
     "COSTS",
+    "Auxiliary",
     "MPPI",
     "NAMED_POLICIES",
     "OPTIMIZERS",
@@ -39,7 +40,6 @@ __all__ = [
     "Cost",
     "CostConfig",
     "EpisodeResult",
-    "Goal",
     "MPCPolicy",
     "MPPIConfig",
     "ModelPredictor",
@@ -57,7 +57,6 @@ __all__ = [
     "build_optimizer",
     "build_policy",
     "load_planner",
-    "make_goal",
     "planner_from_dict",
     "run_episode",
     "run_suite",

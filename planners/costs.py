@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from foresight.config import from_dict
+from foresight.envs.base import Goal
 from foresight.errors import ConfigError
 
 
@@ -48,104 +49,20 @@ class CostConfig:
 
 
 @dataclass(frozen=True)
-class PusherKinematics:
-    """Where actions put the position-controlled pusher, and where that is in the image.
+class Auxiliary:
+    """What a cost may read besides the frames: the robot, from the commanded actions.
+
+    The robot is position-controlled, so where the actions put it is exact until a contact
+    stops it, however blurry the predicted frame. One row per scored frame.
 
     Attributes:
-        max_step: Metres moved by an action of 1 along an axis.
-        workspace: The pusher centre stays within ``[-workspace, workspace]^2`` (m).
-        view_half_extent: Half the width of the table area the top camera sees (m).
-        image_size: Side of the frames the cost scores (pixels).
+        robot_state: ``(M, S)`` commanded robot state at each frame (the env's units).
+        robot_pixel: ``(M, 2)`` where that puts the robot in the image: (row, col) in image
+            widths (pixel ``i`` is at ``i / size``).
     """
 
-    max_step: float
-    workspace: float
-    view_half_extent: float
-    image_size: int
-
-    def commanded(self, start: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-        """Commanded pusher positions after each action (contacts ignored).
-
-        Args:
-            start: ``(2,)`` pusher xy now (m).
-            actions: ``(N, H, 2)`` candidate actions in [-1, 1].
-
-        Returns:
-            ``(N, H, 2)`` pusher xy after each action (m), clipped to the workspace step by
-            step as the walls do.
-        """
-        xy = start.to(actions).expand(actions.shape[0], 2)
-        out = []
-        for t in range(actions.shape[1]):
-            xy = (xy + actions[:, t].clamp(-1, 1) * self.max_step).clamp(
-                -self.workspace, self.workspace
-            )
-            out.append(xy)
-        return torch.stack(out, 1)
-
-    def to_image(self, xy: torch.Tensor) -> torch.Tensor:
-        """Table xy ``(..., 2)`` (m) -> (row, col) in image widths.
-
-        The units of :class:`ObjectCost`'s centroids: pixel ``i`` is at ``i / size``.
-        """
-        half, size = self.view_half_extent, self.image_size
-        col = (xy[..., 0] + half) / (2 * half) - 0.5 / size
-        row = (half - xy[..., 1]) / (2 * half) - 0.5 / size
-        return torch.stack([row, col], -1)
-
-
-@dataclass(frozen=True)
-class Goal:
-    """What a cost compares predictions with.
-
-    Attributes:
-        image: ``(H, W, 3)`` uint8 goal image (target at its goal, pusher hidden).
-        colors: ``(P, 3)`` float colours in [0, 1] of everything the camera can show, each
-            as lit from above and as shaded (object sides).
-        labels: ``(P,)`` int class of each colour (one class per geom colour).
-        target_label: Class of the target object.
-        pusher_label: Class of the pusher.
-        pusher: The pusher's kinematics (None: costs can only read it from frames).
-    """
-
-    image: np.ndarray
-    colors: np.ndarray
-    labels: np.ndarray
-    target_label: int
-    pusher_label: int
-    pusher: PusherKinematics | None = None
-
-
-def make_goal(env: Any, task: Any) -> Goal:
-    """The goal of ``task`` for a :class:`~foresight.envs.PushEnv` reset with it.
-
-    Colours come from the MuJoCo model itself (geom RGBA under the headlight), so the
-    colour masks follow any change to the scene.
-    """
-    sim = env.sim
-    model = sim.model
-    light = model.vis.headlight
-    top = float(light.ambient[0] + light.diffuse[0])
-    side = float(light.ambient[0])
-    names = [model.geom(i).name for i in range(model.ngeom)]
-    rgb = np.asarray(model.geom_rgba[:, :3], dtype=np.float64)
-    uniq, labels = np.unique(rgb.round(4), axis=0, return_inverse=True)
-    labels = labels.reshape(-1)
-    target = labels[names.index(env.config.objects[task.target].name)]
-    pusher = labels[names.index("pusher")]
-    colors = np.concatenate([uniq * top, uniq * side])
-    image = env.goal_image(task)
-    cfg = env.config
-    return Goal(
-        image=image,
-        colors=colors.astype(np.float32),
-        labels=np.concatenate([np.arange(len(uniq)), np.arange(len(uniq))]),
-        target_label=int(target),
-        pusher_label=int(pusher),
-        pusher=PusherKinematics(
-            cfg.max_step, cfg.workspace, cfg.view_half_extent, int(image.shape[0])
-        ),
-    )
+    robot_state: torch.Tensor
+    robot_pixel: torch.Tensor
 
 
 def frames_to_tensor(frames: np.ndarray, device: str | torch.device = "cpu") -> torch.Tensor:
@@ -190,13 +107,13 @@ class Cost(ABC):
         return (w / w.sum()).to(self.device)
 
     @abstractmethod
-    def frame_costs(self, frames: torch.Tensor, pusher: torch.Tensor | None = None) -> torch.Tensor:
+    def frame_costs(self, frames: torch.Tensor, aux: Auxiliary | None = None) -> torch.Tensor:
         """Cost of single frames.
 
         Args:
             frames: ``(M, 3, H, W)`` float in [0, 1].
-            pusher: ``(M, 2)`` commanded pusher (row, col) in image widths at each frame, or
-                None when unknown; costs that do not use it ignore it.
+            aux: The commanded robot at each frame, or None when unknown; costs that do not
+                use it ignore it.
 
         Returns:
             ``(M,)`` costs, lower is closer to the goal.
@@ -208,7 +125,7 @@ class Cost(ABC):
         frames: torch.Tensor,
         horizon: int,
         actions: torch.Tensor | None = None,
-        pusher_xy: torch.Tensor | None = None,
+        robot_state: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Score imagined futures.
 
@@ -216,9 +133,9 @@ class Cost(ABC):
             frames: ``(N, S, T', 3, H, W)`` the frames of :meth:`steps` for ``N`` action
                 sequences and ``S`` sampled futures each.
             horizon: ``H``, the planning horizon the frames came from.
-            actions: ``(N, H, A)`` the candidate actions (with ``pusher_xy``: costs may read
-                the commanded pusher from them).
-            pusher_xy: ``(2,)`` the pusher's xy now (m).
+            actions: ``(N, H, A)`` the candidate actions (with ``robot_state``: costs may read
+                the commanded robot from them, through the goal's kinematics).
+            robot_state: ``(S,)`` the robot's state now (the observation's ``state``).
 
         Returns:
             ``(N,)`` costs: frames weighted over the horizon, samples averaged.
@@ -229,21 +146,25 @@ class Cost(ABC):
                 f"predicted frames are {tuple(frames.shape[-2:])} but the goal image is "
                 f"{tuple(self.goal_frame.shape[-2:])}; render the env at the model's image_size"
             )
-        pusher = None
-        kin = self.goal.pusher
-        if actions is not None and pusher_xy is not None and kin is not None:
-            xy = kin.commanded(torch.as_tensor(pusher_xy), torch.as_tensor(actions))
-            where = kin.to_image(xy[:, self.steps(horizon)].to(self.device).float())  # (N, T', 2)
-            pusher = where[:, None].expand(n, s, t, 2).reshape(n * s * t, 2)
+        aux = None
+        kin = self.goal.kinematics
+        if actions is not None and robot_state is not None and kin is not None:
+            commanded = kin.commanded(torch.as_tensor(robot_state), torch.as_tensor(actions))
+            state = commanded[:, self.steps(horizon)].to(self.device).float()  # (N, T', S)
+
+            def per_frame_rows(x: torch.Tensor) -> torch.Tensor:
+                return x[:, None].expand(n, s, *x.shape[1:]).reshape(n * s * t, -1)
+
+            aux = Auxiliary(per_frame_rows(state), per_frame_rows(kin.to_image(state)))
         flat = frames.reshape(n * s * t, *frames.shape[3:]).float()
-        per_frame = self.frame_costs(flat, pusher).reshape(n, s, t)
+        per_frame = self.frame_costs(flat, aux).reshape(n, s, t)
         return (per_frame * self.weights(horizon)).sum(-1).mean(-1)
 
 
 class PixelCost(Cost):
     """Sum of squared pixel errors to the goal image (VP2's goal-image cost)."""
 
-    def frame_costs(self, frames: torch.Tensor, pusher: torch.Tensor | None = None) -> torch.Tensor:
+    def frame_costs(self, frames: torch.Tensor, aux: Auxiliary | None = None) -> torch.Tensor:
         """See :meth:`Cost.frame_costs` (the pusher is in the image already)."""
         return ((frames - self.goal_frame) ** 2).flatten(1).sum(-1)
 
@@ -293,7 +214,7 @@ class LpipsCost(Cost):
 
         find_weights(config.weights)  # type: ignore[attr-defined]
 
-    def frame_costs(self, frames: torch.Tensor, pusher: torch.Tensor | None = None) -> torch.Tensor:
+    def frame_costs(self, frames: torch.Tensor, aux: Auxiliary | None = None) -> torch.Tensor:
         """See :meth:`Cost.frame_costs` (the pusher is in the image already)."""
         from foresight.perceptual import lpips_distance
 
@@ -382,21 +303,21 @@ class ObjectCost(Cost):
         c = (w @ torch.stack([rows, cols], -1)) / mass.clamp_min(1e-6)[..., None]
         return c, mass
 
-    def frame_costs(self, frames: torch.Tensor, pusher: torch.Tensor | None = None) -> torch.Tensor:
+    def frame_costs(self, frames: torch.Tensor, aux: Auxiliary | None = None) -> torch.Tensor:
         """See :meth:`Cost.frame_costs`."""
         cfg: ObjectCostConfig = self.config  # type: ignore[assignment]
-        commanded = cfg.pusher == "commanded" and pusher is not None
+        commanded = cfg.pusher == "commanded" and aux is not None
         labels = (
             [self.goal.target_label]
             if commanded
-            else [self.goal.target_label, self.goal.pusher_label]
+            else [self.goal.target_label, self.goal.robot_label]
         )
         c, mass = self.centroids(frames, labels)
         target = c[:, 0]
         cost = (target - self.goal_centroid).norm(dim=-1)
         if cfg.pusher_weight and commanded:
-            assert pusher is not None
-            cost = cost + cfg.pusher_weight * (pusher.to(target) - target).norm(dim=-1)
+            assert aux is not None
+            cost = cost + cfg.pusher_weight * (aux.robot_pixel.to(target) - target).norm(dim=-1)
         elif cfg.pusher_weight:
             near = (c[:, 1] - target).norm(dim=-1)
             # A pusher the prediction lost is no evidence that it is near the target: count

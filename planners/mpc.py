@@ -16,8 +16,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from foresight.envs.base import Goal
 from foresight.planners.config import PlannerConfig
-from foresight.planners.costs import COSTS, Cost, build_cost, make_goal
+from foresight.planners.costs import COSTS, Cost, build_cost
 from foresight.planners.optimizers import Optimizer, build_optimizer
 from foresight.planners.predictors import Observation, Predictor
 
@@ -41,8 +42,8 @@ class Policy(ABC):
         self.model_seconds = 0.0
 
     @abstractmethod
-    def reset(self, env: Any, task: Any, obs: Observation, rng: np.random.Generator) -> None:
-        """Start an episode of ``task`` in ``env`` (a reset ``PushEnv``)."""
+    def reset(self, env: Any, goal: Goal, obs: Observation, rng: np.random.Generator) -> None:
+        """Start an episode towards ``goal`` in ``env`` (a reset :class:`ForesightEnv`)."""
 
     @abstractmethod
     def act(self, obs: Observation) -> np.ndarray:
@@ -58,7 +59,7 @@ class Policy(ABC):
 class ZeroPolicy(Policy):
     """Baseline: never move (what success costs if the planner does nothing)."""
 
-    def reset(self, env: Any, task: Any, obs: Observation, rng: np.random.Generator) -> None:
+    def reset(self, env: Any, goal: Goal, obs: Observation, rng: np.random.Generator) -> None:
         """Remember the action size."""
         self._dim = int(env.action_space.shape[0])
         self.plan_seconds = []
@@ -74,7 +75,7 @@ class ZeroPolicy(Policy):
 class RandomPolicy(Policy):
     """Baseline: uniformly random actions (what success costs without foresight)."""
 
-    def reset(self, env: Any, task: Any, obs: Observation, rng: np.random.Generator) -> None:
+    def reset(self, env: Any, goal: Goal, obs: Observation, rng: np.random.Generator) -> None:
         """Take the episode's generator."""
         self._dim = int(env.action_space.shape[0])
         self._rng = rng
@@ -116,11 +117,11 @@ class MPCPolicy(Policy):
         self.image_size = predictor.image_size
         self.cost: Cost | None = None
 
-    def reset(self, env: Any, task: Any, obs: Observation, rng: np.random.Generator) -> None:
-        """Build the goal and cost of ``task``; forget the previous plan."""
-        self.cost = build_cost(self.config.cost, make_goal(env, task), self.device)
+    def reset(self, env: Any, goal: Goal, obs: Observation, rng: np.random.Generator) -> None:
+        """Build the cost of ``goal``; forget the previous plan."""
+        self.cost = build_cost(self.config.cost, goal, self.device)
         self.predictor.reset(obs, int(rng.integers(2**31)))
-        self._pusher_xy = np.asarray(obs.state, dtype=np.float32)
+        self._robot_state = np.asarray(obs.state, dtype=np.float32)
         self._rng = rng
         self._dim = int(env.action_space.shape[0])
         self._plan: np.ndarray | None = None
@@ -140,7 +141,7 @@ class MPCPolicy(Policy):
             frames,
             h,
             torch.as_tensor(actions, dtype=torch.float32),
-            torch.as_tensor(self._pusher_xy),
+            torch.as_tensor(self._robot_state),
         )
         best = int(torch.argmin(costs))
         if float(costs[best]) < self._best_cost:
@@ -179,7 +180,7 @@ class MPCPolicy(Policy):
     def observe(self, action: np.ndarray, obs: Observation) -> None:
         """Pass the executed step on to the predictor."""
         self.predictor.observe(action, obs)
-        self._pusher_xy = np.asarray(obs.state, dtype=np.float32)
+        self._robot_state = np.asarray(obs.state, dtype=np.float32)
 
     def close(self) -> None:
         """Release the predictor."""
@@ -237,17 +238,17 @@ def run_episode(
     """Run ``policy`` on ``task`` for ``steps`` actions; success is judged after the last.
 
     Args:
-        env: A :class:`~foresight.envs.PushEnv` rendering at ``policy.image_size``.
+        env: A :class:`~foresight.envs.ForesightEnv` rendering at ``policy.image_size``.
         policy: The policy (reset here).
-        task: A :class:`~foresight.envs.Task`.
+        task: A task of that env (from its ``sample_task``).
         steps: Episode length in actions.
         rng: The episode's only source of randomness.
     """
     raw, info = env.reset(options={"task": task})
     obs = _observation(env, raw)
     initial = float(info["target_distance"])
-    policy.reset(env, task, obs, rng)
-    goal = env.goal_image(task)
+    goal = env.goal(task)
+    policy.reset(env, goal, obs, rng)
     frames = [obs.image]
     imagined: list[np.ndarray] = []
     for _ in range(steps):
@@ -269,5 +270,5 @@ def run_episode(
         model_seconds_per_step=policy.model_seconds / len(times),
         frames=np.stack(frames),
         imagined=np.stack(imagined) if len(imagined) == steps else None,
-        goal=goal,
+        goal=goal.image,
     )

@@ -14,11 +14,15 @@ from __future__ import annotations
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from foresight.planners.costs import frames_to_tensor
+
+if TYPE_CHECKING:
+    from foresight.envs import EnvSpec
 
 
 @dataclass(frozen=True)
@@ -27,8 +31,8 @@ class Observation:
 
     Attributes:
         image: ``(H, W, 3)`` uint8 camera frame.
-        state: ``(S,)`` float32 robot state (pusher xy).
-        sim_state: ``(state_size,)`` float64 raw simulator state (only the oracle reads it).
+        state: ``(S,)`` float32 robot state (the env's ``state`` observation).
+        sim_state: ``(N,)`` float64 full simulator state (only the oracle reads it).
     """
 
     image: np.ndarray
@@ -85,16 +89,15 @@ class OraclePredictor(Predictor):
     """The simulator as the model: true dynamics, same cost (the planning upper bound).
 
     Args:
-        env_config: Scene settings (an :class:`~foresight.envs.EnvConfig`); the private
-            simulator must match the env the episode runs in.
+        env: The env the episodes run in (an :class:`~foresight.envs.EnvSpec`); the oracle
+            builds a private instance of it and drives it through the env contract
+            (``set_state``, ``simulate``, ``render_image``).
     """
 
-    def __init__(self, env_config: object) -> None:
+    def __init__(self, env: EnvSpec) -> None:
         super().__init__()
-        from foresight.envs import PushSim
-
-        self.sim = PushSim(env_config)  # type: ignore[arg-type]
-        self.image_size = self.sim.config.image_size
+        self.env = env.make()
+        self.image_size = env.image_size
         self._state: np.ndarray | None = None
 
     def reset(self, obs: Observation, seed: int) -> None:
@@ -114,19 +117,19 @@ class OraclePredictor(Predictor):
         size = self.image_size
         out = np.empty((n, len(steps), size, size, 3), np.uint8)
         for i in range(n):
-            self.sim.set_state(self._state)
+            self.env.set_state(self._state)
             k = 0
             # Steps past the last wanted frame cannot change the cost: skip simulating them.
             for t in range(last + 1):
-                self.sim.apply_action(actions[i, t])
+                self.env.simulate(actions[i, t])
                 if t in wanted:
-                    out[i, k] = self.sim.render()
+                    out[i, k] = self.env.render_image()
                     k += 1
         return frames_to_tensor(out)[:, None]
 
     def close(self) -> None:
         """Release the renderer."""
-        self.sim.close()
+        self.env.close()
 
 
 class ModelPredictor(Predictor):

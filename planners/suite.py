@@ -22,7 +22,7 @@ import json
 import multiprocessing as mp
 import os
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,7 +31,8 @@ import numpy as np
 import torch
 from rich.table import Table
 
-from foresight.config import check_seed, from_dict, load_config, resolve_config, to_dict
+from foresight.config import check_seed, from_dict, to_dict
+from foresight.envs.spec import DEFAULT_ENV, EnvSpec
 from foresight.errors import ConfigError
 from foresight.io import atomic_write_text, check_out_dir
 from foresight.planners.config import (
@@ -66,29 +67,20 @@ class AgentSpec:
     Attributes:
         model: ``oracle``, ``random``, ``zero``, or a checkpoint path.
         planner: Planner settings (used by ``oracle`` and checkpoints).
-        env: :class:`~foresight.envs.EnvConfig` fields as plain values.
+        env: The env the episodes run in (the suite's).
         replan_every: Actions executed from each plan.
         device: ``cpu``, ``cuda``, ...
     """
 
     model: str
     planner: dict[str, Any]
-    env: dict[str, Any]
+    env: EnvSpec
     replan_every: int
     device: str
 
 
-def _env_config(spec: AgentSpec) -> Any:
-    from foresight.envs import EnvConfig
-
-    return from_dict(EnvConfig, spec.env, "env config")
-
-
 def _oracle(spec: AgentSpec, planner: PlannerConfig, image_size: int | None = None) -> Policy:
-    env_config = _env_config(spec)
-    if image_size is not None:
-        env_config = replace(env_config, image_size=image_size)
-    predictor = OraclePredictor(env_config)
+    predictor = OraclePredictor(spec.env.with_image_size(image_size))
     return MPCPolicy(predictor, planner, spec.replan_every, "cpu")
 
 
@@ -125,8 +117,13 @@ def build_policy(spec: AgentSpec) -> Policy:
     return NAMED_POLICIES.get(spec.model, _checkpoint)(spec, planner)
 
 
-def check_model(model: str | Path) -> tuple[str, ModelConfig | None]:
+def check_model(model: str | Path, env: EnvSpec | None = None) -> tuple[str, ModelConfig | None]:
     """Validate ``--model`` early (one-line error for a missing or foreign checkpoint).
+
+    Args:
+        model: A policy name or a checkpoint path.
+        env: The env the model will plan in: a checkpoint trained on data from another env
+            is refused (checkpoints from before envs were recorded are taken as they are).
 
     Returns:
         The policy name, or the checkpoint's absolute path (so a run started with a relative
@@ -138,7 +135,14 @@ def check_model(model: str | Path) -> tuple[str, ModelConfig | None]:
         return model, None
     from foresight.models.checkpoint import model_from_payload, read_checkpoint
 
-    config = model_from_payload(read_checkpoint(model), model).config
+    payload = read_checkpoint(model)
+    config = model_from_payload(payload, model).config
+    trained_in = payload.get("env_args", {}).get("env_name")
+    if env is not None and trained_in is not None and trained_in != env.name:
+        raise ConfigError(
+            f"{model} was trained on data from {trained_in}, but the suite's tasks are in "
+            f"{env.name}; choose a suite of {trained_in}, or a model trained in {env.name}"
+        )
     return str(Path(model).resolve()), config
 
 
@@ -156,18 +160,14 @@ _worker: dict[str, Any] = {}
 
 
 def _init_worker(spec: AgentSpec, threads: int, pooled: bool = False) -> None:
-    from foresight.envs import PushEnv
-
     if pooled:
         ignore_interrupts()
 
     if threads:
         torch.set_num_threads(threads)
     policy = build_policy(spec)
-    env_config = _env_config(spec)
-    if policy.image_size is not None:
-        env_config = replace(env_config, image_size=policy.image_size)
-    _worker.update(policy=policy, env=PushEnv(env_config), spec=spec)
+    env = spec.env.with_image_size(policy.image_size).make()
+    _worker.update(policy=policy, env=env, spec=spec)
 
 
 def _close_worker() -> None:
@@ -323,8 +323,11 @@ def _prepare_out(out: Path, settings: dict[str, Any], overwrite: bool) -> dict[i
     text = json.dumps(settings, indent=1, sort_keys=True)
     if meta.is_file() and not overwrite:
         try:
-            same = json.loads(meta.read_text()) == json.loads(text)
-        except json.JSONDecodeError:
+            stored = json.loads(meta.read_text())
+            # Runs from before envs had names all ran in the default env.
+            stored.setdefault("env_name", DEFAULT_ENV)
+            same = stored == json.loads(text)
+        except (json.JSONDecodeError, AttributeError):
             same = False
         if not same:
             raise ConfigError(
@@ -385,7 +388,7 @@ def run_suite(
     Raises:
         ConfigError: Bad suite, planner, or run directory; CheckpointError: bad checkpoint.
     """
-    from foresight.envs import EnvConfig, load_suite, sample_tasks
+    from foresight.envs import load_suite, sample_tasks
 
     suite_cfg = load_suite(suite)
     planner_cfg = planner if isinstance(planner, PlannerConfig) else load_planner(planner)
@@ -400,24 +403,25 @@ def run_suite(
     device = resolve_device(device)
     if out is not None:
         check_out_dir(Path(out))
-    model, model_cfg = check_model(model)
+    env = suite_cfg.env_spec()
+    model, model_cfg = check_model(model, env)
     plans = model not in BASELINES
     budget = None
     if plans:  # baselines need no cost and use no budget
         COSTS[planner_cfg.cost.name].validate(planner_cfg.cost)
         planner_cfg, budget = apply_budget(planner_cfg, model_cfg.plan if model_cfg else None)
-    env_cfg = load_config(EnvConfig, resolve_config(suite_cfg.env, "env"), kind="env")
     spec = AgentSpec(
         model=model,
         planner=planner_to_dict(planner_cfg),
-        env=to_dict(env_cfg),
+        env=env,
         replan_every=suite_cfg.replan_every,
         device=device,
     )
     settings = {
         "model": model,
         "suite": to_dict(suite_cfg),
-        "env": spec.env,
+        "env_name": env.name,
+        "env": env.config,
         # The planner as run, the model's budget applied: a run with another budget is
         # refused, while runs made before budgets existed still resume.
         "planner": spec.planner,
@@ -427,7 +431,7 @@ def run_suite(
     out = Path(out) if out is not None else None
     done = _prepare_out(out, settings, overwrite) if out is not None else {}
     records = {i: r for i, r in done.items() if i < n}
-    tasks = [t for t in sample_tasks(env_cfg, suite_cfg.tasks, seed, n) if t.task_id not in records]
+    tasks = [t for t in sample_tasks(env, suite_cfg.tasks, seed, n) if t.task_id not in records]
     if on_start is not None:
         on_start(n)
     if on_episode is not None:

@@ -86,31 +86,31 @@ CASES = [
     # ---------------------------------------------------------------- collect: configs
     Case(
         "collect-config-unknown-key",
-        (*COLLECT, "--out", "{tmp}/d.h5", "--config", "{tmp}/env.yaml"),
+        (*COLLECT, "--out", "{tmp}/d.h5", "--env", "{tmp}/env.yaml"),
         "unknown key 'imagesize'",
         write("env.yaml", "imagesize: 32\n"),
     ),
     Case(
         "collect-config-not-utf8",
-        (*COLLECT, "--out", "{tmp}/d.h5", "--config", "{tmp}/env.yaml"),
+        (*COLLECT, "--out", "{tmp}/d.h5", "--env", "{tmp}/env.yaml"),
         "not UTF-8",
         write("env.yaml", b"friction: 0.5 # \xff\xfe\n"),
     ),
     Case(
         "collect-config-nan",
-        (*COLLECT, "--out", "{tmp}/d.h5", "--config", "{tmp}/env.yaml"),
+        (*COLLECT, "--out", "{tmp}/d.h5", "--env", "{tmp}/env.yaml"),
         "'friction': expected a finite number",
         write("env.yaml", "friction: .nan\n"),
     ),
     Case(
         "collect-config-check-names-file",
-        (*COLLECT, "--out", "{tmp}/d.h5", "--config", "{tmp}/env.yaml"),
+        (*COLLECT, "--out", "{tmp}/d.h5", "--env", "{tmp}/env.yaml"),
         "env.yaml",
         write("env.yaml", "frame_skip: 1\n"),
     ),
     Case(
         "collect-config-missing",
-        (*COLLECT, "--out", "{tmp}/d.h5", "--config", "{tmp}/nope.yaml"),
+        (*COLLECT, "--out", "{tmp}/d.h5", "--env", "{tmp}/nope.yaml"),
         "does not exist",
     ),
     # ---------------------------------------------------------------- collect: outputs

@@ -7,14 +7,16 @@ from pathlib import Path
 import pytest
 
 from foresight.config import configs_dir, load_config, repo_root, resolve_config, to_dict
-from foresight.envs import EnvConfig, SuiteConfig
+from foresight.envs import PushConfig, load_env, load_suite
 from foresight.errors import ConfigError
 
 
 def test_presets_round_trip():
-    cfg = load_config(EnvConfig, resolve_config("push", "env"))
-    assert cfg == EnvConfig()
-    again = load_config(SuiteConfig, resolve_config("easy", "suite"))
+    cfg = load_config(PushConfig, resolve_config("push", "env"))
+    assert cfg == PushConfig()
+    assert load_env("push").typed() == PushConfig()
+    assert load_env("foresight/Push-v0") == load_env("push")
+    again = load_suite("easy")
     assert to_dict(again)["tasks"]["num_objects"] == [1, 1]
 
 
@@ -22,14 +24,14 @@ def test_unknown_key_names_key_and_file(tmp_path):
     path = tmp_path / "env.yaml"
     path.write_text("image_size: 32\nimage_szie: 64\n")
     with pytest.raises(ConfigError, match=r"unknown key 'image_szie' in .*env\.yaml"):
-        load_config(EnvConfig, path)
+        load_config(PushConfig, path)
 
 
 def test_nested_unknown_key(tmp_path):
     path = tmp_path / "suite.yaml"
     path.write_text("name: x\ntasks:\n  num_objects: [1, 1]\n  goal_distanse: [0.1, 0.2]\n")
-    with pytest.raises(ConfigError, match="goal_distanse"):
-        load_config(SuiteConfig, path)
+    with pytest.raises(ConfigError, match=r"unknown key 'goal_distanse' in .*suite\.yaml: 'tasks'"):
+        load_suite(path)
 
 
 @pytest.mark.parametrize(
@@ -46,13 +48,13 @@ def test_bad_values(tmp_path, text, match):
     path = tmp_path / "env.yaml"
     path.write_text(text)
     with pytest.raises(ConfigError, match=match):
-        load_config(EnvConfig, path)
+        load_config(PushConfig, path)
 
 
 def test_yaml_exponent_without_dot_is_a_number(tmp_path):
     path = tmp_path / "env.yaml"
     path.write_text("timestep: 5e-3\n")
-    assert load_config(EnvConfig, path).timestep == 0.005
+    assert load_config(PushConfig, path).timestep == 0.005
 
 
 def test_missing_preset_lists_presets():
@@ -94,7 +96,7 @@ def test_a_preset_inherits_from_a_named_base_and_merges_nested_blocks(tmp_path):
 def test_a_base_can_be_a_yaml_file_next_to_the_preset(tmp_path):
     (tmp_path / "parent.yaml").write_text("image_size: 32\nfriction: 0.7\n")
     (tmp_path / "child.yaml").write_text("base: parent.yaml\nfriction: 0.9\n")
-    cfg = load_config(EnvConfig, tmp_path / "child.yaml")
+    cfg = load_config(PushConfig, tmp_path / "child.yaml")
     assert (cfg.image_size, cfg.friction) == (32, 0.9)
 
 
@@ -120,7 +122,7 @@ def test_bad_bases_are_one_line_errors(tmp_path, text, match):
     path = tmp_path / "self.yaml"
     path.write_text(text)
     with pytest.raises(ConfigError, match=match) as err:
-        load_config(EnvConfig, path, kind="env")
+        load_config(PushConfig, path, kind="env")
     assert "\n" not in str(err.value)
 
 

@@ -11,9 +11,11 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 import foresight.envs  # noqa: F401  (registers foresight/Push-v0)
+from foresight.config import to_dict
 from foresight.envs import (
     ENV_ID,
-    EnvConfig,
+    EnvSpec,
+    PushConfig,
     PushEnv,
     TaskDistribution,
     load_suite,
@@ -178,12 +180,13 @@ def test_pusher_does_not_move_distant_objects(env):
 
 
 def test_task_sampler_is_seeded_and_respects_distribution():
-    cfg = EnvConfig(image_size=32)
+    cfg = PushConfig(image_size=32)
+    env = EnvSpec(ENV_ID, to_dict(cfg))
     dist = TaskDistribution(num_objects=(2, 3), goal_distance=(0.15, 0.3))
-    tasks = sample_tasks(cfg, dist, seed=7, num=10)
-    again = sample_tasks(cfg, dist, seed=7, num=3, start=7)
+    tasks = sample_tasks(env, dist, seed=7, num=10)
+    again = sample_tasks(env, dist, seed=7, num=3, start=7)
     assert tasks[7:] == again
-    assert sample_tasks(cfg, dist, seed=8, num=1)[0] != tasks[0]
+    assert sample_tasks(env, dist, seed=8, num=1)[0] != tasks[0]
     for t in tasks:
         active = np.array(t.layout.active)
         assert 2 <= active.sum() <= 3 and active[t.target]
@@ -201,7 +204,7 @@ def test_suites_load():
 
 def test_goal_image_shows_target_at_goal_and_hides_pusher():
     env = PushEnv(image_size=64)
-    task = sample_tasks(env.config, load_suite("easy").tasks, seed=0, num=1)[0]
+    task = sample_tasks(EnvSpec.of(env), load_suite("easy").tasks, seed=0, num=1)[0]
     obs, info = env.reset(options={"task": task})
     before = env.get_state()
     goal = env.goal_image()
@@ -221,7 +224,7 @@ def test_goal_image_shows_target_at_goal_and_hides_pusher():
 
 def test_scripted_policy_completes_easy_tasks():
     env = PushEnv(image_size=32)
-    tasks = sample_tasks(env.config, load_suite("easy").tasks, seed=0, num=3)
+    tasks = sample_tasks(EnvSpec.of(env), load_suite("easy").tasks, seed=0, num=3)
     for task in tasks:
         _, info = env.reset(options={"task": task})
         assert not info["success"]
@@ -251,7 +254,7 @@ def test_rendering_then_training_in_one_process_does_not_crash():
 _IMPORT_PROBE = """
 import json, os, sys
 import foresight.envs
-heavy = ["torch", "triton", "mujoco", "OpenGL", "foresight.envs.sim"]
+heavy = ["torch", "triton", "mujoco", "OpenGL", "foresight.envs.push.sim"]
 out = {"loaded": [m for m in heavy if m in sys.modules], "backend": os.environ.get("MUJOCO_GL")}
 if "make" in sys.argv:
     import gymnasium as gym

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from foresight.envs import PushEnv, load_suite, sample_tasks
+from foresight.envs import EnvSpec, PushEnv, load_suite, sample_tasks
 from foresight.errors import ConfigError, ForesightError
 from foresight.models import build_model, load_model_config
 from foresight.planners import (
@@ -24,7 +24,6 @@ from foresight.planners import (
     OraclePredictor,
     PlannerConfig,
     build_cost,
-    make_goal,
     planner_from_dict,
     run_episode,
     run_suite,
@@ -144,9 +143,9 @@ def scene():
     """An easy task: env at its start, the goal, and a frame with the target at its goal."""
     env = PushEnv(image_size=64)
     suite = load_suite("easy")
-    task = sample_tasks(env.config, suite.tasks, 0, 1)[0]
+    task = sample_tasks(EnvSpec.of(env), suite.tasks, 0, 1)[0]
     obs, _ = env.reset(options={"task": task})
-    goal = make_goal(env, task)
+    goal = env.goal(task)
     # The same scene with the target moved to its goal (pusher still shown).
     xy = np.array(task.layout.object_xy)
     xy[task.target] = task.goal_xy
@@ -212,7 +211,7 @@ def test_object_cost_never_rewards_a_vanished_pusher(scene) -> None:
     env, task, goal, start, *_ = scene
     cost = build_cost(ObjectCostConfig(), goal)
     frame = frames_to_tensor(start[None])  # (1, 3, H, W)
-    membership = cost.class_masses(frame, [goal.pusher_label])[0, 0].view(start.shape[:2])
+    membership = cost.class_masses(frame, [goal.robot_label])[0, 0].view(start.shape[:2])
     is_pusher = (membership > 1e-3).numpy()
     assert is_pusher.sum() > 4
     no_pusher = start.copy()
@@ -223,7 +222,7 @@ def test_object_cost_never_rewards_a_vanished_pusher(scene) -> None:
 
 def test_commanded_pusher_is_where_the_env_puts_it_in_image_coordinates(scene) -> None:
     env, task, goal, *_ = scene
-    kin = goal.pusher
+    kin = goal.kinematics
     assert kin is not None and kin.image_size == 64
     env.reset(options={"task": task})
     start = np.array(task.layout.pusher_xy, dtype=np.float32)
@@ -244,7 +243,7 @@ def test_commanded_pusher_term_guides_even_when_the_frame_lost_the_pusher(scene)
     env, task, goal, start, *_ = scene
     cost = build_cost(ObjectCostConfig(pusher_weight=0.5, pusher="commanded"), goal)
     image_cost = build_cost(ObjectCostConfig(pusher_weight=0.5), goal)
-    membership = cost.class_masses(frames_to_tensor(start[None]), [goal.pusher_label])[0, 0]
+    membership = cost.class_masses(frames_to_tensor(start[None]), [goal.robot_label])[0, 0]
     blurred = start.copy()  # a prediction that blurred the pusher away
     blurred[(membership > 1e-3).view(start.shape[:2]).numpy()] = np.median(start.reshape(-1, 3), 0)
     pusher = np.array(task.layout.pusher_xy, dtype=np.float32)
@@ -264,9 +263,9 @@ def test_object_cost_on_true_frames_at_32_ranks_the_true_final_state_first() -> 
     env = PushEnv(image_size=32)
     suite = load_suite("easy")
     rng = np.random.default_rng(0)
-    for task in sample_tasks(env.config, suite.tasks, 3, 4):
+    for task in sample_tasks(EnvSpec.of(env), suite.tasks, 3, 4):
         env.reset(options={"task": task})
-        goal = make_goal(env, task)
+        goal = env.goal(task)
         layout = task.layout
         frames = []
         targets = [np.array(task.goal_xy)] + [rng.uniform(-0.18, 0.18, 2) for _ in range(8)]
@@ -333,14 +332,14 @@ def test_cost_frames_and_weights() -> None:
 
 
 def _stub_goal(image: np.ndarray):
-    from foresight.planners import Goal
+    from foresight.envs import Goal
 
     return Goal(
         image=image,
         colors=np.eye(3, dtype=np.float32),
         labels=np.arange(3),
         target_label=0,
-        pusher_label=1,
+        robot_label=1,
     )
 
 
@@ -348,7 +347,7 @@ def _stub_goal(image: np.ndarray):
 def test_oracle_predictor_matches_executing_the_actions(scene) -> None:
     env, task, *_ = scene
     obs, _ = env.reset(options={"task": task})
-    oracle = OraclePredictor(env.config)
+    oracle = OraclePredictor(EnvSpec.of(env))
     oracle.reset(Observation(obs["image"], obs["state"], env.get_state()), seed=0)
     actions = np.random.default_rng(0).uniform(-1, 1, (3, 6, 2))
     pred = oracle.predict(actions, [2, 5])
@@ -416,9 +415,9 @@ def test_oracle_mpc_solves_easy_tasks(oracle) -> None:
 def test_mpc_episode_records_imagined_futures() -> None:
     suite = load_suite("easy")
     env = PushEnv(image_size=32)
-    task = sample_tasks(env.config, suite.tasks, suite.seed, 1)[0]
+    task = sample_tasks(EnvSpec.of(env), suite.tasks, suite.seed, 1)[0]
     tiny = PlannerConfig(optimizer=CEMConfig(samples=8, iterations=1, elites=2), horizon=3)
-    policy = MPCPolicy(OraclePredictor(env.config), tiny, replan_every=2)
+    policy = MPCPolicy(OraclePredictor(EnvSpec.of(env)), tiny, replan_every=2)
     result = run_episode(env, policy, task, 5, np.random.default_rng(0))
     assert result.frames.shape == (6, 32, 32, 3)
     assert result.imagined is not None and result.imagined.shape == (5, 32, 32, 3)

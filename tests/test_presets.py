@@ -15,8 +15,8 @@ import pytest
 import yaml
 
 from foresight.config import configs_dir, load_config, to_dict
-from foresight.envs import EnvConfig
-from foresight.envs.tasks import SuiteConfig
+from foresight.envs import PushConfig
+from foresight.envs.suite import load_suite
 from foresight.models import load_model_config
 from foresight.planners.config import load_planner, planner_to_dict
 from foresight.quickstart import QuickstartConfig
@@ -25,8 +25,8 @@ SNAPSHOT = Path(__file__).parent / "data" / "resolved_presets.json"
 
 #: How each configs/ sub-folder's presets resolve to plain values.
 RESOLVERS = {
-    "env": lambda p: to_dict(load_config(EnvConfig, p)),
-    "suite": lambda p: to_dict(load_config(SuiteConfig, p)),
+    "env": lambda p: to_dict(load_config(PushConfig, p)),
+    "suite": lambda p: to_dict(load_suite(p)),
     "model": lambda p: to_dict(load_model_config(p)),
     "planner": lambda p: planner_to_dict(load_planner(p)),
     # configs/quickstart/ holds quickstart presets and the model configs they name.

@@ -1,4 +1,7 @@
-"""``foresight collect``: random but interaction-rich pushing episodes, written to HDF5.
+"""``foresight collect``: episodes of an env's exploration policy, written to HDF5.
+
+Any :class:`~foresight.envs.ForesightEnv` can be collected in: its exploration policy acts,
+and its observations, ``info["object_pos"]`` and full simulator states are recorded.
 
 Each episode ``i`` depends only on ``(seed, i)``, so the dataset is the same whatever the
 number of workers. Episodes are first saved one file each (atomically) under
@@ -10,7 +13,6 @@ complete, and an existing file is only replaced with ``overwrite``.
 from __future__ import annotations
 
 import json
-import math
 import multiprocessing as mp
 import os
 import shutil
@@ -18,14 +20,18 @@ import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import h5py
 import numpy as np
 from rich.console import Console
 
+if TYPE_CHECKING:
+    from foresight.envs.base import ForesightEnv
+
 from foresight.config import check_seed, from_dict, to_dict
 from foresight.data.hdf5 import Episode, write_attrs, write_demo
+from foresight.envs.spec import DEFAULT_ENV, EnvSpec
 from foresight.errors import DataError
 from foresight.io import atomic_path, atomic_write_text, check_out_file, remove_stale_temps
 from foresight.progress import make_progress
@@ -37,101 +43,27 @@ MAX_STEPS = 10_000
 
 
 @dataclass(frozen=True)
-class PolicyConfig:
-    """The exploration policy: aimed pushes mixed with temporally correlated noise.
+class CollectSettings:
+    """Everything that determines the content of episode ``i`` (saved beside the parts).
 
     Attributes:
-        push_prob: Probability that a new segment is an aimed push (else a noise segment).
-        push_steps: Inclusive range of steps pushing through an object.
-        noise_steps: Inclusive range of steps of a noise segment.
-        noise_scale: Std of the noise added to aimed actions.
-        correlation: AR(1) coefficient of the noise segments (0 = white noise).
-        approach_timeout: Steps allowed to reach the start of an aimed push.
+        seed: Dataset seed.
+        steps: Actions per episode.
+        env: The env's config, as plain values.
+        policy: The env's exploration policy config, as plain values.
+        env_name: The env's registered id.
     """
-
-    push_prob: float = 0.75
-    push_steps: tuple[int, int] = (3, 8)
-    noise_steps: tuple[int, int] = (3, 8)
-    noise_scale: float = 0.2
-    correlation: float = 0.8
-    approach_timeout: int = 12
-
-
-class InteractionPolicy:
-    """Random but interaction-rich actions.
-
-    Most segments walk the pusher behind a random object and push it in a random direction;
-    the rest are temporally correlated random motion.
-
-    Args:
-        rng: The policy's only source of randomness.
-        max_step: The env's metres per unit action.
-        clearance: Distance from an object's centre at which a push starts (m).
-        config: Policy parameters.
-    """
-
-    def __init__(
-        self, rng: np.random.Generator, max_step: float, clearance: float, config: PolicyConfig
-    ) -> None:
-        self.rng = rng
-        self.max_step = max_step
-        self.clearance = clearance
-        self.cfg = config
-        self._mode = "noise"
-        self._left = 0
-        self._noise = np.zeros(2)
-        self._target = 0
-        self._dir = np.zeros(2)
-        self._approach_left = 0
-
-    def _new_segment(self, active: np.ndarray) -> None:
-        cfg = self.cfg
-        if self.rng.random() < cfg.push_prob and active.any():
-            self._mode = "approach"
-            self._target = int(self.rng.choice(np.flatnonzero(active)))
-            angle = self.rng.uniform(-math.pi, math.pi)
-            self._dir = np.array([math.cos(angle), math.sin(angle)])
-            self._approach_left = cfg.approach_timeout
-            self._left = int(self.rng.integers(cfg.push_steps[0], cfg.push_steps[1] + 1))
-        else:
-            self._mode = "noise"
-            self._left = int(self.rng.integers(cfg.noise_steps[0], cfg.noise_steps[1] + 1))
-
-    def __call__(
-        self, pusher_xy: np.ndarray, object_pos: np.ndarray, active: np.ndarray
-    ) -> np.ndarray:
-        """Next action ``(2,)`` float32 in [-1, 1] from the pusher and object positions."""
-        if self._left <= 0:
-            self._new_segment(active)
-        cfg = self.cfg
-        if self._mode == "approach":
-            start = object_pos[self._target, :2] - self.clearance * self._dir
-            delta = (start - pusher_xy) / self.max_step
-            self._approach_left -= 1
-            if np.linalg.norm(delta) * self.max_step < 0.015 or self._approach_left <= 0:
-                self._mode = "push"
-            action = delta / max(1.0, float(np.abs(delta).max()))
-            action = action + cfg.noise_scale * self.rng.standard_normal(2)
-        elif self._mode == "push":
-            self._left -= 1
-            action = self._dir * self.rng.uniform(0.5, 1.0)
-            action = action + cfg.noise_scale * self.rng.standard_normal(2)
-        else:
-            self._left -= 1
-            rho = cfg.correlation
-            self._noise = rho * self._noise + math.sqrt(1 - rho**2) * self.rng.standard_normal(2)
-            action = self._noise
-        return np.clip(action, -1.0, 1.0).astype(np.float32)
-
-
-@dataclass(frozen=True)
-class CollectSettings:
-    """Everything that determines the content of episode ``i`` (saved beside the parts)."""
 
     seed: int
     steps: int
     env: dict[str, Any]
-    policy: PolicyConfig
+    policy: dict[str, Any]
+    env_name: str = DEFAULT_ENV
+
+    @property
+    def env_spec(self) -> EnvSpec:
+        """The env episodes are collected in."""
+        return EnvSpec(self.env_name, self.env)
 
 
 def episode_seed(seed: int, index: int) -> int:
@@ -139,21 +71,18 @@ def episode_seed(seed: int, index: int) -> int:
     return int(np.random.SeedSequence([seed, index]).generate_state(1)[0])
 
 
-def run_episode(env: Any, settings: CollectSettings, index: int) -> Episode:
-    """Collect episode ``index`` with ``env`` (a :class:`~foresight.envs.PushEnv`)."""
+def run_episode(env: ForesightEnv, settings: CollectSettings, index: int) -> Episode:
+    """Collect episode ``index`` with ``env``, acting by the env's exploration policy."""
     seed = episode_seed(settings.seed, index)
     obs, info = env.reset(seed=seed)
-    cfg = env.config
-    clearance = max(o.size for o in cfg.objects) * math.sqrt(2) + cfg.pusher_radius + 0.015
-    policy = InteractionPolicy(
-        np.random.default_rng([settings.seed, index, 1]), cfg.max_step, clearance, settings.policy
-    )
+    policy_config = from_dict(env.policy_config_class, settings.policy, "policy config")
+    policy = env.exploration_policy(np.random.default_rng([settings.seed, index, 1]), policy_config)
     t = settings.steps
     images = np.empty((t + 1, *obs["image"].shape), np.uint8)
-    state = np.empty((t + 1, 2), np.float32)
-    object_pos = np.empty((t + 1, env.sim.num_objects, 3), np.float32)
-    sim_states = np.empty((t + 1, env.sim.state_size), np.float64)
-    actions = np.empty((t, 2), np.float32)
+    state = np.empty((t + 1, *obs["state"].shape), np.float32)
+    object_pos = np.empty((t + 1, *np.shape(info["object_pos"])), np.float32)
+    sim_states = np.empty((t + 1, len(env.get_state())), np.float64)
+    actions = np.empty((t, *env.action_space.shape), np.float32)
     for step in range(t + 1):
         images[step] = obs["image"]
         state[step] = obs["state"]
@@ -161,7 +90,7 @@ def run_episode(env: Any, settings: CollectSettings, index: int) -> Episode:
         sim_states[step] = env.get_state()
         if step == t:
             break
-        actions[step] = policy(info["pusher_pos"], info["object_pos"], info["active"])
+        actions[step] = policy(obs, info)
         obs, _, _, _, info = env.step(actions[step])
     return Episode(images, state, object_pos, actions, sim_states, info["active"], seed)
 
@@ -172,11 +101,9 @@ _worker: dict[str, Any] = {}
 
 
 def _init_worker(settings: CollectSettings, parts: Path) -> None:
-    from foresight.envs import PushEnv
-
     ignore_interrupts()
 
-    _worker["env"] = PushEnv(settings.env)
+    _worker["env"] = settings.env_spec.make()
     _worker["settings"] = settings
     _worker["parts"] = parts
 
@@ -209,22 +136,27 @@ def collect_config(
     """The ``collect_config`` attribute of a dataset: everything that defines its content.
 
     The number of workers is left out on purpose: it changes how fast, not what, is collected.
+    So is the env's id, which ``env_args`` holds (as robomimic's datasets do).
     """
-    return {
-        **json.loads(_settings_json(settings)),
-        "episodes": episodes,
-        "valid_fraction": valid_fraction,
-    }
+    settings_dict = json.loads(_settings_json(settings))
+    del settings_dict["env_name"]
+    return {**settings_dict, "episodes": episodes, "valid_fraction": valid_fraction}
 
 
 def stored_collect_config(out: Path) -> dict[str, Any] | None:
-    """The ``collect_config`` saved in ``out``, or None when it is not a readable dataset."""
+    """The ``collect_config`` saved in ``out`` (with ``env_name`` from its ``env_args``).
+
+    None when ``out`` is not a readable dataset.
+    """
     try:
         with h5py.File(out, "r") as f:
             stored = json.loads(f["data"].attrs["collect_config"])
+            env_args = json.loads(f["data"].attrs["env_args"])
     except (OSError, KeyError, TypeError, ValueError):
         return None
-    return stored if isinstance(stored, dict) else None
+    if not isinstance(stored, dict) or not isinstance(env_args, dict):
+        return None
+    return {**stored, "env_name": env_args.get("env_name")}
 
 
 def _differences(stored: dict[str, Any], expected: dict[str, Any], prefix: str = "") -> list[str]:
@@ -260,9 +192,13 @@ def check_existing(out: Path, expected: dict[str, Any]) -> None:
 
 def _stored_settings(meta: Path) -> Any:
     try:
-        return json.loads(meta.read_text())
+        stored = json.loads(meta.read_text())
     except (OSError, UnicodeDecodeError, ValueError):
         return None
+    if isinstance(stored, dict):
+        # Parts saved before envs had names were all collected in the default env.
+        stored.setdefault("env_name", DEFAULT_ENV)
+    return stored
 
 
 def prepare_parts(out: Path, settings: CollectSettings, overwrite: bool) -> Path:
@@ -353,10 +289,8 @@ def assemble(
     on_written: Any = None,
 ) -> None:
     """Write episodes ``0..num-1`` from ``parts`` into ``out`` atomically."""
-    from foresight.envs import ENV_ID
-
     train, valid = split_names(num, valid_fraction)
-    env_args = {"env_name": ENV_ID, "type": "foresight", "env_kwargs": {"config": settings.env}}
+    env_args = settings.env_spec.env_args()
     with atomic_path(out, suffix=".h5") as tmp, h5py.File(tmp, "w") as f:
         data = f.create_group("data")
         for i in range(num):
@@ -367,16 +301,16 @@ def assemble(
 
 
 def make_settings(
-    seed: int, steps: int, env_config: Any, policy: PolicyConfig | None = None
+    seed: int, steps: int, env: EnvSpec, policy: dict[str, Any] | None = None
 ) -> CollectSettings:
-    """Settings from an :class:`~foresight.envs.EnvConfig` (validated) and the run flags."""
-    from foresight.envs import EnvConfig
-
-    env_dict = to_dict(from_dict(EnvConfig, to_dict(env_config), "env config"))
+    """Settings from the env (its config checked), its policy's config and the run flags."""
+    cls = env.env_class
+    env_dict = to_dict(env.typed())
+    policy_dict = to_dict(from_dict(cls.policy_config_class, policy, "policy config"))
     if not 1 <= steps <= MAX_STEPS:
         raise DataError(f"--steps must be from 1 to {MAX_STEPS}, got {steps}")
     check_seed(seed)
-    return CollectSettings(seed=seed, steps=steps, env=env_dict, policy=policy or PolicyConfig())
+    return CollectSettings(seed, steps, env_dict, policy_dict, env_name=env.name)
 
 
 def finish(parts: Path) -> None:
@@ -387,7 +321,7 @@ def finish(parts: Path) -> None:
 def collect_dataset(
     out: Path,
     episodes: int,
-    env_config: Any,
+    env: EnvSpec,
     seed: int = 0,
     steps: int = 30,
     workers: int = 1,
@@ -400,7 +334,7 @@ def collect_dataset(
     Args:
         out: The ``.h5`` file to write (appears only when complete).
         episodes: Number of episodes.
-        env_config: The ``EnvConfig`` of the scene.
+        env: The env to collect in (its config and id).
         seed: Dataset seed (episode ``i`` uses ``(seed, i)``).
         steps: Actions per episode.
         workers: Parallel worker processes.
@@ -414,12 +348,13 @@ def collect_dataset(
         raise DataError(f"--episodes must be from 1 to {MAX_EPISODES:,}, got {episodes}")
     if workers < 1:
         raise DataError(f"--workers must be at least 1, got {workers}")
-    settings = make_settings(seed, steps, env_config)
+    settings = make_settings(seed, steps, env)
     split_names(episodes, valid_fraction)  # checked before any work
     check_out_file(out)
     console = console or Console(stderr=True)
     if out.exists() and not overwrite:
-        check_existing(out, collect_config(settings, episodes, valid_fraction))
+        expected = collect_config(settings, episodes, valid_fraction)
+        check_existing(out, {**expected, "env_name": settings.env_name})
         console.print(f"{out} is already complete ({episodes} episodes x {steps} steps): skipped")
         return
     parts = prepare_parts(out, settings, overwrite)

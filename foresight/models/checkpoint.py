@@ -68,7 +68,8 @@ def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     """Load and check a checkpoint's payload (no code is unpickled).
 
     Checks the fields every checkpoint has (``format``, ``model``, ``config``,
-    ``state_dict``) and their types; the training state is checked by the trainer.
+    ``state_dict``), the dataset's ``env_args`` when recorded, and their types; the training
+    state is checked by the trainer.
 
     Raises:
         CheckpointError: Missing, unreadable, unsafe or damaged file (one line).
@@ -92,6 +93,8 @@ def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise CheckpointError(f"{path}: 'model' is not a model name; the file is damaged")
     if not isinstance(payload["config"], dict):
         raise CheckpointError(f"{path}: 'config' is not a mapping of settings; the file is damaged")
+    if not isinstance(payload.get("env_args", {}), dict):
+        raise CheckpointError(f"{path}: 'env_args' is not a mapping; the file is damaged")
     weights = payload["state_dict"]
     if not isinstance(weights, dict) or not all(
         isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in weights.items()

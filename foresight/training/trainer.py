@@ -400,6 +400,7 @@ class _Run:
         self.step: int | None = None
         self.resumed = False
         self.fingerprint: dict[str, Any] = {}
+        self.env_args: dict[str, Any] = {}
         self.other_data = False
 
     # ---------------------------------------------------------------- files (rank 0 only)
@@ -473,6 +474,8 @@ class _Run:
         data = self.options.data
         with DemoFile(data) as f:  # validates every episode, once for the whole run
             self.fingerprint = f.fingerprint()
+            # Recorded in checkpoints, so planning knows which env the model has seen.
+            self.env_args = f.env_args
             dims = {"action_dim": f.action_dim, "state_dim": f.state_dim}
             if not f.split("train") and model_class(self.config.model).trainable:
                 raise DataError(
@@ -537,6 +540,7 @@ class _Run:
                 "dataset": str(self.options.data),
                 # What --resume compares: a moved copy resumes, another dataset does not.
                 "dataset_fingerprint": self.fingerprint,
+                "env_args": self.env_args,
             }
             if step_fn is not None:
                 extra.update(step_fn.opt.state_dict())
@@ -565,7 +569,14 @@ class _Run:
             ):
                 self.best = {"metric": key, "value": value, "step": step}
                 summary = {k: v for k, v in (record or {}).items() if not isinstance(v, list)}
-                save_checkpoint(self.out / BEST, model, step=step, valid=summary, best=self.best)
+                save_checkpoint(
+                    self.out / BEST,
+                    model,
+                    step=step,
+                    valid=summary,
+                    best=self.best,
+                    env_args=self.env_args,
+                )
         barrier(self.ctx)
         return record
 
@@ -723,7 +734,7 @@ class _Run:
         self.last_valid = self._validate(model, vset, 0, None)
         self._save(model, 0, None, (0, 0))
         if not (self.out / BEST).is_file() and self.ctx.is_main:
-            save_checkpoint(self.out / BEST, model, step=0)
+            save_checkpoint(self.out / BEST, model, step=0, env_args=self.env_args)
         return self._result(0)
 
     def _stream(

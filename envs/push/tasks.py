@@ -1,20 +1,19 @@
-"""Pushing tasks: random layouts, task instances, seeded task distributions and suites.
+"""Pushing tasks of ``foresight/Push-v0``: random layouts, task instances, task distributions.
 
 A task is an initial layout plus a target object and its goal position; success means the
-target ends within ``threshold`` metres of the goal (simulator coordinates). Task ``i`` of a
-seeded suite depends only on ``(seed, i)``, so every model is judged on the same instances.
+target ends within ``threshold`` metres of the goal (simulator coordinates). Suites draw task
+``i`` with :func:`sample_task` from a generator seeded by ``(seed, i)``
+(:func:`foresight.envs.sample_tasks`).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
-from foresight.config import check_seed, load_config, resolve_config
-from foresight.envs.sim import EnvConfig
+from foresight.envs.push.sim import PushConfig
 from foresight.errors import ConfigError
 
 
@@ -89,46 +88,12 @@ class TaskDistribution:
             raise ConfigError(f"'threshold' must be a positive distance (m), got {self.threshold}")
 
 
-@dataclass(frozen=True)
-class SuiteConfig:
-    """A fixed, seeded suite of tasks (``configs/suite/<name>.yaml``).
-
-    Attributes:
-        name: Suite name, reported next to results.
-        tasks: The task distribution.
-        episodes: Default number of tasks (episodes) in the suite.
-        seed: Suite seed; task ``i`` depends only on ``(seed, i)``.
-        episode_steps: Actions per episode; success is judged after the last.
-        replan_every: Actions executed from each plan before replanning.
-        env: Env config preset (``configs/env/``) or YAML path of the scene.
-    """
-
-    name: str
-    tasks: TaskDistribution
-    episodes: int = 20
-    seed: int = 0
-    episode_steps: int = 30
-    replan_every: int = 1
-    env: str = "push"
-
-    def __post_init__(self) -> None:
-        for key in ("episodes", "episode_steps", "replan_every"):
-            if getattr(self, key) < 1:
-                raise ConfigError(f"'{key}' must be at least 1, got {getattr(self, key)}")
-        check_seed(self.seed, "'seed'")
-
-
-def load_suite(name_or_path: str | Path) -> SuiteConfig:
-    """Load a suite preset (``easy``, ``hard``) or a suite YAML file."""
-    return load_config(SuiteConfig, resolve_config(name_or_path, "suite"), kind="suite")
-
-
-def _footprint(config: EnvConfig, k: int) -> float:
+def _footprint(config: PushConfig, k: int) -> float:
     o = config.objects[k]
     return o.size * (math.sqrt(2) if o.shape == "box" else 1.0)
 
 
-def sample_layout(rng: np.random.Generator, config: EnvConfig, num_active: int) -> Layout:
+def sample_layout(rng: np.random.Generator, config: PushConfig, num_active: int) -> Layout:
     """Draw a random non-overlapping layout with ``num_active`` objects on the table.
 
     Args:
@@ -178,7 +143,7 @@ def sample_layout(rng: np.random.Generator, config: EnvConfig, num_active: int) 
 
 
 def sample_task(
-    rng: np.random.Generator, config: EnvConfig, dist: TaskDistribution, task_id: int = 0
+    rng: np.random.Generator, config: PushConfig, dist: TaskDistribution, task_id: int = 0
 ) -> Task:
     """Draw one task: a layout, a target among the active objects, and a reachable goal.
 
@@ -215,17 +180,3 @@ def sample_task(
                     threshold=dist.threshold,
                 )
     raise ConfigError("could not draw a task from this distribution; widen its ranges")
-
-
-def sample_tasks(
-    config: EnvConfig, dist: TaskDistribution, seed: int, num: int, start: int = 0
-) -> list[Task]:
-    """Tasks ``start .. start+num-1`` of the suite seeded by ``seed``.
-
-    Task ``i`` is drawn from its own generator seeded by ``(seed, i)``, so it is the same
-    whichever other tasks are asked for.
-    """
-    return [
-        sample_task(np.random.default_rng([seed, i]), config, dist, task_id=i)
-        for i in range(start, start + num)
-    ]

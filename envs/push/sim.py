@@ -1,7 +1,7 @@
 """The MuJoCo tabletop pushing scene: MJCF generation, stepping, rendering, state I/O.
 
 :class:`PushSim` is the bare simulator with no gymnasium around it. The gymnasium env
-(:mod:`foresight.envs.push_v0`), the data collector and the planner's oracle model all drive
+(:mod:`foresight.envs.push.env`), and through it the data collector and the oracle, drive
 the same ``PushSim``, so the physics, the camera and the action scaling exist once.
 
 Coordinates: metres, table surface at z = 0, table centre at the origin. The camera looks
@@ -59,7 +59,7 @@ def _default_objects() -> tuple[ObjectSpec, ...]:
 
 
 @dataclass(frozen=True)
-class EnvConfig:
+class PushConfig:
     """Scene and control settings of the pushing environment (``configs/env/push.yaml``).
 
     Attributes:
@@ -130,7 +130,7 @@ def parked_xy(index: int) -> tuple[float, float]:
     return (1.0 + 0.3 * index, 1.0)
 
 
-def build_xml(config: EnvConfig) -> str:
+def build_xml(config: PushConfig) -> str:
     """MJCF of the scene described by ``config``.
 
     Rendering is set up for speed (no shadows, no multisampling, an offscreen buffer the
@@ -199,7 +199,7 @@ class PushSim:
         state_size: Length of the raw state vector of :meth:`get_state`.
     """
 
-    def __init__(self, config: EnvConfig) -> None:
+    def __init__(self, config: PushConfig) -> None:
         self.config = config
         self.model = mujoco.MjModel.from_xml_string(build_xml(config))
         self.data = mujoco.MjData(self.model)

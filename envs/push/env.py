@@ -1,30 +1,37 @@
 """``foresight/Push-v0``: push coloured objects across a table with a planar pusher.
 
-Observation: ``{"image": (H, W, 3) uint8, "state": (2,) float32 pusher xy}``.
-Action: ``(2,)`` in [-1, 1], the pusher's Δxy in units of ``max_step`` metres.
-Reward: minus the target's distance to its goal when a task is set, else 0.
+=================  ============================================================================
+Observation        ``{"image": (H, W, 3) uint8, "state": (2,) float32 pusher xy (m)}``
+Action             ``(2,)`` in [-1, 1], the pusher's Δxy in units of ``max_step`` metres
+Reward             minus the target's distance to its goal when a task is set, else 0
+Success            the target's centre within the task's ``threshold`` of its goal (m)
+Collection policy  :class:`~foresight.envs.push.policy.InteractionPolicy`
+=================  ============================================================================
+
 Randomness comes only from ``self.np_random``.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
 from foresight.config import from_dict
-from foresight.envs.sim import EnvConfig, PushSim
-from foresight.envs.tasks import Layout, Task, sample_layout
+from foresight.envs.base import ExplorationPolicy, ForesightEnv, Goal, PlanarKinematics
+from foresight.envs.push.policy import InteractionPolicy, PolicyConfig
+from foresight.envs.push.sim import PushConfig, PushSim
+from foresight.envs.push.tasks import Layout, Task, TaskDistribution, sample_layout, sample_task
 
 
-class PushEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
-    """Tabletop pushing with a fixed top-down camera.
+class PushEnv(ForesightEnv):
+    """Tabletop pushing with a fixed top-down camera (foresight's own table).
 
     Args:
-        config: Scene settings, as an :class:`EnvConfig` or a plain dict of its fields.
+        config: Scene settings, as an :class:`PushConfig` or a plain dict of its fields.
         image_size: Overrides ``config.image_size``.
         render_mode: ``"rgb_array"`` or None.
 
@@ -35,17 +42,21 @@ class PushEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
+    config_class = PushConfig
+    task_distribution_class = TaskDistribution
+    policy_config_class = PolicyConfig
+    default_config = "push"
 
     def __init__(
         self,
-        config: EnvConfig | dict[str, Any] | None = None,
+        config: PushConfig | dict[str, Any] | None = None,
         image_size: int | None = None,
         render_mode: str | None = None,
     ) -> None:
         if config is None:
-            config = EnvConfig()
+            config = PushConfig()
         elif isinstance(config, dict):
-            config = from_dict(EnvConfig, config, "env config")
+            config = from_dict(PushConfig, config, "env config")
         if image_size is not None:
             config = replace(config, image_size=image_size)
         self.config = config
@@ -131,6 +142,55 @@ class PushEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
     def set_state(self, state: np.ndarray) -> None:
         """Restore a raw simulator state; the task and RNG are left as they are."""
         self.sim.set_state(state)
+
+    # ----------------------------------------------------------------------- the contract
+    def simulate(self, action: np.ndarray) -> None:
+        """Apply one action without rendering or observing (the oracle's step)."""
+        self.sim.apply_action(action)
+
+    def render_image(self) -> np.ndarray:
+        """The top camera's frame of the current state, ``(H, W, 3)`` uint8."""
+        return self.sim.render()
+
+    @classmethod
+    def sample_task(
+        cls, rng: np.random.Generator, config: PushConfig, distribution: Any, task_id: int
+    ) -> Task:
+        """See :func:`foresight.envs.push.tasks.sample_task`."""
+        return sample_task(rng, config, distribution, task_id)
+
+    def goal(self, task: Task) -> Goal:
+        """The goal of ``task``: its goal image and the scene's colour classes.
+
+        Colours come from the MuJoCo model itself (geom RGBA under the headlight), so the
+        colour masks follow any change to the scene.
+        """
+        model = self.sim.model
+        light = model.vis.headlight
+        top = float(light.ambient[0] + light.diffuse[0])
+        side = float(light.ambient[0])
+        names = [model.geom(i).name for i in range(model.ngeom)]
+        rgb = np.asarray(model.geom_rgba[:, :3], dtype=np.float64)
+        uniq, labels = np.unique(rgb.round(4), axis=0, return_inverse=True)
+        labels = labels.reshape(-1)
+        cfg = self.config
+        image = self.goal_image(task)
+        return Goal(
+            image=image,
+            colors=np.concatenate([uniq * top, uniq * side]).astype(np.float32),
+            labels=np.concatenate([np.arange(len(uniq)), np.arange(len(uniq))]),
+            target_label=int(labels[names.index(cfg.objects[task.target].name)]),
+            robot_label=int(labels[names.index("pusher")]),
+            kinematics=PlanarKinematics(
+                cfg.max_step, cfg.workspace, cfg.view_half_extent, int(image.shape[0])
+            ),
+        )
+
+    def exploration_policy(self, rng: np.random.Generator, config: Any) -> ExplorationPolicy:
+        """Aimed pushes and correlated noise (:class:`InteractionPolicy`) drawing on ``rng``."""
+        cfg = self.config
+        clearance = max(o.size for o in cfg.objects) * math.sqrt(2) + cfg.pusher_radius + 0.015
+        return InteractionPolicy(rng, cfg.max_step, clearance, config)
 
     def _apply_layout(self, layout: Layout) -> None:
         self.active = np.array(layout.active, dtype=bool)

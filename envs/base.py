@@ -1,0 +1,174 @@
+"""The env contract: everything foresight asks of an environment, in one small class.
+
+Collection, task suites, the oracle, costs and training reach an environment only through
+:class:`ForesightEnv` (a gymnasium env with a few more methods), so a new environment is a
+folder of its own (``envs/push/`` is the first) plus a ``register`` call, and nothing in the
+pipeline changes. Like dm_control's Physics/Task split, the contract separates what simulates
+(``get_state``/``set_state``/``simulate``/``render_image``, enough for the simulator to stand
+in for a model: the oracle) from what judges (a task sampler, and a success test in simulator
+coordinates reported through ``info``).
+
+=====================  ==========================================================================
+Contract item          What the env provides
+=====================  ==========================================================================
+observations           ``{"image": (H, W, 3) uint8, "state": (S,) float32 robot state}``
+actions                ``(A,)`` float32 in [-1, 1] (bounded deltas of the robot's position)
+``info``               always ``object_pos`` ``(K, 3)`` (what collection records and what
+                       "the data moves objects" is measured on) and ``active`` ``(K,)`` bool;
+                       with a task also ``success`` (bool) and ``target_distance`` (float,
+                       simulator units)
+state                  ``get_state() -> (N,) float64`` and ``set_state``, restoring bit-exactly
+oracle                 ``simulate(action)`` steps without observing, ``render_image()`` renders
+tasks                  ``task_distribution_class`` (a suite's ``tasks:`` block) and
+                       ``sample_task(rng, config, distribution, task_id)``; a task has
+                       ``task_id``; ``reset(options={"task": task})`` starts it
+goal                   ``goal(task) -> Goal``: the goal image and what a cost may know
+exploration            ``exploration_policy(rng, config) -> (obs, info) -> action`` for
+                       ``foresight collect``, configured by ``policy_config_class``
+=====================  ==========================================================================
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import gymnasium as gym
+import numpy as np
+
+if TYPE_CHECKING:
+    import torch
+
+#: What an exploration policy is: ``(obs, info) -> (A,) float32`` action in [-1, 1].
+ExplorationPolicy = Callable[[dict[str, np.ndarray], dict[str, Any]], np.ndarray]
+
+
+@dataclass(frozen=True)
+class PlanarKinematics:
+    """Where actions put a position-controlled planar robot, and where that is in the image.
+
+    The robot's state is its ``(x, y)``; an action of 1 along an axis moves it ``max_step``
+    (until a contact stops it), and it stays within ``[-workspace, workspace]^2``. A top-down
+    camera sees ``[-view_half_extent, view_half_extent]^2``, image columns growing with +x and
+    rows with -y.
+
+    Attributes:
+        max_step: Displacement for an action of 1 along an axis (simulator units).
+        workspace: Half-width of the square the robot stays in.
+        view_half_extent: Half the width of the area the camera sees.
+        image_size: Side of the frames a cost scores (pixels).
+    """
+
+    max_step: float
+    workspace: float
+    view_half_extent: float
+    image_size: int
+
+    def commanded(self, start: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """Commanded robot positions after each action (contacts ignored).
+
+        Args:
+            start: ``(2,)`` robot xy now.
+            actions: ``(N, H, 2)`` candidate actions in [-1, 1].
+
+        Returns:
+            ``(N, H, 2)`` robot xy after each action, clipped to the workspace step by step
+            as the walls do.
+        """
+        import torch
+
+        xy = start.to(actions).expand(actions.shape[0], 2)
+        out = []
+        for t in range(actions.shape[1]):
+            xy = (xy + actions[:, t].clamp(-1, 1) * self.max_step).clamp(
+                -self.workspace, self.workspace
+            )
+            out.append(xy)
+        return torch.stack(out, 1)
+
+    def to_image(self, xy: torch.Tensor) -> torch.Tensor:
+        """Robot xy ``(..., 2)`` -> (row, col) in image widths (pixel ``i`` is at ``i / size``)."""
+        import torch
+
+        half, size = self.view_half_extent, self.image_size
+        col = (xy[..., 0] + half) / (2 * half) - 0.5 / size
+        row = (half - xy[..., 1]) / (2 * half) - 0.5 / size
+        return torch.stack([row, col], -1)
+
+
+@dataclass(frozen=True)
+class Goal:
+    """What a cost may know about the goal of a task, as the env publishes it.
+
+    Attributes:
+        image: ``(H, W, 3)`` uint8 goal image (the target at its goal, the robot hidden).
+        colors: ``(P, 3)`` float colours in [0, 1] of everything the camera can show, each
+            as lit from above and as shaded (object sides).
+        labels: ``(P,)`` int class of each colour (one class per distinct colour).
+        target_label: Class of the object to move.
+        robot_label: Class of the robot (the pusher).
+        kinematics: Where actions put the robot (None: costs can only read it from frames).
+    """
+
+    image: np.ndarray
+    colors: np.ndarray
+    labels: np.ndarray
+    target_label: int
+    robot_label: int
+    kinematics: PlanarKinematics | None = None
+
+
+class ForesightEnv(gym.Env[dict[str, np.ndarray], np.ndarray], ABC):
+    """A gymnasium env that foresight can collect in, plan in, and judge tasks in.
+
+    Subclasses take their config (an instance of ``config_class``, or a plain dict of its
+    fields) as the first constructor argument and ``image_size`` as a keyword, and set
+    ``self.config`` and ``self.task`` (the current task, None without one). See the module
+    docstring for the whole contract.
+
+    Attributes:
+        config_class: The env's config dataclass; it has an ``image_size`` field.
+        task_distribution_class: The dataclass of a suite's ``tasks:`` block for this env.
+        policy_config_class: The dataclass configuring :meth:`exploration_policy`.
+        default_config: The env preset (``configs/env/<name>.yaml``) used when only the env
+            id is given.
+    """
+
+    config_class: ClassVar[type]
+    task_distribution_class: ClassVar[type]
+    policy_config_class: ClassVar[type]
+    default_config: ClassVar[str]
+
+    config: Any
+    task: Any
+
+    @abstractmethod
+    def get_state(self) -> np.ndarray:
+        """The full simulator state ``(N,)`` float64; :meth:`set_state` restores it exactly."""
+
+    @abstractmethod
+    def set_state(self, state: np.ndarray) -> None:
+        """Restore a state from :meth:`get_state`; the task and RNG are left as they are."""
+
+    @abstractmethod
+    def simulate(self, action: np.ndarray) -> None:
+        """Advance the simulator by one action without observing (the oracle's fast path)."""
+
+    @abstractmethod
+    def render_image(self) -> np.ndarray:
+        """The camera frame of the current state, ``(H, W, 3)`` uint8."""
+
+    @abstractmethod
+    def goal(self, task: Any) -> Goal:
+        """The goal of ``task`` (image and what a cost may know); the live state is kept."""
+
+    @classmethod
+    @abstractmethod
+    def sample_task(cls, rng: np.random.Generator, config: Any, distribution: Any, task_id: int):
+        """Draw one task of ``distribution`` (a ``task_distribution_class``) from ``rng``."""
+
+    @abstractmethod
+    def exploration_policy(self, rng: np.random.Generator, config: Any) -> ExplorationPolicy:
+        """A fresh collection policy (``config``: a ``policy_config_class``) drawing on ``rng``."""
