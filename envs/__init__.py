@@ -1,14 +1,16 @@
 """foresight's environments, registered with gymnasium, and the contract they share.
 
 The contract every env implements is :class:`ForesightEnv` (:mod:`foresight.envs.base`); an
-:class:`EnvSpec` names an env and its config (:mod:`foresight.envs.spec`); suites of tasks are in
-:mod:`foresight.envs.suite`. Each env is a folder of its own: ``push/`` is ``foresight/Push-v0``.
+:class:`EnvSpec` names an env and its config (:mod:`foresight.envs.spec`); suites of tasks are
+in :mod:`foresight.envs.suite`. Each env is a folder of its own: ``push/`` is
+``foresight/Push-v0``, ``pusht/`` is ``foresight/PushT-v0`` (gym-pusht's Push-T).
 
 Importing this package does two cheap things: it chooses the headless GL backend
 (``MUJOCO_GL``, which must be set before ``mujoco`` is imported; a value the user set is kept)
-and registers ``foresight/Push-v0``. MuJoCo (with triton, which must come before it, see
-:func:`foresight.envs.gl.load_triton_first`) and the env classes load on first use of a name
-below (``from foresight.envs import PushEnv``, or ``gym.make``).
+and registers ``foresight/Push-v0`` and ``foresight/PushT-v0``. MuJoCo (with triton, which
+must come before it, see :func:`foresight.envs.gl.load_triton_first`), gym-pusht and the env
+classes load on first use of a name below (``from foresight.envs import PushEnv``, or
+``gym.make``).
 """
 
 from __future__ import annotations
@@ -40,6 +42,10 @@ select_gl_backend()
 ENV_ID = "foresight/Push-v0"
 
 register(id=ENV_ID, entry_point="foresight.envs.push.env:PushEnv", max_episode_steps=30)
+# Needs gym-pusht (the ``pusht`` extra); the env says so in one line when it is missing.
+register(
+    id="foresight/PushT-v0", entry_point="foresight.envs.pusht.env:PushTEnv", max_episode_steps=300
+)
 
 # Public name -> submodule defining it; loaded by __getattr__ on first access.
 _LAZY = {

@@ -110,6 +110,8 @@ class Goal:
         target_label: Class of the object to move.
         robot_label: Class of the robot (the pusher).
         kinematics: Where actions put the robot (None: costs can only read it from frames).
+        robot_goal: ``(2,)`` where the task wants the robot to end, (row, col) in image
+            widths; None: the task does not judge the robot.
     """
 
     image: np.ndarray
@@ -118,6 +120,7 @@ class Goal:
     target_label: int
     robot_label: int
     kinematics: PlanarKinematics | None = None
+    robot_goal: tuple[float, float] | None = None
 
 
 class ForesightEnv(gym.Env[dict[str, np.ndarray], np.ndarray], ABC):

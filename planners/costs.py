@@ -241,6 +241,12 @@ class ObjectCostConfig(CostConfig):
             mask in the imagined frame) or ``commanded`` (where the actions put it, from the
             robot state: exact until a contact, and independent of the model's blur; the
             image is used when no state is given).
+        shape_weight: Weight of the target's mask mismatch with its goal mask (the sum of
+            absolute differences over the goal mask's mass: 0 when they coincide, 2 when
+            disjoint), which a centroid alone cannot see: the orientation of a T.
+        robot_goal_weight: Weight of the pusher's distance to where the task wants it to end,
+            for tasks that judge it (the goal's ``robot_goal``, e.g. DINO-WM's Push-T test);
+            ignored by tasks that do not.
     """
 
     name: str = "object"
@@ -248,13 +254,18 @@ class ObjectCostConfig(CostConfig):
     color_scale: float = 0.08
     min_pixels: float = 1.0
     pusher: Literal["image", "commanded"] = "image"
+    shape_weight: float = 0.0
+    robot_goal_weight: float = 0.0
 
 
 class ObjectCost(Cost):
     """Target-centroid-to-goal distance plus a small pusher-to-target term, from colour masks.
 
     The cost is the distance (in image widths) of the target's colour-mask centroid to its
-    centroid in the goal image, plus ``pusher_weight`` times the pusher-to-target distance.
+    centroid in the goal image, plus ``pusher_weight`` times the pusher-to-target distance,
+    plus ``shape_weight`` times the target's mask mismatch with the goal's, plus
+    ``robot_goal_weight`` times the pusher's distance to its own goal when the task judges
+    where the robot ends (DINO-WM's Push-T test does).
 
     Masks are soft (a Gaussian kernel of each pixel's RGB distance to the class colour), so
     blurry model predictions degrade gracefully and centroids are sub-pixel.
@@ -270,6 +281,12 @@ class ObjectCost(Cost):
         if float(mass[0, 0]) < self.config.min_pixels:  # type: ignore[attr-defined]
             raise ConfigError("the target object is not visible in the goal image")
         self.goal_centroid = goal_centroid[0, 0]  # (2,)
+        self.goal_mask = self.class_masses(self.goal_frame[None], [goal.target_label])[0, 0]
+        self.robot_goal = (
+            None
+            if goal.robot_goal is None
+            else torch.tensor(goal.robot_goal, dtype=torch.float32, device=self.device)
+        )
 
     def class_masses(self, frames: torch.Tensor, labels: list[int]) -> torch.Tensor:
         """``(M, L, H*W)`` soft membership of each pixel in each class of ``labels``.
@@ -295,8 +312,11 @@ class ObjectCost(Cost):
         self, frames: torch.Tensor, labels: list[int]
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Mask centroids ``(M, L, 2)`` (row, col in image widths) and masses ``(M, L)``."""
-        w = self.class_masses(frames, labels)  # (M, L, HW)
-        h, wd = frames.shape[-2:]
+        return self._centroids_of(self.class_masses(frames, labels), frames.shape[-2:])
+
+    @staticmethod
+    def _centroids_of(w: torch.Tensor, size: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        h, wd = size
         rows = torch.arange(h, device=w.device, dtype=w.dtype).repeat_interleave(wd) / wd
         cols = torch.arange(wd, device=w.device, dtype=w.dtype).repeat(h) / wd
         mass = w.sum(-1)
@@ -312,9 +332,16 @@ class ObjectCost(Cost):
             if commanded
             else [self.goal.target_label, self.goal.robot_label]
         )
-        c, mass = self.centroids(frames, labels)
+        w = self.class_masses(frames, labels)  # (M, L, HW)
+        c, mass = self._centroids_of(w, frames.shape[-2:])
         target = c[:, 0]
         cost = (target - self.goal_centroid).norm(dim=-1)
+        if cfg.shape_weight:
+            mismatch = (w[:, 0] - self.goal_mask).abs().sum(-1) / self.goal_mask.sum()
+            cost = cost + cfg.shape_weight * mismatch
+        if cfg.robot_goal_weight and self.robot_goal is not None:
+            robot = aux.robot_pixel.to(target) if commanded else c[:, 1]  # type: ignore[union-attr]
+            cost = cost + cfg.robot_goal_weight * (robot - self.robot_goal).norm(dim=-1)
         if cfg.pusher_weight and commanded:
             assert aux is not None
             cost = cost + cfg.pusher_weight * (aux.robot_pixel.to(target) - target).norm(dim=-1)

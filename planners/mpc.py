@@ -194,6 +194,8 @@ class EpisodeResult:
     Attributes:
         task_id: Index of the task in its suite.
         success: Target within the task's threshold of its goal after the last step.
+        ever_success: The task's success test held after some step (DINO-WM's Push-T number
+            counts this: its planner stops once the test holds).
         final_distance: Target-to-goal distance after the last step (m).
         initial_distance: Target-to-goal distance at the start (m).
         steps: Actions executed.
@@ -206,6 +208,7 @@ class EpisodeResult:
 
     task_id: int
     success: bool
+    ever_success: bool
     final_distance: float
     initial_distance: float
     steps: int
@@ -220,6 +223,7 @@ class EpisodeResult:
         return {
             "task_id": self.task_id,
             "success": self.success,
+            "ever_success": self.ever_success,
             "final_distance": round(self.final_distance, 6),
             "initial_distance": round(self.initial_distance, 6),
             "steps": self.steps,
@@ -251,9 +255,11 @@ def run_episode(
     policy.reset(env, goal, obs, rng)
     frames = [obs.image]
     imagined: list[np.ndarray] = []
+    ever = False
     for _ in range(steps):
         action = policy.act(obs)
         raw, _, _, _, info = env.step(action)
+        ever = ever or bool(info["success"])
         obs = _observation(env, raw)
         policy.observe(action, obs)
         frames.append(obs.image)
@@ -263,6 +269,7 @@ def run_episode(
     return EpisodeResult(
         task_id=int(task.task_id),
         success=bool(info["success"]),
+        ever_success=ever,
         final_distance=float(info["target_distance"]),
         initial_distance=initial,
         steps=steps,

@@ -113,6 +113,27 @@ CASES = [
         (*COLLECT, "--out", "{tmp}/d.h5", "--env", "{tmp}/nope.yaml"),
         "does not exist",
     ),
+    Case(
+        "collect-env-unknown-id",
+        (*COLLECT, "--out", "{tmp}/d.h5", "--env", "nobody/Nothing-v0"),
+        "unknown env 'nobody/Nothing-v0'",
+    ),
+    Case(
+        "collect-env-not-a-foresight-env",
+        (*COLLECT, "--out", "{tmp}/d.h5", "--env", "CartPole-v1"),
+        "not a foresight env",
+    ),
+    Case(
+        "collect-env-preset-names-another-env",
+        (*COLLECT, "--out", "{tmp}/d.h5", "--env", "{tmp}/env.yaml"),
+        "unknown key 'friction'",
+        write("env.yaml", "env_name: foresight/PushT-v0\nfriction: 0.5\n"),
+    ),
+    Case(
+        "collect-pusht-max-step-zero",
+        (*COLLECT, "--out", "{tmp}/d.h5", "--env", "pusht", "max_step=0"),
+        "max_step must be in (0, 200]",
+    ),
     # ---------------------------------------------------------------- collect: outputs
     Case(
         "collect-out-is-a-folder",

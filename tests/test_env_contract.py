@@ -27,10 +27,17 @@ def _push_solved(task: Any) -> Any:
     return dataclasses.replace(task, layout=dataclasses.replace(task.layout, object_xy=tuple(xy)))
 
 
+def _pusht_solved(task: Any) -> Any:
+    start = list(task.start)
+    start[0:2], start[4:7] = task.goal_agent, task.goal_block
+    return dataclasses.replace(task, start=tuple(start))
+
+
 #: For each env: its suite preset, and a task whose start already meets its success test. A new
 #: env adds its row here, or the contract tests below fail for it.
 ENVS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "foresight/Push-v0": ("easy", _push_solved),
+    "foresight/PushT-v0": ("pusht", _pusht_solved),
 }
 
 

@@ -1,0 +1,152 @@
+"""foresight/PushT-v0: gym-pusht through the env contract, DINO-WM's task protocol, and the loop
+(collect -> train -> plan) on it. The contract itself is in test_env_contract.py."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from foresight.cli import main
+from foresight.data.hdf5 import DemoFile
+from foresight.envs import EnvSpec, load_env, load_suite, sample_tasks
+from foresight.envs.pusht.tasks import PushTTask, PushTTasks, angle_error
+from foresight.planners import run_suite
+from foresight.planners.config import load_planner
+
+
+@pytest.fixture(scope="module")
+def spec() -> EnvSpec:
+    return load_env("pusht", {"image_size": 32})
+
+
+def test_angle_error_wraps() -> None:
+    assert angle_error(0.1, 2 * math.pi - 0.1) == pytest.approx(0.2)
+    assert angle_error(math.pi, -math.pi) == pytest.approx(0.0)
+
+
+def test_success_follows_dinowm_joint_distance_and_angle() -> None:
+    task = PushTTask(0, tuple([0.0] * 10), (200.0, 200.0, 1.0), (100.0, 100.0))
+    state = np.array([100.0, 100, 0, 0, 200, 200, 1.0, 0, 0, 0])
+    assert task.success(state)
+    state[0] += 15  # agent 15 px off, block 15 px off: joint distance 21.2 px > 20
+    state[4] += 15
+    assert not task.success(state)
+    assert dataclasses.replace(task, include_agent=False).success(state)
+    state[4] -= 15
+    state[6] = 1.0 + math.pi / 9 + 0.01
+    assert not task.success(state)
+
+
+def test_trajectory_goals_replay_the_exploration_policy(spec: EnvSpec) -> None:
+    """A DINO-WM-protocol task's goal is where the policy's next 25 steps take the start."""
+    dist = PushTTasks(goal_steps=25)
+    a, b = sample_tasks(spec, dist, seed=99, num=2)
+    assert sample_tasks(spec, dist, seed=99, num=2, start=1)[0] == b  # task i: (seed, i) only
+    env = spec.make()
+    _, info = env.reset(options={"task": a})
+    assert not info["success"] or a.block_distance(np.array(a.start)) < 20
+    np.testing.assert_array_equal(env.get_state(), a.start)
+    assert np.all(np.array(a.start)[[2, 3, 7, 8, 9]] == 0)  # at rest
+
+
+def test_random_goals_judge_the_block_alone(spec: EnvSpec) -> None:
+    task = sample_tasks(spec, PushTTasks(goal="random"), seed=0, num=1)[0]
+    assert not task.include_agent
+    assert 100 <= task.goal_block[0] < 400 and 100 <= task.goal_block[1] < 400
+
+
+def test_goal_image_shows_the_block_at_its_goal_without_the_agent(spec: EnvSpec) -> None:
+    env = spec.make()
+    task = sample_tasks(spec, load_suite("pusht").tasks, seed=99, num=1)[0]
+    obs, _ = env.reset(options={"task": task})
+    before = env.get_state()
+    goal = env.goal(task)
+    np.testing.assert_array_equal(env.get_state(), before)
+    np.testing.assert_array_equal(env.render_image(), obs["image"])
+    agent = np.array([65, 105, 225])
+    assert (np.abs(obs["image"].astype(int) - agent).sum(-1) < 40).any()
+    assert not (np.abs(goal.image.astype(int) - agent).sum(-1) < 40).any()
+    solved = list(task.start)
+    solved[:2], solved[4:7] = (-500.0, -500.0), task.goal_block
+    env.set_state(np.array(solved))
+    np.testing.assert_array_equal(env.render_image(), goal.image)
+    assert goal.robot_goal is not None  # the protocol judges where the agent ends
+
+
+def test_actions_move_the_agent_in_foresights_axes(spec: EnvSpec) -> None:
+    env = spec.make()
+    obs, _ = env.reset(seed=0)
+    start = obs["state"].copy()
+    for _ in range(5):
+        obs, *_ = env.step(np.array([1.0, 1.0], np.float32))
+    moved = obs["state"] - start
+    assert moved[0] > 0.03 and moved[1] > 0.03  # +x right, +y up, both in metres
+
+
+def test_a_missing_gym_pusht_is_one_line() -> None:
+    code = (
+        "import sys; sys.modules['gym_pusht'] = None\n"
+        "from foresight.cli import main\n"
+        "sys.exit(main(['collect', '--env', 'pusht', '--out', 'x.h5', '--episodes', '1']))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert "pip install -e '.[pusht]'" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_oracle_solves_a_pusht_task_on_a_small_budget(tmp_path: Path) -> None:
+    """A smoke test of the whole planning path on true dynamics (40 x 2 CEM, horizon 6); the
+    success rate on the protocol suite at the preset's budget is measured with foresight plan."""
+    planner = dataclasses.replace(load_planner("pusht"), horizon=6)
+    planner = dataclasses.replace(
+        planner,
+        optimizer=dataclasses.replace(planner.optimizer, samples=40, iterations=2, elites=4),
+    )
+    suite = tmp_path / "one.yaml"
+    suite.write_text(
+        "name: one\nenv: pusht\nseed: 2\nepisode_steps: 12\nreplan_every: 3\n"
+        "tasks: {goal_steps: 8, include_agent: false, min_block_motion: 0.01}\n"
+    )
+    result = run_suite("oracle", suite, episodes=1, planner=planner)
+    rec = result.episodes[0]
+    assert rec["initial_distance"] >= 0.02  # the block must move to reach its goal
+    assert rec["ever_success"], rec
+    assert rec["final_distance"] < rec["initial_distance"] / 2
+
+
+def test_collect_train_plan_on_pusht(tmp_path: Path) -> None:
+    data = tmp_path / "pusht.h5"
+    argv = ["collect", "--env", "pusht", "--out", str(data), "--episodes", "6", "--steps", "8"]
+    assert main([*argv, "--image-size", "16", "--seed", "1"]) == 0
+    with DemoFile(data) as f:
+        assert EnvSpec.from_env_args(f.env_args, str(data)).name == "foresight/PushT-v0"
+        assert f.read("demo_0", "states").shape == (9, 10)
+        assert f.moved_fraction() > 0
+    run = tmp_path / "run"
+    sizes = ["image_size=16", "channels=4", "g_dim=8", "rnn_size=8", "predictor_layers=1"]
+    train = ["train", "--config", "svg_det", "--data", str(data), "--out", str(run)]
+    horizon = [
+        "future_frames=3",
+        "eval_future_frames=4",
+        "train.batch_size=2",
+        "train.eval_every=2",
+    ]
+    assert main([*train, "--max-steps", "2", "--device", "cpu", *sizes, *horizon]) == 0
+    suite = tmp_path / "short.yaml"
+    suite.write_text("name: short\nenv: pusht\nepisode_steps: 2\ntasks: {goal_steps: 4}\n")
+    planner = tmp_path / "tiny.yaml"
+    planner.write_text("optimizer: {name: cem, samples: 6, iterations: 1, elites: 2}\nhorizon: 3\n")
+    out = tmp_path / "plan"
+    plan = ["plan", "--model", str(run / "checkpoint.pt"), "--suite", str(suite)]
+    assert main([*plan, "--planner", str(planner), "--episodes", "1", "--out", str(out)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["episodes"] == 1 and summary["ever_success_rate"] is not None
+    # A model trained on Push-T data is refused on a Push-v0 suite.
+    assert main([*plan[:3], "--episodes", "1", "--out", str(tmp_path / "p2")]) == 2
