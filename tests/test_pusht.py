@@ -56,6 +56,19 @@ def test_trajectory_goals_replay_the_exploration_policy(spec: EnvSpec) -> None:
     assert np.all(np.array(a.start)[[2, 3, 7, 8, 9]] == 0)  # at rest
 
 
+def test_task_blocks_stay_on_the_table(spec: EnvSpec) -> None:
+    """The agent can squeeze the T through gym-pusht's walls; such starts and goals are redrawn
+    (task 16 of the pusht suite once had its goal 64 px off the table)."""
+    suite = load_suite("pusht")
+    env = spec.make()
+    for task in sample_tasks(spec, suite.tasks, suite.seed, 20):
+        for pose in (task.start[4:7], task.goal_block):
+            state = np.array([*task.start[:4], *pose, 0, 0, 0])
+            env.set_state(state)
+            corners = env.sim.get_keypoints(env.sim._block_shapes)
+            assert np.all((corners > 5) & (corners < 507)), (task.task_id, pose)
+
+
 def test_random_goals_judge_the_block_alone(spec: EnvSpec) -> None:
     task = sample_tasks(spec, PushTTasks(goal="random"), seed=0, num=1)[0]
     assert not task.include_agent

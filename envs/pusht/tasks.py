@@ -110,10 +110,25 @@ class PushTTasks:
             raise ConfigError(f"'min_block_motion' must be >= 0, got {self.min_block_motion}")
 
 
+#: The T's corners must stay this far inside the table's edge (px) at a task's start and goal:
+#: the kinematic agent can squeeze the block through gym-pusht's walls, and a goal off the table
+#: is no goal.
+ON_TABLE = (10.0, 502.0)
+
+
+def _on_table(env: Any, state: np.ndarray) -> bool:
+    env.set_state(state)
+    corners = env.sim.get_keypoints(env.sim._block_shapes)
+    return bool(np.all((corners > ON_TABLE[0]) & (corners < ON_TABLE[1])))
+
+
 def sample_task(
     env_class: Any, rng: np.random.Generator, config: PushTConfig, dist: PushTTasks, task_id: int
 ) -> PushTTask:
-    """Draw one task of ``dist`` from ``rng`` (a private env runs the exploration policy)."""
+    """Draw one task of ``dist`` from ``rng`` (a private env runs the exploration policy).
+
+    Tasks whose block leaves the table (start or goal) are redrawn.
+    """
     env = env_class(config)
     try:
         policy_config = env.policy_config_class()
@@ -126,8 +141,12 @@ def sample_task(
                 info = env._info()
             start = env.get_state()
             start[[2, 3, 7, 8, 9]] = 0.0  # tasks start at rest
+            if not _on_table(env, start):
+                continue
             if dist.goal == "random":
                 pose = (*rng.uniform(100, 400, 2), rng.uniform(-math.pi, math.pi))
+                if not _on_table(env, np.array([*start[:4], *pose, 0.0, 0.0, 0.0])):
+                    continue
                 goal_block, goal_agent, include_agent = pose, (0.0, 0.0), False
             else:
                 env.set_state(start)
@@ -136,6 +155,8 @@ def sample_task(
                     env.simulate(policy(obs, info))
                     info = env._info()
                 end = env.get_state()
+                if not _on_table(env, end):
+                    continue
                 goal_block, goal_agent = tuple(end[4:7]), tuple(end[:2])
                 include_agent = dist.include_agent
                 if np.hypot(*(end[4:6] - start[4:6])) < dist.min_block_motion * MM:
