@@ -32,11 +32,13 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
+
+from foresight.config import from_dict
 
 if TYPE_CHECKING:
     import torch
@@ -146,6 +148,19 @@ class ForesightEnv(gym.Env[dict[str, np.ndarray], np.ndarray], ABC):
 
     config: Any
     task: Any
+
+    @classmethod
+    def make_config(cls, config: Any = None, image_size: int | None = None) -> Any:
+        """The env's typed config, with ``image_size`` swapped in if given.
+
+        ``config`` is a ``config_class`` instance, a plain dict of its fields (checked like
+        YAML), or None (the defaults).
+        """
+        if config is None:
+            config = cls.config_class()
+        elif isinstance(config, dict):
+            config = from_dict(cls.config_class, config, "env config")
+        return config if image_size is None else replace(config, image_size=image_size)
 
     @abstractmethod
     def get_state(self) -> np.ndarray:

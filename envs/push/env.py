@@ -14,13 +14,11 @@ Randomness comes only from ``self.np_random``.
 from __future__ import annotations
 
 import math
-from dataclasses import replace
 from typing import Any
 
 import numpy as np
 from gymnasium import spaces
 
-from foresight.config import from_dict
 from foresight.envs.base import ExplorationPolicy, ForesightEnv, Goal, PlanarKinematics
 from foresight.envs.push.policy import InteractionPolicy, PolicyConfig
 from foresight.envs.push.sim import PushConfig, PushSim
@@ -53,13 +51,7 @@ class PushEnv(ForesightEnv):
         image_size: int | None = None,
         render_mode: str | None = None,
     ) -> None:
-        if config is None:
-            config = PushConfig()
-        elif isinstance(config, dict):
-            config = from_dict(PushConfig, config, "env config")
-        if image_size is not None:
-            config = replace(config, image_size=image_size)
-        self.config = config
+        self.config = config = self.make_config(config, image_size)
         self.render_mode = render_mode
         self.sim = PushSim(config)
         size = config.image_size

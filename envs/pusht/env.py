@@ -31,13 +31,12 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from gymnasium import spaces
 
-from foresight.config import from_dict
 from foresight.envs.base import ExplorationPolicy, ForesightEnv, Goal, PlanarKinematics
 from foresight.envs.pusht.tasks import MM, PushTTask, PushTTasks, sample_task
 from foresight.errors import ConfigError
@@ -205,13 +204,7 @@ class PushTEnv(ForesightEnv):
         image_size: int | None = None,
         render_mode: str | None = None,
     ) -> None:
-        if config is None:
-            config = PushTConfig()
-        elif isinstance(config, dict):
-            config = from_dict(PushTConfig, config, "env config")
-        if image_size is not None:
-            config = replace(config, image_size=image_size)
-        self.config = config
+        self.config = config = self.make_config(config, image_size)
         self.render_mode = render_mode
         size = config.image_size
         self.sim = _load_gym_pusht()(
