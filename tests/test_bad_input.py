@@ -492,6 +492,9 @@ def test_a_ctrl_c_swallowed_by_an_interpreter_callback_is_delivered_again() -> N
 
     previous = sys.unraisablehook
     sys.unraisablehook = _redeliver_interrupts(previous)
+    # Started as a shell's background job, this process ignores SIGINT, and interrupt_main
+    # then does nothing: give it Python's handler, as a terminal's process has.
+    handler = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         with pytest.raises(KeyboardInterrupt):
             lock = Lock()
@@ -502,3 +505,4 @@ def test_a_ctrl_c_swallowed_by_an_interpreter_callback_is_delivered_again() -> N
         assert ref() is None
     finally:
         sys.unraisablehook = previous
+        signal.signal(signal.SIGINT, handler)
