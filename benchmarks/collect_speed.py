@@ -9,6 +9,7 @@ Prints a table with:
 Targets (issue 2): env 1 worker >= 70% of the bare limit; 2 workers >= 1.6x one worker.
 
 Usage: python benchmarks/collect_speed.py [--image-size 64] [--seconds 5] [--workers 2]
+       [--env push_random]   # an env preset: randomised scenes rebuild the scene per episode
 """
 
 from __future__ import annotations
@@ -50,11 +51,11 @@ def bare_limit(image_size: int, seconds: float) -> float:
     return n / elapsed
 
 
-def env_steps(args: tuple[int, float, int]) -> tuple[int, float]:
-    image_size, seconds, seed = args
-    from foresight.envs import PushEnv
+def env_steps(args: tuple[int, float, int, str]) -> tuple[int, float]:
+    image_size, seconds, seed, env_name = args
+    from foresight.envs import load_env
 
-    env = PushEnv(image_size=image_size)
+    env = load_env(env_name).with_image_size(image_size).make()
     env.reset(seed=seed)
     env.action_space.seed(seed)
     n = 0
@@ -69,15 +70,15 @@ def env_steps(args: tuple[int, float, int]) -> tuple[int, float]:
     return n, elapsed
 
 
-def env_parallel(image_size: int, seconds: float, workers: int) -> float:
+def env_parallel(image_size: int, seconds: float, workers: int, env: str) -> float:
     with mp.get_context("spawn").Pool(workers) as pool:
         # Warm the workers (imports, GL context) before timing.
-        pool.map(env_steps, [(image_size, 0.2, i) for i in range(workers)])
-        results = pool.map(env_steps, [(image_size, seconds, i) for i in range(workers)])
+        pool.map(env_steps, [(image_size, 0.2, i, env) for i in range(workers)])
+        results = pool.map(env_steps, [(image_size, seconds, i, env) for i in range(workers)])
     return sum(n / t for n, t in results)
 
 
-def collect_end_to_end(image_size: int, episodes: int, workers: int) -> float:
+def collect_end_to_end(image_size: int, episodes: int, workers: int, env: str) -> float:
     from foresight.cli import main
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -96,6 +97,8 @@ def collect_end_to_end(image_size: int, episodes: int, workers: int) -> float:
                 str(image_size),
                 "--workers",
                 str(workers),
+                "--env",
+                env,
             ]
         )
         elapsed = time.perf_counter() - start
@@ -109,6 +112,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--episodes", type=int, default=200, help="for the end-to-end rows")
     parser.add_argument("--repeats", type=int, default=3, help="best of this many runs")
+    parser.add_argument("--env", default="push", help="env preset of the env and collect rows")
     args = parser.parse_args()
 
     # Interleave the single-process measurements and keep the best of each, so that a burst
@@ -116,13 +120,14 @@ def main() -> None:
     bare, one = 0.0, 0.0
     for _ in range(args.repeats):
         bare = max(bare, bare_limit(args.image_size, args.seconds))
-        n, t = env_steps((args.image_size, args.seconds, 0))
+        n, t = env_steps((args.image_size, args.seconds, 0, args.env))
         one = max(one, n / t)
-    many = env_parallel(args.image_size, args.seconds, args.workers)
-    col1 = collect_end_to_end(args.image_size, args.episodes, 1)
-    colk = collect_end_to_end(args.image_size, args.episodes, args.workers)
+    many = env_parallel(args.image_size, args.seconds, args.workers, args.env)
+    col1 = collect_end_to_end(args.image_size, args.episodes, 1, args.env)
+    colk = collect_end_to_end(args.image_size, args.episodes, args.workers, args.env)
 
-    table = Table(title=f"collection speed, {args.image_size}x{args.image_size} frames")
+    size = args.image_size
+    table = Table(title=f"collection speed, env preset {args.env}, {size}x{size} frames")
     table.add_column("what")
     table.add_column("steps/s", justify="right")
     table.add_column("vs bare", justify="right")

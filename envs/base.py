@@ -25,6 +25,9 @@ tasks                  ``task_distribution_class`` (a suite's ``tasks:`` block) 
 goal                   ``goal(task) -> Goal``: the goal image and what a cost may know
 exploration            ``exploration_policy(rng, config) -> (obs, info) -> action`` for
                        ``foresight collect``, configured by ``policy_config_class``
+scene (optional)       ``episode_scene()``: plain values of objects drawn for this episode
+                       (recorded per episode by collection; None for a fixed scene), and
+                       ``reset(options={"scene": scene})`` sets them again
 =====================  ==========================================================================
 """
 
@@ -161,6 +164,15 @@ class ForesightEnv(gym.Env[dict[str, np.ndarray], np.ndarray], ABC):
         elif isinstance(config, dict):
             config = from_dict(cls.config_class, config, "env config")
         return config if image_size is None else replace(config, image_size=image_size)
+
+    def episode_scene(self) -> Any:
+        """What this episode drew besides its state (e.g. its objects), as JSON-safe values.
+
+        Collection records it per episode so a recorded state can be re-rendered, and the
+        oracle sets it in its private env. None (the default): every episode shares the
+        config's scene.
+        """
+        return None
 
     @abstractmethod
     def get_state(self) -> np.ndarray:

@@ -127,8 +127,8 @@ class EnvSpec:
         config = kwargs.get("config") if isinstance(kwargs, dict) else None
         if not isinstance(name, str) or not isinstance(config, dict):
             raise ConfigError(f"{source}: env_args do not name an env and its config")
-        spec = cls(name, config)
-        return cls(name, to_dict(from_dict(spec.env_class.config_class, config, source)))
+        env = cls(name, config).env_class
+        return cls(name, to_dict(from_dict(env.config_class, config, source)))
 
     @classmethod
     def of(cls, env: Any) -> EnvSpec:

@@ -7,6 +7,7 @@ key and the file, so a typo never silently falls back to a default.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 import types
@@ -279,17 +280,32 @@ def check_seed(seed: int, name: str = "--seed") -> int:
     return seed
 
 
+#: Field metadata of an optional setting added after files were written without it: while
+#: unset (None) it is left out of :func:`to_dict`, so configs that do not use it read, compare
+#: and store exactly as before it existed (datasets stay byte-identical, old runs resume).
+OMIT_IF_NONE = {"omit_if_none": True}
+
+
 def to_dict(config: Any) -> dict[str, Any]:
-    """Plain-dict form of a dataclass config (tuples become lists), safe for YAML, JSON, torch."""
+    """Plain-dict form of a dataclass config (tuples become lists), safe for YAML, JSON, torch.
+
+    Fields marked with :data:`OMIT_IF_NONE` are left out while None.
+    """
 
     def plain(v: Any) -> Any:
+        if dataclasses.is_dataclass(v) and not isinstance(v, type):
+            return {
+                f.name: plain(getattr(v, f.name))
+                for f in dataclasses.fields(v)
+                if not (f.metadata.get("omit_if_none") and getattr(v, f.name) is None)
+            }
         if isinstance(v, tuple | list):
             return [plain(x) for x in v]
         if isinstance(v, dict):
             return {k: plain(x) for k, x in v.items()}
-        return v
+        return copy.deepcopy(v)
 
-    return plain(dataclasses.asdict(config))
+    return plain(config)
 
 
 def configs_dir() -> Path:

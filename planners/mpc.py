@@ -233,7 +233,12 @@ class EpisodeResult:
 
 
 def _observation(env: Any, obs: dict[str, np.ndarray]) -> Observation:
-    return Observation(image=obs["image"], state=obs["state"], sim_state=env.get_state())
+    return Observation(
+        image=obs["image"],
+        state=obs["state"],
+        sim_state=env.get_state(),
+        scene=env.episode_scene(),
+    )
 
 
 def run_episode(

@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -33,11 +33,14 @@ class Observation:
         image: ``(H, W, 3)`` uint8 camera frame.
         state: ``(S,)`` float32 robot state (the env's ``state`` observation).
         sim_state: ``(N,)`` float64 full simulator state (only the oracle reads it).
+        scene: What the env drew for this episode besides the state (its
+            ``episode_scene()``, e.g. the objects), which the state needs to mean anything.
     """
 
     image: np.ndarray
     state: np.ndarray
     sim_state: np.ndarray
+    scene: Any = None
 
 
 class Predictor(ABC):
@@ -99,9 +102,14 @@ class OraclePredictor(Predictor):
         self.env = env.make()
         self.image_size = env.image_size
         self._state: np.ndarray | None = None
+        self._scene: Any = None
 
     def reset(self, obs: Observation, seed: int) -> None:
         """See :meth:`Predictor.reset` (the oracle is deterministic; ``seed`` is unused)."""
+        if obs.scene != self._scene:
+            # The private env must hold the episode's objects before it can take its states.
+            self.env.reset(options=None if obs.scene is None else {"scene": obs.scene})
+            self._scene = obs.scene
         self._state = obs.sim_state.copy()
 
     def observe(self, action: np.ndarray, obs: Observation) -> None:

@@ -8,19 +8,24 @@ Success            the target's centre within the task's ``threshold`` of its go
 Collection policy  :class:`~foresight.envs.push.policy.InteractionPolicy`
 =================  ============================================================================
 
+With a scene distribution in the config (``configs/env/push_random.yaml``), every random
+episode draws its objects first; :meth:`PushEnv.episode_scene` gives them as plain values, and
+``reset(options={"scene": ...})`` sets them again (to re-render a recorded episode).
+
 Randomness comes only from ``self.np_random``.
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
 from gymnasium import spaces
 
+from foresight.config import from_dict, to_dict
 from foresight.envs.base import ExplorationPolicy, ForesightEnv, Goal, PlanarKinematics
 from foresight.envs.push.policy import InteractionPolicy, PolicyConfig
+from foresight.envs.push.scene import ObjectSpec, draw_scene
 from foresight.envs.push.sim import PushConfig, PushSim
 from foresight.envs.push.tasks import Layout, Task, TaskDistribution, sample_layout, sample_task
 
@@ -34,9 +39,10 @@ class PushEnv(ForesightEnv):
         render_mode: ``"rgb_array"`` or None.
 
     ``reset(options={"task": task})`` sets up a :class:`Task`; ``options={"num_objects": n}``
-    a random layout with ``n`` objects. ``info`` always holds ``pusher_pos`` ``(2,)``,
-    ``object_pos`` ``(K, 3)`` and ``active`` ``(K,)``; with a task also ``target_distance`` and
-    ``success``.
+    a random layout with ``n`` objects; ``options={"scene": objects}`` (a list of
+    :class:`ObjectSpec` or of their plain dicts) those objects. ``info`` always holds
+    ``pusher_pos`` ``(2,)``, ``object_pos`` ``(K, 3)`` and ``active`` ``(K,)``; with a task
+    also ``target_distance`` and ``success``.
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
@@ -53,7 +59,15 @@ class PushEnv(ForesightEnv):
     ) -> None:
         self.config = config = self.make_config(config, image_size)
         self.render_mode = render_mode
+        # With a scene distribution the sim is rebuilt per episode; until then it holds a draw
+        # from a fixed generator, so that spaces and state sizes exist before the first reset.
+        self._drawn = config.scene is not None
+        if self._drawn:
+            config = config.with_objects(
+                draw_scene(np.random.default_rng(0), config.scene, config.num_objects[1])
+            )
         self.sim = PushSim(config)
+        self._scene_plain = [to_dict(o) for o in config.objects]
         size = config.image_size
         ws = np.float32(config.workspace)
         self.observation_space = spaces.Dict(
@@ -74,12 +88,19 @@ class PushEnv(ForesightEnv):
         super().reset(seed=seed)
         options = options or {}
         self.task = options.get("task")
+        cfg = self.config
         if self.task is not None:
+            self._use_scene(self.task.scene)
             layout = self.task.layout
         else:
-            lo, hi = self.config.num_objects
-            n = options.get("num_objects") or int(self.np_random.integers(lo, hi + 1))
-            layout = sample_layout(self.np_random, self.config, int(n))
+            scene = options.get("scene")
+            if scene is None and cfg.scene is not None:
+                scene = draw_scene(self.np_random, cfg.scene, cfg.num_objects[1])
+            self._use_scene(scene)
+            lo, hi = cfg.num_objects
+            hi = min(hi, self.sim.num_objects)
+            n = options.get("num_objects") or int(self.np_random.integers(min(lo, hi), hi + 1))
+            layout = sample_layout(self.np_random, self.sim.config, int(n))
         self._apply_layout(layout)
         return self._observation(), self._info()
 
@@ -101,6 +122,33 @@ class PushEnv(ForesightEnv):
     def close(self) -> None:
         """Release the renderer."""
         self.sim.close()
+
+    # ------------------------------------------------------------------------------ scenes
+    @property
+    def objects(self) -> tuple[ObjectSpec, ...]:
+        """The objects of the current episode (the fixed ones, or this episode's draw)."""
+        return self.sim.config.objects
+
+    def episode_scene(self) -> list[dict[str, Any]] | None:
+        """This episode's objects as plain values when they were drawn for it, else None."""
+        return self._scene_plain if self._drawn else None
+
+    def _use_scene(self, scene: Any) -> None:
+        """Rebuild the sim around ``scene`` (None: the config's fixed objects) if it differs."""
+        if scene is None:
+            objects, drawn = self.config.objects, False
+        else:
+            objects = tuple(
+                o if isinstance(o, ObjectSpec) else from_dict(ObjectSpec, o, "scene object")
+                for o in scene
+            )
+            drawn = True
+        self._drawn = drawn
+        if objects != self.sim.config.objects:
+            self.sim.close()
+            self.sim = PushSim(self.config.with_objects(objects))
+            self.active = np.zeros(self.sim.num_objects, dtype=bool)
+        self._scene_plain = [to_dict(o) for o in objects]
 
     # ------------------------------------------------------------------------------ extras
     def goal_image(self, task: Task | None = None) -> np.ndarray:
@@ -171,7 +219,7 @@ class PushEnv(ForesightEnv):
             image=image,
             colors=np.concatenate([uniq * top, uniq * side]).astype(np.float32),
             labels=np.concatenate([np.arange(len(uniq)), np.arange(len(uniq))]),
-            target_label=int(labels[names.index(cfg.objects[task.target].name)]),
+            target_label=int(labels[names.index(self.objects[task.target].name)]),
             robot_label=int(labels[names.index("pusher")]),
             kinematics=PlanarKinematics(
                 cfg.max_step, cfg.workspace, cfg.view_half_extent, int(image.shape[0])
@@ -181,7 +229,7 @@ class PushEnv(ForesightEnv):
     def exploration_policy(self, rng: np.random.Generator, config: Any) -> ExplorationPolicy:
         """Aimed pushes and correlated noise (:class:`InteractionPolicy`) drawing on ``rng``."""
         cfg = self.config
-        clearance = max(o.size for o in cfg.objects) * math.sqrt(2) + cfg.pusher_radius + 0.015
+        clearance = max(o.radius for o in self.objects) + cfg.pusher_radius + 0.015
         return InteractionPolicy(rng, cfg.max_step, clearance, config)
 
     def _apply_layout(self, layout: Layout) -> None:
@@ -215,6 +263,8 @@ class PushEnv(ForesightEnv):
         return {
             "config": self.config,
             "render_mode": self.render_mode,
+            "objects": self.objects,
+            "drawn": self._drawn,
             "sim_state": self.sim.get_state(),
             "np_random": self._np_random,
             "task": self.task,
@@ -224,6 +274,7 @@ class PushEnv(ForesightEnv):
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__(state["config"], render_mode=state["render_mode"])  # type: ignore[misc]
         self._np_random = state["np_random"]
+        self._use_scene(state["objects"] if state["drawn"] else None)
         self.task = state["task"]
         self.active = state["active"]
         self.sim.set_state(state["sim_state"])

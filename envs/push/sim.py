@@ -11,12 +11,19 @@ straight down; image columns grow with +x and image rows grow with -y.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
-from typing import Literal
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from foresight.config import OMIT_IF_NONE
 from foresight.envs.gl import load_triton_first, render_help
+from foresight.envs.push.scene import (
+    FIXTURE_COLORS,
+    HEADLIGHT_AMBIENT,
+    HEADLIGHT_DIFFUSE,
+    ObjectSpec,
+    SceneDistribution,
+)
 from foresight.errors import ConfigError, RenderError
 
 # Before mujoco, whose GL libraries can bring in an LLVM that triton's then crashes on.
@@ -27,27 +34,6 @@ import mujoco  # noqa: E402
 #: Raw simulator state stored in datasets and restored by the oracle: time, qpos, qvel,
 #: actuator activations (the pusher's position target) and controls.
 STATE_SPEC = mujoco.mjtState.mjSTATE_INTEGRATION
-
-
-@dataclass(frozen=True)
-class ObjectSpec:
-    """One pushable object.
-
-    Attributes:
-        name: Unique name (also the MuJoCo body name).
-        shape: ``box`` (a square prism) or ``cylinder``.
-        size: Half-width of the box, or radius of the cylinder (m).
-        height: Half-height (m).
-        rgba: Colour; keep colours distinct and saturated, costs find objects by colour.
-        mass: Mass (kg).
-    """
-
-    name: str
-    shape: Literal["box", "cylinder"] = "box"
-    size: float = 0.03
-    height: float = 0.03
-    rgba: tuple[float, float, float, float] = (0.85, 0.1, 0.1, 1.0)
-    mass: float = 0.15
 
 
 def _default_objects() -> tuple[ObjectSpec, ...]:
@@ -65,8 +51,9 @@ class PushConfig:
     Attributes:
         image_size: Rendered frames are ``image_size x image_size`` RGB.
         objects: Every object in the scene; an episode activates some of them and parks
-            the rest outside the table, out of view.
-        num_objects: Inclusive range of active objects in a random (untasked) episode.
+            the rest outside the table, out of view. Unused when ``scene`` is set.
+        num_objects: Inclusive range of active objects in a random (untasked) episode; with
+            ``scene`` set, each episode draws ``num_objects[1]`` objects.
         max_step: Pusher displacement (m) for an action of magnitude 1 along an axis.
         workspace: The pusher centre stays within ``[-workspace, workspace]^2``.
         spawn_extent: Objects (and goals) are placed within ``[-spawn_extent, spawn_extent]^2``.
@@ -77,6 +64,8 @@ class PushConfig:
         frame_skip: Physics steps per env step (one action).
         camera_height: Height of the top-down camera above the table (m).
         view_half_extent: Half the width of the table area the camera sees (m).
+        scene: Draw every episode's objects from this distribution (None: the fixed
+            ``objects``); the drawn objects are recorded per episode in the dataset.
     """
 
     image_size: int = 64
@@ -92,6 +81,7 @@ class PushConfig:
     frame_skip: int = 20
     camera_height: float = 0.8
     view_half_extent: float = 0.29
+    scene: SceneDistribution | None = field(default=None, metadata=OMIT_IF_NONE)
 
     def __post_init__(self) -> None:
         if self.image_size < 8:
@@ -102,26 +92,50 @@ class PushConfig:
         if len(set(names)) != len(names):
             raise ConfigError(f"object names must be unique, got {names}")
         lo, hi = self.num_objects
-        if not 1 <= lo <= hi <= len(self.objects):
-            raise ConfigError(
-                f"num_objects {list(self.num_objects)} must lie within [1, {len(self.objects)}]"
-            )
+        slots = len(self.objects) if self.scene is None else hi
+        if not 1 <= lo <= hi <= slots:
+            raise ConfigError(f"num_objects {list(self.num_objects)} must lie within [1, {slots}]")
         if self.frame_skip < 2:
             raise ConfigError("frame_skip must be at least 2")
+
+    def with_objects(self, objects: tuple[ObjectSpec, ...]) -> PushConfig:
+        """This config with a fixed set of (e.g. drawn) objects and no distribution.
+
+        ``num_objects`` is capped at the number of objects (a task may draw fewer).
+        """
+        lo, hi = self.num_objects
+        k = len(objects)
+        return replace(
+            self, objects=tuple(objects), scene=None, num_objects=(min(lo, k), min(hi, k))
+        )
 
 
 def _object_xml(spec: ObjectSpec, index: int, friction: float) -> str:
     x, y = parked_xy(index)
-    if spec.shape == "box":
-        geom = f'type="box" size="{spec.size} {spec.size} {spec.height}"'
-    else:
-        geom = f'type="cylinder" size="{spec.size} {spec.height}"'
+    mu = spec.friction if spec.friction is not None else friction
     rgba = " ".join(f"{c:g}" for c in spec.rgba)
+    common = f'rgba="{rgba}" friction="{mu} 0.005 0.0001" group="1"'
+    if spec.shape == "cylinder":
+        geoms = [f'<geom name="{spec.name}" type="cylinder" size="{spec.size} {spec.height}" '
+                 f'mass="{spec.mass}" {common}/>']  # fmt: skip
+    else:
+        boxes = spec.boxes()
+        area = sum(hx * hy for _, _, hx, hy in boxes)
+        geoms = []
+        for j, (bx, by, hx, hy) in enumerate(boxes):
+            # Two-part shapes share the mass by area, so the body's inertia is that of the shape.
+            name = spec.name if j == 0 else f"{spec.name}_{j}"
+            pos = f' pos="{bx:g} {by:g} 0"' if len(boxes) > 1 else ""
+            mass = spec.mass * hx * hy / area
+            geoms.append(
+                f'<geom name="{name}" type="box"{pos} size="{hx:g} {hy:g} {spec.height}" '
+                f'mass="{mass:g}" {common}/>'
+            )
+    body = "\n      ".join(geoms)
     return f"""
     <body name="{spec.name}" pos="{x} {y} {spec.height}">
       <freejoint name="{spec.name}_joint"/>
-      <geom name="{spec.name}" {geom} rgba="{rgba}" mass="{spec.mass}"
-            friction="{friction} 0.005 0.0001" group="1"/>
+      {body}
     </body>"""
 
 
@@ -140,9 +154,10 @@ def build_xml(config: PushConfig) -> str:
     wall = config.workspace + config.pusher_radius + 0.015
     fovy = math.degrees(2 * math.atan(config.view_half_extent / config.camera_height))
     objects = "".join(_object_xml(o, i, config.friction) for i, o in enumerate(config.objects))
+    table, pusher, wall_rgb = (" ".join(f"{c:g}" for c in rgb) for rgb in FIXTURE_COLORS)
     walls = "".join(
         f'<geom name="wall_{n}" type="box" pos="{px} {py} 0.02" size="{sx} {sy} 0.02" '
-        f'rgba="0.3 0.3 0.32 1" friction="{config.friction} 0.005 0.0001"/>'
+        f'rgba="{wall_rgb} 1" friction="{config.friction} 0.005 0.0001"/>'
         for n, (px, py, sx, sy) in enumerate(
             [
                 (wall + 0.01, 0, 0.01, wall + 0.02),
@@ -154,24 +169,26 @@ def build_xml(config: PushConfig) -> str:
     )
     ws = config.workspace
     r = config.pusher_radius
+    ambient = " ".join([f"{HEADLIGHT_AMBIENT:g}"] * 3)
+    diffuse = " ".join([f"{HEADLIGHT_DIFFUSE:g}"] * 3)
     return f"""
 <mujoco model="foresight_push">
   <option timestep="{config.timestep}" integrator="implicitfast"/>
   <visual>
     <global offwidth="{size}" offheight="{size}"/>
     <quality shadowsize="0" offsamples="0"/>
-    <headlight ambient="0.6 0.6 0.6" diffuse="0.35 0.35 0.35" specular="0 0 0"/>
+    <headlight ambient="{ambient}" diffuse="{diffuse}" specular="0 0 0"/>
     <map znear="0.05" zfar="3"/>
   </visual>
   <worldbody>
     <camera name="top" pos="0 0 {config.camera_height}" fovy="{fovy:.6f}"/>
-    <geom name="table" type="plane" size="3 3 0.1" rgba="0.62 0.62 0.6 1"
+    <geom name="table" type="plane" size="3 3 0.1" rgba="{table} 1"
           friction="{config.friction} 0.005 0.0001"/>
     {walls}
     <body name="pusher" pos="0 0 0.03">
       <joint name="pusher_x" type="slide" axis="1 0 0"/>
       <joint name="pusher_y" type="slide" axis="0 1 0"/>
-      <geom name="pusher" type="cylinder" size="{r} 0.025" rgba="0.95 0.8 0.1 1" mass="1"
+      <geom name="pusher" type="cylinder" size="{r} 0.025" rgba="{pusher} 1" mass="1"
             friction="0.2 0.005 0.0001" group="2"/>
     </body>{objects}
   </worldbody>

@@ -9,10 +9,12 @@ target ends within ``threshold`` metres of the goal (simulator coordinates). Sui
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
+from foresight.config import OMIT_IF_NONE
+from foresight.envs.push.scene import ObjectSpec, SceneDistribution, draw_scene
 from foresight.envs.push.sim import PushConfig
 from foresight.errors import ConfigError
 
@@ -44,6 +46,8 @@ class Task:
         target: Index of the object to push.
         goal_xy: ``(2,)`` goal centre of the target object.
         threshold: Success distance (m).
+        scene: The objects of this task when they were drawn for it (a scene distribution in
+            the suite or the env); None: the env's fixed objects.
     """
 
     task_id: int
@@ -51,6 +55,7 @@ class Task:
     target: int
     goal_xy: tuple[float, float]
     threshold: float = 0.05
+    scene: tuple[ObjectSpec, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -62,12 +67,15 @@ class TaskDistribution:
         goal_distance: Inclusive range of the target's distance to its goal (m).
         pusher_distance_min: Minimum initial distance of the pusher from the target (m).
         threshold: Success distance (m).
+        scene: Draw each task's objects from this distribution (e.g. objects no training
+            scene had); None: the env's own (its fixed objects, or its ``scene``).
     """
 
     num_objects: tuple[int, int] = (1, 1)
     goal_distance: tuple[float, float] = (0.10, 0.20)
     pusher_distance_min: float = 0.10
     threshold: float = 0.05
+    scene: SceneDistribution | None = field(default=None, metadata=OMIT_IF_NONE)
 
     def __post_init__(self) -> None:
         lo, hi = self.num_objects
@@ -86,11 +94,6 @@ class TaskDistribution:
             )
         if self.threshold <= 0:
             raise ConfigError(f"'threshold' must be a positive distance (m), got {self.threshold}")
-
-
-def _footprint(config: PushConfig, k: int) -> float:
-    o = config.objects[k]
-    return o.size * (math.sqrt(2) if o.shape == "box" else 1.0)
 
 
 def sample_layout(rng: np.random.Generator, config: PushConfig, num_active: int) -> Layout:
@@ -126,7 +129,9 @@ def sample_layout(rng: np.random.Generator, config: PushConfig, num_active: int)
         for _ in range(100):
             pusher = rng.uniform(-lim, lim, size=2)
             clear = config.pusher_radius + 0.015
-            if all(np.linalg.norm(pusher - xy[k]) >= _footprint(config, k) + clear for k in placed):
+            if all(
+                np.linalg.norm(pusher - xy[k]) >= config.objects[k].radius + clear for k in placed
+            ):
                 break
         else:
             continue
@@ -148,10 +153,17 @@ def sample_task(
     """Draw one task: a layout, a target among the active objects, and a reachable goal.
 
     The goal lies inside the spawn area, at the drawn distance from the target's start and
-    clear of the distractors; the pusher starts at least ``pusher_distance_min`` away.
+    clear of the distractors; the pusher starts at least ``pusher_distance_min`` away. With a
+    scene distribution (the task distribution's, else the env's), the task's
+    ``num_objects[1]`` objects are drawn first.
     """
     lo, hi = dist.num_objects
-    if not 1 <= lo <= hi <= len(config.objects):
+    scene_dist = dist.scene or config.scene
+    scene = None
+    if scene_dist is not None:
+        scene = draw_scene(rng, scene_dist, hi)
+        config = config.with_objects(scene)
+    elif not 1 <= lo <= hi <= len(config.objects):
         raise ConfigError(
             f"num_objects {[lo, hi]} must lie within [1, {len(config.objects)}] for this scene"
         )
@@ -178,5 +190,6 @@ def sample_task(
                     target=target,
                     goal_xy=(float(goal[0]), float(goal[1])),
                     threshold=dist.threshold,
+                    scene=scene,
                 )
     raise ConfigError("could not draw a task from this distribution; widen its ranges")

@@ -32,6 +32,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     prev.set_defaults(func=run_preview)
 
 
+def _scene_summary(scenes: list) -> str:
+    """``"drawn per episode: box 34%, ell 33%, ..."``: the share of each drawn object shape."""
+    shapes = [
+        o.get("shape", "?") for s in scenes if isinstance(s, list) for o in s if isinstance(o, dict)
+    ]
+    counts = {k: shapes.count(k) for k in sorted(set(shapes))}
+    shares = ", ".join(f"{k} {v / max(len(shapes), 1):.0%}" for k, v in counts.items())
+    return f"drawn per episode ({shares})"
+
+
 def run_info(args: argparse.Namespace) -> int:
     """Print a summary table; validation errors surface as one-line DataErrors."""
     with DemoFile(args.path) as f:
@@ -54,6 +64,9 @@ def run_info(args: argparse.Namespace) -> int:
             "episodes where an object moved > 1 cm": f"{moved:.1%}",
             "file size": f"{args.path.stat().st_size / 1e6:.1f} MB",
         }
+        scenes = [f.scene(d) for d in f.demos]
+        if any(s is not None for s in scenes):
+            rows["scenes"] = _scene_summary(scenes)
         for k, v in rows.items():
             table.add_row(k, str(v))
         empty = [s for s in ("train", "valid") if not f.split(s)]

@@ -75,6 +75,7 @@ def run_episode(env: ForesightEnv, settings: CollectSettings, index: int) -> Epi
     """Collect episode ``index`` with ``env``, acting by the env's exploration policy."""
     seed = episode_seed(settings.seed, index)
     obs, info = env.reset(seed=seed)
+    scene = env.episode_scene()
     policy_config = from_dict(env.policy_config_class, settings.policy, "policy config")
     policy = env.exploration_policy(np.random.default_rng([settings.seed, index, 1]), policy_config)
     t = settings.steps
@@ -92,7 +93,16 @@ def run_episode(env: ForesightEnv, settings: CollectSettings, index: int) -> Epi
             break
         actions[step] = policy(obs, info)
         obs, _, _, _, info = env.step(actions[step])
-    return Episode(images, state, object_pos, actions, sim_states, info["active"], seed)
+    return Episode(
+        images,
+        state,
+        object_pos,
+        actions,
+        sim_states,
+        info["active"],
+        seed,
+        None if scene is None else json.dumps(scene, sort_keys=True),
+    )
 
 
 # One env per worker process, reused across its episodes: creating a renderer costs far more

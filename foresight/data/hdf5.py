@@ -4,7 +4,9 @@ Layout::
 
     data/                       attrs: total, env_args (JSON), format_version,
                                        collect_config (JSON), camera
-      demo_<i>/                 attrs: num_samples (= T), seed, active (K,) bool
+      demo_<i>/                 attrs: num_samples (= T), seed, active (K,) bool,
+                                       scene (JSON, only when the env drew the episode's
+                                       objects: what re-renders its states)
         obs/top_image           uint8   (T+1, H, W, 3)  chunked per frame, gzip
         obs/state               float32 (T+1, 2)        pusher xy
         obs/object_pos          float32 (T+1, K, 3)     object centres (parked ones too)
@@ -52,6 +54,8 @@ class Episode:
         states: ``(T+1, S)`` float64 raw simulator states.
         active: ``(K,)`` bool, objects on the table.
         seed: The env seed this episode was reset with.
+        scene: JSON text of what the env drew for this episode besides its state (its
+            ``episode_scene()``, e.g. the objects); None for a fixed scene.
     """
 
     images: np.ndarray
@@ -61,6 +65,7 @@ class Episode:
     states: np.ndarray
     active: np.ndarray
     seed: int
+    scene: str | None = None
 
     def save_npz(self, file: BinaryIO) -> None:
         """Write to an open binary file as ``.npz`` (no pickling; read with :meth:`load_npz`)."""
@@ -73,6 +78,7 @@ class Episode:
             states=self.states,
             active=self.active,
             seed=np.int64(self.seed),
+            **({} if self.scene is None else {"scene": np.str_(self.scene)}),
         )
 
     @classmethod
@@ -87,6 +93,7 @@ class Episode:
                 states=z["states"],
                 active=z["active"],
                 seed=int(z["seed"]),
+                scene=str(z["scene"]) if "scene" in z.files else None,
             )
 
 
@@ -97,6 +104,8 @@ def write_demo(data: h5py.Group, name: str, ep: Episode) -> None:
     g.attrs["num_samples"] = t
     g.attrs["seed"] = ep.seed
     g.attrs["active"] = ep.active.astype(bool)
+    if ep.scene is not None:
+        g.attrs["scene"] = ep.scene
     obs = g.create_group("obs")
     h, w = ep.images.shape[1:3]
     obs.create_dataset(
@@ -331,8 +340,27 @@ class DemoFile:
                 f"so validation would score episodes the model trained on; {RECOLLECT}"
             )
 
+    def scene(self, demo: str) -> list[Any] | dict[str, Any] | None:
+        """What the env drew for ``demo`` (its ``scene`` attribute), None for a fixed scene.
+
+        Pass it to the env as ``reset(options={"scene": ...})`` to re-render the demo's states.
+        """
+        raw = self._group(self.file["data"], demo, "data").attrs.get("scene")
+        if raw is None:
+            return None
+        if isinstance(raw, bytes | np.bytes_):
+            raw = raw.decode("utf-8", errors="replace")
+        try:
+            value = json.loads(raw) if isinstance(raw, str) else None
+        except ValueError:
+            value = None
+        if not isinstance(value, list | dict):
+            raise DataError(f"{self.path}: {demo} attribute 'scene' is not JSON; {RECOLLECT}")
+        return value
+
     def _validate_demo(self, name: str) -> None:
         g = self._group(self.file["data"], name, "data")
+        self.scene(name)
         t = self._read_num_samples(name, g)
         h = self.image_size
         k = self.num_objects

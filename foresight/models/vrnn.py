@@ -81,6 +81,11 @@ class VRNNConfig(ModelConfig):
             the predicted steps and the level's positions, exceeds this (nats; 0.01 in the paper).
         state_scale: Robot states are multiplied by this before conditioning, to bring the
             pusher's xy (metres, within +-0.25) to about [-1, 1] like the actions.
+        context_skip: Every decoder stage also reads the last *context* frame's features
+            (SVG's skip connections, Denton & Fergus 2018), not only the previous frame's: in a
+            rollout the previous frame is the model's own prediction, so an appearance it
+            cannot snap to a few known colours (randomised objects) drifts and fades over the
+            horizon; the observed frame keeps it.
     """
 
     model: str = "vrnn"
@@ -96,6 +101,7 @@ class VRNNConfig(ModelConfig):
     beta_warmup_steps: int = 1000
     active_threshold: float = 0.01
     state_scale: float = 4.0
+    context_skip: bool = False
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -294,7 +300,7 @@ class VRNN(VideoModel):
         for p, side in enumerate(self.sides):
             z_in = c.z_dim * self.level_index.count(p)
             up_in = hidden[p] if p > 0 else 0
-            in_ch = up_in + feat[p] + z_in + self.cond_dim
+            in_ch = up_in + feat[p] * (2 if c.context_skip else 1) + z_in + self.cond_dim
             if side <= c.decoder_lstm_max_side:
                 stages.append(Recurrent(in_ch, hidden[p], 2 * feat[p], hidden[p], side))
             else:
@@ -393,13 +399,23 @@ class VRNN(VideoModel):
         return mu, logvar
 
     def _decode(
-        self, feat_in: list[torch.Tensor], zs: list[torch.Tensor], cond: torch.Tensor, st: States
+        self,
+        feat_in: list[torch.Tensor],
+        zs: list[torch.Tensor],
+        cond: torch.Tensor,
+        st: States,
+        skip: list[torch.Tensor] | None = None,
     ) -> torch.Tensor:
-        """One decoder step (updates ``st`` in place): ``(N, 3, S, S)`` frame in [0, 1]."""
+        """One decoder step (updates ``st`` in place): ``(N, 3, S, S)`` frame in [0, 1].
+
+        ``skip``: the last context frame's pyramid (with ``context_skip``), each
+        ``(N, C_s, s, s)``.
+        """
         y = None
         for p, (stage, side) in enumerate(zip(self.stages, self.sides, strict=True)):
             z_here = [z for z, q in zip(zs, self.level_index, strict=True) if q == p]
-            parts = [feat_in[p], *z_here, tile(cond, side)]
+            parts = [feat_in[p], *([skip[p]] if skip is not None else []), *z_here]
+            parts.append(tile(cond, side))
             if y is not None:
                 parts.insert(0, self.ups[p - 1](y))
             y, st.decoder[p] = stage(torch.cat(parts, dim=1), st.decoder[p])
@@ -427,12 +443,13 @@ class VRNN(VideoModel):
         feats = self._encode(frames)  # [(B, L, C_s, s, s)]
         cond = self._conditioning(states, actions, context)  # (B, L-1, A+S)
         st = self._initial_states([f[:, :context] for f in feats])
+        skip = [f[:, context - 1] for f in feats] if self.config.context_skip else None
         preds: list[torch.Tensor] = []
         kls: list[list[torch.Tensor]] = []
         for t in range(context, length):  # predict x_t from x_{t-1}
             feat_in, feat_out = [f[:, t - 1] for f in feats], [f[:, t] for f in feats]
             zs, kl = self._latents(feat_in, feat_out, cond[:, t - 1], st)
-            preds.append(self._decode(feat_in, zs, cond[:, t - 1], st))
+            preds.append(self._decode(feat_in, zs, cond[:, t - 1], st, skip))
             kls.append(kl)
         pred = torch.stack(preds, dim=1)  # (B, T, C, H, W)
         mse = F.mse_loss(pred, frames[:, context:])
@@ -490,12 +507,13 @@ class VRNN(VideoModel):
         st = self._initial_states(feats).map(rep)
         cond = rep(self._conditioning(context_states, actions, tc))  # (B*N, Tc-1+T, A+S)
         feat_in = [rep(f[:, -1]) for f in feats]
+        skip = list(feat_in) if self.config.context_skip else None
         wanted, horizon = set(steps), max(steps) + 1
         frames: dict[int, torch.Tensor] = {}
         for k in range(horizon):
             c_k = cond[:, tc - 1 + k]
             zs, _ = self._latents(feat_in, None, c_k, st, generator)
-            x = self._decode(feat_in, zs, c_k, st)  # (B*N, C, H, W)
+            x = self._decode(feat_in, zs, c_k, st, skip)  # (B*N, C, H, W)
             if k in wanted:
                 frames[k] = x
             if k < horizon - 1:
