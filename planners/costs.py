@@ -292,9 +292,10 @@ class ObjectCost(Cost):
         """``(M, L, H*W)`` soft membership of each pixel in each class of ``labels``.
 
         A pixel's membership in a class is a Gaussian kernel of its RGB distance to the
-        nearest shade of that class's colour. The scene's colours are far apart (> 0.4 RGB
-        units, ``color_scale`` is 0.08), so other classes contribute nothing measurable,
-        and a softmax over every scene colour would cost 3x more for the same masks.
+        nearest shade of that class's colour. The scene's colours are far apart (the fixed
+        scene's by > 0.4 RGB units, drawn scenes' shades by at least their
+        ``min_color_distance``, 0.25; ``color_scale`` is 0.08, so another class's pixel counts
+        below 1%), and a softmax over every scene colour would cost 3x more for the same masks.
         """
         cfg: ObjectCostConfig = self.config  # type: ignore[assignment]
         out = []

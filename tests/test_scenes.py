@@ -174,10 +174,14 @@ def test_novel_suites_draw_nothing_a_training_scene_had(name: str) -> None:
     train = load_env("push_random").typed().scene
     fixed = load_env("push").typed().objects
     assert not set(novel.shapes) & ({o.shape for o in fixed} | set(train.shapes))
+    scene_friction = load_env("push").typed().friction
     for key in ("size", "mass", "friction"):
         assert _ranges_disjoint(getattr(novel, key), getattr(train, key)), key
-        assert all(not novel_lo <= v <= novel_hi for v in [getattr(o, key) or 0.5 for o in fixed]
-                   for novel_lo, novel_hi in [getattr(novel, key)])  # fmt: skip
+        lo, hi = getattr(novel, key)
+        for obj in fixed:
+            value = getattr(obj, key)
+            value = scene_friction if value is None else value
+            assert not lo <= value <= hi, (key, obj.name)
     for band in novel.hues:
         assert all(_ranges_disjoint(band, seen) for seen in train.hues)
 
