@@ -259,6 +259,43 @@ def test_uint8_frames_are_the_stored_bytes_and_round_trip_with_float(tiny_h5):
         SequenceDataset(tiny_h5, 5, frame_dtype=torch.float16)
 
 
+@pytest.mark.parametrize(
+    ("image_size", "frame_dtype"), [(None, torch.uint8), (None, torch.float32), (16, torch.float32)]
+)
+def test_a_split_in_memory_gives_the_file_s_windows_to_the_bit(tiny_h5, image_size, frame_dtype):
+    kwargs = {"length": 5, "split": "train", "image_size": image_size, "frame_dtype": frame_dtype}
+    read = SequenceDataset(tiny_h5, **kwargs)
+    held = SequenceDataset(tiny_h5, **kwargs, memory_bytes=2**30)
+    assert read.memory_used == 0 and read.episodes is None
+    with DemoFile(tiny_h5) as f:
+        assert held.memory_used == SequenceDataset.split_bytes(f, f.split("train")) > 0
+    assert len(held) == len(read)
+    for i in (0, 7, len(read) - 1):
+        a, b = read[i], held[i]
+        for key in a:
+            assert a[key].dtype == b[key].dtype and torch.equal(a[key], b[key]), key
+    # Items are copies: changing one leaves the split in memory as it was.
+    held[0]["states"].fill_(9.0)
+    assert torch.equal(held[0]["states"], read[0]["states"])
+    # A budget below the split's size reads from the file.
+    assert SequenceDataset(tiny_h5, **kwargs, memory_bytes=held.memory_used - 1).episodes is None
+
+
+def test_a_damaged_frame_chunk_is_a_data_error_when_the_split_is_read_into_memory(
+    tmp_path, tiny_h5
+):
+    path = tmp_path / "damaged.h5"
+    path.write_bytes(tiny_h5.read_bytes())
+    with h5py.File(path, "r") as f:
+        demo = sorted(f["data"])[0]
+        offset = f["data"][demo][f"obs/{IMAGE_KEY}"].id.get_chunk_info(0).byte_offset
+    raw = bytearray(path.read_bytes())
+    raw[offset : offset + 64] = b"\xff" * 64  # the gzip stream of frame 0
+    path.write_bytes(bytes(raw))
+    with pytest.raises(DataError, match="cannot be read"):
+        SequenceDataset(path, length=4, split="all", memory_bytes=2**30, validate=False)
+
+
 def test_actions_line_up_with_frames(tiny_h5):
     """Action t moves the pusher from state t to state t+1 (by max_step per unit)."""
     ds = SequenceDataset(tiny_h5, length=15, split="all")

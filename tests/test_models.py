@@ -11,6 +11,7 @@ import dataclasses
 
 import pytest
 import torch
+import yaml
 
 from foresight.batch import ACTIONS, FRAMES, STATES, frames_as
 from foresight.config import repo_root, to_dict
@@ -164,6 +165,29 @@ def test_optimizers_cover_every_parameter_once_and_train_step_updates_them(name)
 
 
 @pytest.mark.parametrize("name", [n for n in NAMES if MODELS[n].trainable])
+def test_a_step_in_channels_last_layout_matches_the_default_layout(name):
+    plain = tiny_model(name)
+    fast = tiny_model(name)
+    train = dataclasses.replace(fast.config.train, channels_last=True)
+    fast.config = dataclasses.replace(fast.config, train=train)
+    batch = make_batch(plain)
+    steps = []
+    for model in (plain, fast):
+        torch.manual_seed(1)  # the same noise for both (latents, dropout)
+        steps.append(TrainStep(model, Precision("cpu"), DistContext())(batch, 10**6))
+    a, b = steps
+    assert any(p.is_contiguous(memory_format=torch.channels_last) and p.ndim == 4
+               for p in fast.parameters())  # fmt: skip
+    assert b.loss == pytest.approx(a.loss, rel=1e-4, abs=1e-6)
+    # Gradients, not weights: Adam's first update is about lr * sign(g), which float
+    # rounding flips where a gradient is ~0.
+    for p, q in zip(plain.parameters(), fast.parameters(), strict=True):
+        if p.grad is not None:
+            scale = float(p.grad.abs().max()) + 1e-12
+            torch.testing.assert_close(q.grad, p.grad, rtol=1e-3, atol=1e-4 * scale)
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if MODELS[n].trainable])
 def test_training_never_reads_future_states_but_reads_observed_ones(name):
     """Planning cannot know future states, so training must not lean on them either."""
     model = tiny_model(name)
@@ -241,3 +265,24 @@ def test_an_action_changes_the_frames_it_leads_to_and_no_earlier_one(name):
     if model.trainable:
         # Far above float32 noise (~1e-7 on [0, 1] frames), and only the action differs.
         assert (a[:, :, k] - b[:, :, k]).abs().amax() > 1e-5
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_the_tiny_form_trains_through_the_cli_to_the_end(name, tmp_path, tiny_h5, capsys):
+    # Every model's run ends with its summary line, rollout validation or not.
+    from foresight.cli import main
+
+    config = to_dict(tiny_model(name).config)
+    config["train"].update(
+        batch_size=2, max_steps=2, warmup_steps=1, log_every=1, eval_every=2, eval_batches=1,
+        eval_samples=1,
+    )  # fmt: skip
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(config))
+    run = tmp_path / "run"
+    argv = ["train", "--config", str(path), "--data", str(tiny_h5), "--out", str(run)]
+    assert main([*argv, "--device", "cpu", "--no-progress"]) == 0
+    err = " ".join(capsys.readouterr().err.split())
+    steps = 2 if MODELS[name].trainable else 0
+    assert "Traceback" not in err and f"step {steps}: wrote" in err
+    assert (run / "checkpoint.pt").is_file() and (run / "best.pt").is_file()

@@ -34,6 +34,7 @@ from foresight.models import (
 )
 from foresight.models.base import OptimizerSpec
 from foresight.models.checkpoint import read_checkpoint
+from foresight.models.layers import ConvLSTMCell, LSTMStack
 from foresight.models.registry import load_model_config
 from foresight.training import (
     DistContext,
@@ -368,6 +369,36 @@ def test_resume_is_bit_for_bit(tmp_path: Path, tiny_h5: Path) -> None:
     assert records(whole, "valid") == records(split, "valid")
 
 
+def test_windows_from_memory_or_file_train_to_the_same_bits(tmp_path: Path, tiny_h5: Path) -> None:
+    # The first half reads windows from the file, the resumed half from the split in memory;
+    # the result is the run that held the split in memory throughout.
+    held = tiny_config(tmp_path, "held.yaml", max_steps=8, eval_every=4, batch_size=8)
+    read = tiny_config(tmp_path, "read.yaml", max_steps=4, eval_every=4, batch_size=8,
+                       data_memory_gb=0.0)  # fmt: skip
+    whole, split = tmp_path / "whole", tmp_path / "split"
+    train(options(held, tiny_h5, whole))
+    train(options(read, tiny_h5, split))
+    train(options(held, tiny_h5, split, resume=True))
+    a, b = read_checkpoint(whole / "checkpoint.pt"), read_checkpoint(split / "checkpoint.pt")
+    assert a["step"] == b["step"] == 8
+    for key, tensor in a["state_dict"].items():
+        assert torch.equal(tensor, b["state_dict"][key]), key
+
+
+def test_deterministic_kernels_change_nothing_on_cpu_and_leave_torch_as_it_was(
+    tmp_path: Path, tiny_h5: Path
+) -> None:
+    plain = tiny_config(tmp_path, "plain.yaml", max_steps=3, eval_every=3)
+    exact = tiny_config(tmp_path, "exact.yaml", max_steps=3, eval_every=3, deterministic=True)
+    before = (torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.benchmark)
+    train(options(plain, tiny_h5, tmp_path / "plain"))
+    train(options(exact, tiny_h5, tmp_path / "exact"))
+    assert (torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.benchmark) == before
+    a = read_checkpoint(tmp_path / "plain" / "checkpoint.pt")["state_dict"]
+    b = read_checkpoint(tmp_path / "exact" / "checkpoint.pt")["state_dict"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
 def test_resume_with_two_optimizers_is_bit_for_bit(tmp_path: Path, tiny_h5: Path) -> None:
     cfg = tiny_config(
         tmp_path, model="_tiny_critic", max_steps=10, eval_every=7, log_every=1, warmup_steps=4
@@ -542,7 +573,7 @@ def test_torchrun_two_processes_on_cpu(tmp_path: Path, tiny_h5: Path) -> None:
     cmd += ["--out", str(run), "--device", "cpu", "--no-progress"]
     done = subprocess.run(cmd, capture_output=True, text=True, env=subprocess_env(), timeout=60)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert "x 2 process(es)" in done.stderr
+    assert "x 2 process(es) (gloo)" in done.stderr
     ckpt = read_checkpoint(run / "checkpoint.pt")
     assert ckpt["step"] == 4 and ckpt["world_size"] == 2 and len(ckpt["rng"]) == 2
     # Ranks draw different noise, and each rank's generator state is kept for --resume.
@@ -550,6 +581,57 @@ def test_torchrun_two_processes_on_cpu(tmp_path: Path, tiny_h5: Path) -> None:
     logged = records(run, "train")
     assert [r["step"] for r in logged] == [2, 4]
     assert logged[0]["seq_per_s"] > 0 and "kl" in " ".join(logged[0])
+
+
+@pytest.mark.skipif(
+    shutil.which("torchrun") is None and not (Path(torch.__file__).parent / "distributed").is_dir(),
+    reason="torch.distributed.run is unavailable",
+)
+def test_torchrun_with_one_process_goes_through_the_process_group(
+    tmp_path: Path, tiny_h5: Path
+) -> None:
+    # What a single GPU's NCCL check runs (benchmarks/gpu_smoke.sh), here on gloo.
+    cfg = tiny_svg_config(tmp_path, "svg_det", max_steps=2, batch_size=2)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "1"]
+    cmd += ["-m", "foresight.cli", "train", "--config", str(cfg), "--data", str(tiny_h5)]
+    cmd += ["--out", str(tmp_path / "one"), "--device", "cpu", "--no-progress"]
+    done = subprocess.run(cmd, capture_output=True, text=True, env=subprocess_env(), timeout=60)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "x 1 process(es) (gloo)" in done.stderr
+    assert read_checkpoint(tmp_path / "one" / "checkpoint.pt")["world_size"] == 1
+
+
+@pytest.mark.skipif(
+    shutil.which("torchrun") is None and not (Path(torch.__file__).parent / "distributed").is_dir(),
+    reason="torch.distributed.run is unavailable",
+)
+def test_a_batch_that_does_not_split_over_the_processes_is_refused(
+    tmp_path: Path, tiny_h5: Path
+) -> None:
+    cfg = tiny_svg_config(tmp_path, "svg_det", max_steps=2, batch_size=3)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    cmd += ["-m", "foresight.cli", "train", "--config", str(cfg), "--data", str(tiny_h5)]
+    cmd += ["--out", str(tmp_path / "ddp"), "--device", "cpu", "--no-progress"]
+    done = subprocess.run(cmd, capture_output=True, text=True, env=subprocess_env(), timeout=60)
+    assert done.returncode != 0
+    assert "train.batch_size 3 is the batch of a whole step" in done.stderr
+    assert not (tmp_path / "ddp" / "checkpoint.pt").exists()
+
+
+def test_recurrent_state_stays_float32_under_bf16_autocast() -> None:
+    torch.manual_seed(0)
+    cell, stack = ConvLSTMCell(3, 4), LSTMStack(3, 8, 2, 5)
+    x = torch.randn(2, 3, 6, 6)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        h, (h2, c) = cell(x)
+        h, (h2, c) = cell(x, (h.to(torch.bfloat16), c.to(torch.bfloat16)))
+        y, (hs, cs) = stack(torch.randn(2, 7, 3))
+    assert h.dtype == c.dtype == hs.dtype == cs.dtype == torch.float32
+    assert y.shape == (2, 7, 5)
+    # Outside autocast the cell is the plain float32 ConvLSTM, to the bit.
+    i, f, o, g = cell.conv(torch.cat([x, torch.zeros(2, 4, 6, 6)], 1)).chunk(4, 1)
+    c = torch.sigmoid(i) * torch.tanh(g) + torch.sigmoid(f) * 0.0
+    assert torch.equal(cell(x)[1][1], c)
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])

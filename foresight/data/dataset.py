@@ -1,8 +1,11 @@
 """A torch ``Dataset`` of fixed-length windows cut from a foresight HDF5 file.
 
 Every window has ``length`` consecutive frames with their robot states and the
-``length - 1`` actions between them (see :mod:`foresight.batch`). The HDF5 file is opened
-lazily in each process, so the dataset works with multi-process ``DataLoader`` workers.
+``length - 1`` actions between them (see :mod:`foresight.batch`). A split that fits the
+caller's memory budget is read once into memory as the stored uint8 frames and windows are cut
+there (a window of ``L`` frames would otherwise decode each gzip frame ``L`` times an epoch);
+otherwise the HDF5 file is opened lazily in each process, so the dataset works with
+multi-process ``DataLoader`` workers either way.
 """
 
 from __future__ import annotations
@@ -36,9 +39,28 @@ def resize_frames(frames: torch.Tensor, size: int) -> torch.Tensor:
     return out.reshape(*lead, *out.shape[-3:])
 
 
-def frames_to_tensor(frames: np.ndarray) -> torch.Tensor:
-    """uint8 ``(T, H, W, 3)`` -> float32 ``(T, 3, H, W)`` in [0, 1]."""
-    return torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float().div_(255.0)
+def _channels_first(frames: np.ndarray) -> torch.Tensor:
+    """uint8 ``(T, H, W, 3)`` -> uint8 ``(T, 3, H, W)``, a view in channels-last layout.
+
+    Kept in that layout (not made contiguous) so resizing runs the same kernel, to the bit,
+    whether a window comes from memory or from the file.
+    """
+    return torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2)
+
+
+def _load_episode(f: DemoFile, demo: str) -> dict[str, torch.Tensor]:
+    """One episode's frames (uint8 ``(T+1, 3, H, W)``), states and actions, as tensors."""
+    try:
+        return {
+            FRAMES: _channels_first(f.frames(demo)),
+            STATES: torch.from_numpy(f.read(demo, "obs/state")),
+            ACTIONS: torch.from_numpy(f.read(demo, "actions")),
+        }
+    except OSError as err:  # a damaged gzip chunk
+        raise DataError(
+            f"{f.path}: episode {demo} cannot be read ({err}); the file is damaged, re-create "
+            "it with 'foresight collect'"
+        ) from None
 
 
 class SequenceDataset(Dataset[dict[str, torch.Tensor]]):
@@ -55,6 +77,9 @@ class SequenceDataset(Dataset[dict[str, torch.Tensor]]):
             intensities, exact; resized frames are rounded to the nearest level).
         validate: Check the whole file on open (see :class:`DemoFile`); False only where the
             caller has just validated it (saves reading every episode's arrays again).
+        memory_bytes: Read the split into memory when its frames, states and actions take at
+            most this many bytes (0: always read windows from the file). Items are the same
+            either way.
 
     Items are dicts: ``frames`` ``(L, 3, S, S)`` in ``frame_dtype``, ``states`` ``(L, 2)``
     float32, ``actions`` ``(L-1, 2)`` float32.
@@ -69,6 +94,7 @@ class SequenceDataset(Dataset[dict[str, torch.Tensor]]):
         stride: int = 1,
         frame_dtype: torch.dtype = torch.float32,
         validate: bool = True,
+        memory_bytes: int = 0,
     ) -> None:
         self.path = Path(path)
         if frame_dtype not in (torch.float32, torch.uint8):
@@ -93,6 +119,14 @@ class SequenceDataset(Dataset[dict[str, torch.Tensor]]):
             for demo in demos:
                 frames = f.num_samples(demo) + 1
                 self.index.extend((demo, s) for s in range(0, frames - length + 1, stride))
+            #: The split's arrays by demo, when held in memory (else None: read the file).
+            self.episodes: dict[str, dict[str, torch.Tensor]] | None = None
+            #: Bytes the split takes in memory (0 when windows are read from the file).
+            self.memory_used = 0
+            needed = self.split_bytes(f, demos) if self.index else 0
+            if 0 < needed <= memory_bytes:
+                self.episodes = {demo: _load_episode(f, demo) for demo in demos}
+                self.memory_used = needed
         if not self.index:
             raise DataError(
                 f"{self.path}: no window of {length} frames in split '{split}' "
@@ -106,22 +140,36 @@ class SequenceDataset(Dataset[dict[str, torch.Tensor]]):
     def __len__(self) -> int:
         return len(self.index)
 
+    @staticmethod
+    def split_bytes(f: DemoFile, demos: list[str]) -> int:
+        """Bytes the frames, states and actions of ``demos`` take in memory."""
+        total = 0
+        for demo in demos:
+            for key in (f"obs/{IMAGE_KEY}", "obs/state", "actions"):
+                array = f.file["data"][demo][key]
+                total += array.size * array.dtype.itemsize
+        return total
+
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        if self._file is None:
-            self._file = DemoFile(self.path, validate=False)
         demo, s = self.index[i]
-        f = self._file
         window = slice(s, s + self.length)
-        stored = f.read(demo, f"obs/{IMAGE_KEY}", window)  # uint8 (L, H, W, 3)
-        if self.image_size == self.source_image_size and self.frame_dtype == torch.uint8:
-            frames = torch.from_numpy(np.ascontiguousarray(stored)).permute(0, 3, 1, 2)
+        actions = slice(s, s + self.length - 1)
+        if self.episodes is not None:
+            episode = self.episodes[demo]
+            stored = episode[FRAMES][window]  # uint8 (L, 3, H, W)
+            states, moves = episode[STATES][window].clone(), episode[ACTIONS][actions].clone()
         else:
-            frames = resize_frames(frames_to_tensor(stored), self.image_size)
-        return {
-            FRAMES: frames_as(frames, self.frame_dtype),
-            STATES: torch.from_numpy(f.read(demo, "obs/state", window)),
-            ACTIONS: torch.from_numpy(f.read(demo, "actions", slice(s, s + self.length - 1))),
-        }
+            if self._file is None:
+                self._file = DemoFile(self.path, validate=False)
+            f = self._file
+            stored = _channels_first(f.read(demo, f"obs/{IMAGE_KEY}", window))
+            states = torch.from_numpy(f.read(demo, "obs/state", window))
+            moves = torch.from_numpy(f.read(demo, "actions", actions))
+        if self.image_size == self.source_image_size and self.frame_dtype == torch.uint8:
+            frames = stored.clone()
+        else:
+            frames = resize_frames(stored.float().div_(255.0), self.image_size)
+        return {FRAMES: frames_as(frames, self.frame_dtype), STATES: states, ACTIONS: moves}
 
     def __getstate__(self) -> dict[str, Any]:
         # h5py handles do not cross process boundaries; each worker reopens the file.

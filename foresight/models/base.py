@@ -27,7 +27,9 @@ class TrainConfig:
     """Optimisation settings (the ``train:`` block of a model YAML).
 
     Attributes:
-        batch_size: Sequences per step (per process under DDP).
+        batch_size: Sequences per optimisation step, in total: under torchrun each of the N
+            processes takes ``batch_size / N`` of them (N must divide it), so a preset trains
+            at the same batch and learning rate on any number of GPUs.
         lr: Peak Adam learning rate.
         betas: Adam betas.
         weight_decay: Adam weight decay.
@@ -38,6 +40,9 @@ class TrainConfig:
         eval_every: Steps between validation passes (and checkpoints).
         eval_batches: Validation batches per pass.
         num_workers: DataLoader worker processes.
+        data_memory_gb: Hold the train split in memory (uint8 frames, read once) when it
+            takes at most this many GiB per process, and cut windows there; a larger split
+            is read window by window from the file. Items are identical either way.
         seed: Seed of model init, data order and sampling.
         eval_samples: Futures sampled per validation sequence (scored as mean and best of N).
         amp: Mixed precision on CUDA (``bf16``, ``fp16`` with loss scaling, or ``off``);
@@ -49,6 +54,15 @@ class TrainConfig:
         best_metric: Validation measure that picks ``best.pt`` (a key of the ``valid``
             records in ``metrics.jsonl``: ``ssim_mean``, ``psnr_best``, ``loss``, ...).
         best_mode: ``max`` if a higher ``best_metric`` is better, ``min`` if lower.
+        deterministic: On CUDA, use only deterministic kernels (torch deterministic
+            algorithms, cuDNN without autotuning or TF32, ``CUBLAS_WORKSPACE_CONFIG``), so a
+            run and its ``--resume`` repeat to the bit, at some speed; off, cuDNN autotunes
+            and matmuls may use TF32. CPU training is deterministic either way.
+        channels_last: Train with 4-D weights (and so the activations convolutions make) in
+            channels-last memory layout. A speed choice measured per preset: on 2 CPU cores
+            it makes ``vrnn_fast``'s step ~1.3x faster and ``gan``'s slower
+            (``benchmarks/train_speed.py``); results agree with the default layout to float
+            rounding.
     """
 
     batch_size: int = 16
@@ -62,12 +76,15 @@ class TrainConfig:
     eval_every: int = 500
     eval_batches: int = 4
     num_workers: int = 0
+    data_memory_gb: float = 4.0
     seed: int = 0
     eval_samples: int = 3
     amp: Literal["off", "bf16", "fp16"] = "bf16"
     eval_rollout: bool = True
     best_metric: str = "ssim_mean"
     best_mode: Literal["max", "min"] = "max"
+    deterministic: bool = False
+    channels_last: bool = False
 
     def __post_init__(self) -> None:
         # Each bad value would otherwise surface deep in training as a traceback (a zero
@@ -79,7 +96,7 @@ class TrainConfig:
             _check_int(f"train.{name}", getattr(self, name), 0)
         check_seed(self.seed, "train.seed")
         _check_float("train.lr", self.lr, positive=True)
-        for name in ("weight_decay", "grad_clip"):
+        for name in ("weight_decay", "grad_clip", "data_memory_gb"):
             _check_float(f"train.{name}", getattr(self, name))
         if len(self.betas) != 2 or not all(_is_number(b) and 0.0 <= b < 1.0 for b in self.betas):
             raise ValueError(f"train.betas must be two numbers in [0, 1), got {list(self.betas)}")

@@ -415,7 +415,14 @@ class LSTMStack(nn.Module):
         Returns:
             ``(B, T, out_dim)`` read-outs and the new ``(h, c)``.
         """
-        y, state = self.lstm(self.embed(x), state)
+        x = self.embed(x)
+        # In float32 outside autocast (the precision policy, foresight.training.precision):
+        # autocast would run the LSTM and carry its state in half precision.
+        dtype = self.lstm.weight_ih_l0.dtype  # the parameters' (float32 under autocast)
+        with torch.autocast(x.device.type, enabled=False):
+            if state is not None:
+                state = (state[0].to(dtype), state[1].to(dtype))
+            y, state = self.lstm(x.to(dtype), state)
         return self.readout(y), state
 
 
@@ -501,11 +508,16 @@ class ConvLSTMCell(nn.Module):
         Returns:
             The new hidden state ``h`` ``(N, hidden, H, W)`` and ``(h, c)``.
         """
+        # The gates may come out of the conv in autocast's dtype; the state is updated and
+        # kept in the parameters' dtype, float32 under autocast (the precision policy,
+        # foresight.training.precision), so bf16 rounding does not build up over the steps.
+        dtype = self.conv.weight.dtype
         if state is None:
-            zeros = x.new_zeros(x.shape[0], self.hidden, *x.shape[2:])
+            zeros = x.new_zeros(x.shape[0], self.hidden, *x.shape[2:], dtype=dtype)
             state = (zeros, zeros)
         h, c = state
-        i, f, o, g = self.conv(torch.cat([x, h], dim=1)).chunk(4, dim=1)
-        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+        gates = self.conv(torch.cat([x, h.to(x.dtype)], dim=1)).to(dtype)
+        i, f, o, g = gates.chunk(4, dim=1)
+        c = torch.sigmoid(f) * c.to(dtype) + torch.sigmoid(i) * torch.tanh(g)
         h = torch.sigmoid(o) * torch.tanh(c)
         return h, (h, c)

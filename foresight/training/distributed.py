@@ -1,8 +1,10 @@
 """Device choice and torchrun/DDP process groups: one process per device, rank 0 writes files.
 
-``torchrun`` sets ``WORLD_SIZE``, ``RANK`` and ``LOCAL_RANK``; when they are present (and the
-world has more than one process) :func:`setup` joins the process group with NCCL on CUDA and
-gloo on CPU, so the same command line trains on one CPU, one GPU, or many GPUs and nodes.
+``torchrun`` sets ``WORLD_SIZE``, ``RANK`` and ``LOCAL_RANK``; when they are present,
+:func:`setup` joins the process group with NCCL on CUDA and gloo on CPU, so the same command
+line trains on one CPU, one GPU, or many GPUs and nodes. Under torchrun a run always goes
+through the distributed code, even with one process (so ``torchrun --nproc_per_node 1`` checks
+the NCCL path on a single GPU); without it nothing is joined.
 """
 
 from __future__ import annotations
@@ -35,12 +37,14 @@ class DistContext:
         world_size: Number of processes.
         local_rank: Index of this process on its node.
         device: The device this process trains on.
+        joined: This process is in a process group (launched by torchrun).
     """
 
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
     device: torch.device = torch.device("cpu")
+    joined: bool = False
 
     @property
     def is_main(self) -> bool:
@@ -49,17 +53,18 @@ class DistContext:
 
     @property
     def distributed(self) -> bool:
-        """True when gradients are averaged across processes."""
-        return self.world_size > 1
+        """True when gradients are averaged across processes (every process under torchrun)."""
+        return self.joined
 
 
 def setup(requested_device: str) -> DistContext:
     """Join the torchrun process group if launched by torchrun, and pick this rank's device."""
+    launched = "WORLD_SIZE" in os.environ
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     device = pick_device(requested_device, local_rank)
-    if world_size > 1 and not dist.is_initialized():
+    if launched and not dist.is_initialized():
         if device.type == "cuda":
             torch.cuda.set_device(device)
         dist.init_process_group(
@@ -68,7 +73,7 @@ def setup(requested_device: str) -> DistContext:
             world_size=world_size,
             device_id=device if device.type == "cuda" else None,
         )
-    return DistContext(rank, world_size, local_rank, device)
+    return DistContext(rank, world_size, local_rank, device, joined=launched)
 
 
 def teardown(ctx: DistContext) -> None:

@@ -45,7 +45,7 @@ from foresight.training.distributed import (
     teardown,
 )
 from foresight.training.optim import NonFiniteLoss, Optimization
-from foresight.training.precision import Precision, pick_precision
+from foresight.training.precision import Precision, kernel_settings, pick_precision
 from foresight.training.state import (
     EpochBatches,
     derived_seed,
@@ -69,7 +69,9 @@ SAMPLES = "samples"
 
 #: Config entries that may differ when resuming (they do not change what a step computes);
 #: the ``plan:`` budget is read only by planners, so any of its keys may change too.
-RESUMABLE_CHANGES = frozenset({"train.max_steps", "train.log_every", "train.num_workers"})
+RESUMABLE_CHANGES = frozenset(
+    {"train.max_steps", "train.log_every", "train.num_workers", "train.data_memory_gb"}
+)
 RESUMABLE_PREFIXES = ("plan.",)
 
 
@@ -157,6 +159,9 @@ class TrainStep:
     """
 
     def __init__(self, model: VideoModel, precision: Precision, ctx: DistContext) -> None:
+        if model.config.train.channels_last:
+            # In place: the parameters stay the objects the optimizers are built over.
+            model.to(memory_format=torch.channels_last)
         self.model = model
         self.opt = Optimization(model, precision, ctx)
 
@@ -209,7 +214,8 @@ def train(options: TrainOptions) -> TrainResult:
     """
     ctx = setup(options.device)
     try:
-        return _Run(options, ctx).fit()
+        with kernel_settings(ctx.device, options.config.train.deterministic):
+            return _Run(options, ctx).fit()
     finally:
         teardown(ctx)
 
@@ -612,6 +618,11 @@ class _Run:
         self._check_data(payload)
         seed_everything(self.tc.seed)
         model = build_model(self.config).to(self.ctx.device)
+        if self.ctx.distributed and self.ctx.device.type == "cuda":
+            # Every rank normalises with the whole step's batch statistics, so the running
+            # statistics rank 0 saves are the model's, not one shard's (SyncBatchNorm needs
+            # CUDA: under gloo on CPU each rank keeps its own, and rank 0's are saved).
+            model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
         vset = make_validation_set(self.options.data, self.config)
         if vset.note:
             self.console.print(f"[yellow]note:[/] {vset.note}")
@@ -625,15 +636,15 @@ class _Run:
             image_size=self.config.image_size,
             frame_dtype=type(model).frame_dtype,
             validate=False,  # _check_data has just validated the file
+            memory_bytes=int(self.tc.data_memory_gb * 2**30),
         )
-        order = EpochBatches(
-            dataset, self.tc.batch_size, self.tc.seed, self.ctx.rank, self.ctx.world_size
-        )
+        per_process = self._per_process_batch()
+        order = EpochBatches(dataset, per_process, self.tc.seed, self.ctx.rank, self.ctx.world_size)
         if order.per_epoch == 0:
             raise DataError(
                 f"{self.options.data}: the train split has {len(dataset)} windows of "
-                f"{self.config.window} frames, fewer than one batch per process "
-                f"({self.tc.batch_size}); lower train.batch_size or collect more episodes"
+                f"{self.config.window} frames, fewer than one batch of {self.tc.batch_size}; "
+                "lower train.batch_size or collect more episodes"
             )
         if self.ctx.is_main:
             check_best_metric(model, vset, self.ctx.device)
@@ -646,15 +657,33 @@ class _Run:
             seed_everything(derived_seed(self.tc.seed, self.ctx.rank))
         self._prepare_out(payload)
         params = sum(p.numel() for p in model.parameters())
+        split = (
+            f"in memory, {dataset.memory_used / 2**20:.0f} MiB"
+            if dataset.memory_used
+            else "read from the file"
+        )
         self.console.print(
             f"training {self.config.model} ({params / 1e6:.2f}M parameters) on "
-            f"{self.ctx.device} ({self.precision.name}) x {self.ctx.world_size} process(es): "
-            f"{len(dataset)} train windows of {self.config.window} frames, "
-            f"{order.per_epoch} batches of {self.tc.batch_size} per epoch and process"
+            f"{self.ctx.device} ({self.precision.name}) x {self.ctx.world_size} process(es)"
+            + (f" ({dist.get_backend()})" if self.ctx.distributed else "")
+            + ": "
+            f"{len(dataset)} train windows of {self.config.window} frames ({split}), "
+            f"{order.per_epoch} batches of {self.tc.batch_size} per epoch"
+            + (f" ({per_process} per process)" if self.ctx.distributed else "")
             + (f", step {step} of {self.tc.max_steps}" if payload is not None else "")
         )
         step = self._loop(model, step_fn, order, dataset, vset, step, position)
         return self._result(step)
+
+    def _per_process_batch(self) -> int:
+        """This process's share of ``train.batch_size`` (the batch of the whole step)."""
+        size, world = self.tc.batch_size, self.ctx.world_size
+        if size % world:
+            raise ConfigError(
+                f"train.batch_size {size} is the batch of a whole step and must split evenly "
+                f"over the {world} processes; use a multiple of {world} or another process count"
+            )
+        return size // world
 
     def _result(self, step: int) -> TrainResult:
         # Ranks leave together: a rank that tears down the gloo group while rank 0 still
@@ -824,10 +853,7 @@ class _Run:
                             "split": "train",
                             **{k: v / interval_steps for k, v in sums.items()},
                             **result.lr,
-                            "seq_per_s": interval_steps
-                            * tc.batch_size
-                            * self.ctx.world_size
-                            / max(interval_time, 1e-9),
+                            "seq_per_s": interval_steps * tc.batch_size / max(interval_time, 1e-9),
                             "epoch": position[0],
                             "train_seconds": round(self.train_seconds, 3),
                         }
