@@ -419,7 +419,8 @@ class LSTMStack(nn.Module):
         # In float32 outside autocast (the precision policy, foresight.training.precision):
         # autocast would run the LSTM and carry its state in half precision.
         dtype = self.lstm.weight_ih_l0.dtype  # the parameters' (float32 under autocast)
-        with torch.autocast(x.device.type, enabled=False):
+        # (Named "cpu" off CUDA: autocast knows no "meta", where memory is estimated.)
+        with torch.autocast("cuda" if x.is_cuda else "cpu", enabled=False):
             if state is not None:
                 state = (state[0].to(dtype), state[1].to(dtype))
             y, state = self.lstm(x.to(dtype), state)
