@@ -11,6 +11,10 @@ cost on the last frame) on an easy task, for
 "Outside the model" is planner + cost + bookkeeping: a planning step's wall time minus the
 time inside the predictor. Aim: under 10% for real models.
 
+Also printed: the FLOPs of one planning step (the models' matrix products and convolutions,
+``torch.utils.flop_counter``, counted in one extra untimed step), the FLOP/s of a timed step
+and their share of the measured float32 matmul peak at the same thread count.
+
     python benchmarks/plan_speed.py [--model run/checkpoint.pt] [--steps 4] [--planner cem]
 """
 
@@ -32,12 +36,15 @@ from foresight.planners import ModelPredictor, MPCPolicy, OraclePredictor, load_
 from foresight.planners.config import apply_budget
 from foresight.planners.mpc import Policy, run_episode
 from foresight.planners.suite import resolve_device
+from foresight.training.flops import counted_flops, matmul_peak
 
 
 def time_policy(name: str, policy: Policy, env_size: int | None, steps: int) -> dict:
     suite = load_suite("easy")
     env = PushEnv(image_size=env_size)
     task = sample_tasks(EnvSpec.of(env), suite.tasks, suite.seed, 1)[0]
+    # A one-step episode first, counted and untimed (counting slows every operation).
+    flops = counted_flops(lambda: run_episode(env, policy, task, 1, np.random.default_rng(0)))
     start = time.perf_counter()
     run_episode(env, policy, task, steps, np.random.default_rng(0))
     wall = time.perf_counter() - start
@@ -51,6 +58,7 @@ def time_policy(name: str, policy: Policy, env_size: int | None, steps: int) -> 
         "model s/step": model,
         "outside": max(0.0, 1.0 - model / per_step),
         "wall": wall,
+        "flops": flops,
     }
 
 
@@ -68,6 +76,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
+    peak = matmul_peak(torch.device(device))
     planner = load_planner(args.planner)
     torch.manual_seed(0)
 
@@ -103,9 +112,10 @@ def main() -> None:
     table = Table(
         title=f"planning step: {opt.name} {opt.samples}x{opt.iterations}, horizon "
         f"{planner.horizon}, cost {planner.cost.name}/{planner.cost.frames}, device {device}, "
-        f"{torch.get_num_threads()} threads"
+        f"{torch.get_num_threads()} threads, matmul peak {peak / 1e9:.0f} GFLOP/s"
     )
-    for col in ("predictor", "frames", "budget", "s / step", "model s / step", "outside the model"):
+    columns = ("predictor", "frames", "budget", "s / step", "model s / step", "outside the model")
+    for col in (*columns, "GFLOP/step", "GFLOP/s", "% peak"):
         table.add_column(col, justify="left" if col == "predictor" else "right")
     for r in rows:
         table.add_row(
@@ -115,6 +125,9 @@ def main() -> None:
             f"{r['s/step']:.3f}",
             f"{r['model s/step']:.3f}",
             f"{r['outside']:.1%}",
+            f"{r['flops'] / 1e9:.2f}",
+            f"{r['flops'] / r['s/step'] / 1e9:.1f}",
+            f"{100 * r['flops'] / r['s/step'] / peak:.1f}",
         )
     Console().print(table)
 

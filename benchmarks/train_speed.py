@@ -11,7 +11,8 @@ Also printed: the FLOPs of one step (forward and backward, ``torch.utils.flop_co
 convolutions and matmuls that dominate), the FLOP/s achieved and their share of the machine's
 measured float32 matmul peak; and the estimated peak memory of a training process at the
 preset's own batch (``foresight.training.memory``: weights, gradients, optimizer state and
-saved activations at float32), which needs no GPU. ``--memory-only`` prints just that.
+saved activations as bf16 autocast saves them), which needs no GPU. ``--memory-only`` prints
+just that.
 
 Usage:
     python benchmarks/train_speed.py                      # every configs/model/*.yaml
@@ -28,13 +29,13 @@ import time
 import torch
 from rich.console import Console
 from rich.table import Table
-from torch.utils.flop_counter import FlopCounterMode
 
 from foresight.batch import ACTIONS, FRAMES, STATES
 from foresight.config import repo_root
 from foresight.models import build_model, load_model_config
 from foresight.models.base import ModelConfig
 from foresight.training import DistContext, TrainStep, pick_device, pick_precision, with_overrides
+from foresight.training.flops import counted_flops, matmul_peak
 from foresight.training.memory import estimate_training_memory
 
 
@@ -47,20 +48,6 @@ def synthetic_batch(config: ModelConfig, batch_size: int, device: torch.device):
         ACTIONS: torch.rand(b, t - 1, config.action_dim, generator=g) * 2 - 1,
     }
     return {k: v.to(device) for k, v in batch.items()}
-
-
-def matmul_peak(device: torch.device, n: int = 2048, iters: int = 5) -> float:
-    """Measured float32 FLOP/s of an ``n x n`` matmul on ``device`` (the thread count set)."""
-    a, b = (torch.rand(n, n, device=device) for _ in range(2))
-    a @ b
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    start = time.perf_counter()
-    for _ in range(iters):
-        a @ b
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    return 2 * n**3 * iters / (time.perf_counter() - start)
 
 
 def memory_row(config: ModelConfig, processes: int) -> dict[str, str]:
@@ -104,10 +91,7 @@ def time_preset(
     after_warmup = 10**9  # every learning rate at its peak
     for _ in range(warmup):
         step(batch, after_warmup)
-    counter = FlopCounterMode(display=False)
-    with counter:
-        step(batch, after_warmup)
-    flops = counter.get_total_flops()
+    flops = counted_flops(lambda: step(batch, after_warmup))  # untimed: counting slows ops
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     start = time.perf_counter()
@@ -176,7 +160,8 @@ def main() -> None:
     console.print(table)
     console.print(
         "untrainable presets (copy_last) show '-'; 'ms' is one full optimisation step; "
-        "'est. GB' is at the preset's batch per process (est. batch), activations at float32"
+        "'est. GB' is at the preset's batch per process (est. batch), activations under bf16 "
+        "autocast, transients not counted; GFLOP/step counts recomputed (checkpointed) blocks"
     )
 
 

@@ -5,7 +5,8 @@ every preset was a complete file; a preset shrunk to ``base:`` plus its differen
 resolve to exactly those values. Presets added since, and fields added since with defaults
 that keep behaviour (the object cost's ``shape_weight`` and ``robot_goal_weight``, 0; the
 VRNN's ``context_skip``, false; ``train.data_memory_gb``, 4; ``train.deterministic`` and
-``train.channels_last``, false, which ``vrnn_fast`` sets), were added to the snapshot as they
+``train.channels_last``, false, which ``vrnn_fast`` sets; the VPN's ``checkpoint_blocks``,
+false, which the VPN paper presets set), were added to the snapshot as they
 resolved when added.
 Fields marked ``OMIT_IF_NONE`` (scene distributions) do not appear while unset, so presets
 without them resolve as before.

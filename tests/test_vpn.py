@@ -11,8 +11,9 @@ from foresight.batch import ACTIONS, FRAMES, STATES
 from foresight.config import to_dict
 from foresight.errors import ConfigError
 from foresight.models import build_model, config_from_dict, load_model_config
-from foresight.models.vpn import VideoPixelNetwork, VPNBaseline
+from foresight.models.vpn import LayerConds, VideoPixelNetwork, VPNBaseline
 from foresight.training import DistContext, Precision, TrainStep
+from foresight.training.memory import saved_activation_bytes
 
 #: A small VPN: 8x8 frames, one encoder and two decoder blocks, 16 intensity bins.
 SMALL = {
@@ -138,6 +139,70 @@ def test_unknown_sampler_is_a_clear_error():
         model.rollout(
             torch.rand(1, 2, 3, size, size), torch.zeros(1, 2, 2), torch.zeros(1, 2, 2), sampler="x"
         )
+
+
+# --- memory: per-layer conditioning, checkpointed blocks --------------------------------------
+
+
+def all_layers_at_once(model: VideoPixelNetwork, h: torch.Tensor, v: torch.Tensor) -> list:
+    """The decoder conditioning as one convolution for every layer (the original formula)."""
+    total = model.context(h) + model.vector(v)[:, :, None, None]
+    return list(total.split(model.splits, dim=1))
+
+
+@pytest.mark.parametrize("name", ["vpn", "vpn_baseline"])
+def test_per_layer_conditioning_equals_the_one_convolution_of_every_layer(name, monkeypatch):
+    model = small_model(name)
+    g = torch.Generator().manual_seed(3)
+    h = torch.randn(3, model.config.lstm_channels, 8, 8, generator=g)
+    v = torch.randn(3, model.config.cond_dim, generator=g)
+    lazy = model._decoder_conds(h, v)
+    assert isinstance(lazy, LayerConds) and len(lazy) == len(model.splits)
+    assert isinstance(lazy[1:], LayerConds) and len(lazy[1:]) == len(model.splits) - 1
+    for new, old in zip(lazy, all_layers_at_once(model, h, v), strict=True):
+        torch.testing.assert_close(new, old, rtol=1e-5, atol=1e-6)
+    # The logits and loss of a batch are those of the original formula, and so are gradients.
+    batch = random_batch(model)
+    loss = model.loss(batch)[0]
+    (grad,) = torch.autograd.grad(loss, model.context.weight)
+    logits = model.logits(batch)[0]
+    monkeypatch.setattr(VideoPixelNetwork, "_decoder_conds", all_layers_at_once)
+    old_loss = model.loss(batch)[0]
+    (old_grad,) = torch.autograd.grad(old_loss, model.context.weight)
+    torch.testing.assert_close(logits, model.logits(batch)[0], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(loss, old_loss, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(grad, old_grad, rtol=1e-5, atol=1e-7)
+    assert loss > 0 and grad.abs().sum() > 0
+
+
+def test_state_dict_keys_do_not_depend_on_checkpointing():
+    """Old checkpoints load unchanged: the flag adds no parameter or buffer."""
+    plain, ckpt = small_model(), small_model(checkpoint_blocks=True)
+    assert plain.state_dict().keys() == ckpt.state_dict().keys()
+    assert "context.weight" in plain.state_dict() and not plain.config.checkpoint_blocks
+    ckpt.load_state_dict(plain.state_dict())
+
+
+@pytest.mark.parametrize("name", ["vpn", "vpn_baseline"])
+def test_checkpointed_blocks_give_the_same_loss_and_gradients_and_save_less(name):
+    plain = small_model(name)
+    ckpt = small_model(name, checkpoint_blocks=True)
+    batch = random_batch(plain)
+    losses, grads = [], []
+    for model in (plain, ckpt):
+        loss = model.loss(batch)[0]
+        loss.backward()
+        losses.append(loss)
+        grads.append({k: p.grad for k, p in model.named_parameters()})
+    torch.testing.assert_close(losses[0], losses[1], rtol=0, atol=0)
+    for key, grad in grads[0].items():
+        torch.testing.assert_close(grads[1][key], grad, rtol=1e-5, atol=1e-7, msg=key)
+    # Not vacuous: the checkpointed forward keeps far fewer tensors for backward.
+    saved = [saved_activation_bytes(m, batch) for m in (plain, ckpt)]
+    assert saved[1] < 0.8 * saved[0]
+    # Outside training (evaluation, sampling) the blocks simply run.
+    with torch.no_grad():
+        assert torch.equal(ckpt.eval().logits(batch)[0], plain.eval().logits(batch)[0])
 
 
 # --- loss, likelihood, config ----------------------------------------------------------------

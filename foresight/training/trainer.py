@@ -70,7 +70,13 @@ SAMPLES = "samples"
 #: Config entries that may differ when resuming (they do not change what a step computes);
 #: the ``plan:`` budget is read only by planners, so any of its keys may change too.
 RESUMABLE_CHANGES = frozenset(
-    {"train.max_steps", "train.log_every", "train.num_workers", "train.data_memory_gb"}
+    {
+        "train.max_steps",
+        "train.log_every",
+        "train.num_workers",
+        "train.data_memory_gb",
+        "checkpoint_blocks",  # the VPN's activation checkpointing: the same loss and gradients
+    }
 )
 RESUMABLE_PREFIXES = ("plan.",)
 
