@@ -247,6 +247,11 @@ class ObjectCostConfig(CostConfig):
         robot_goal_weight: Weight of the pusher's distance to where the task wants it to end,
             for tasks that judge it (the goal's ``robot_goal``, e.g. DINO-WM's Push-T test);
             ignored by tasks that do not.
+        orientation_weight: Weight of the target's orientation error (radians / π, in [0, 1])
+            against its goal orientation, both read from the mask's image moments (see
+            :meth:`ObjectCost.orientations`). Unlike ``shape_weight`` it does not vanish while
+            the target is far from its goal mask, so it guides a turn from the start; it needs
+            a target without rotational symmetry (a T, an L), for a box's is undefined.
     """
 
     name: str = "object"
@@ -256,6 +261,7 @@ class ObjectCostConfig(CostConfig):
     pusher: Literal["image", "commanded"] = "image"
     shape_weight: float = 0.0
     robot_goal_weight: float = 0.0
+    orientation_weight: float = 0.0
 
 
 class ObjectCost(Cost):
@@ -282,6 +288,9 @@ class ObjectCost(Cost):
             raise ConfigError("the target object is not visible in the goal image")
         self.goal_centroid = goal_centroid[0, 0]  # (2,)
         self.goal_mask = self.class_masses(self.goal_frame[None], [goal.target_label])[0, 0]
+        self.goal_orientation = self.orientations(self.goal_mask[None], self.goal_frame.shape[-2:])[
+            0
+        ]
         self.robot_goal = (
             None
             if goal.robot_goal is None
@@ -324,6 +333,26 @@ class ObjectCost(Cost):
         c = (w @ torch.stack([rows, cols], -1)) / mass.clamp_min(1e-6)[..., None]
         return c, mass
 
+    @staticmethod
+    def orientations(w: torch.Tensor, size: Any) -> torch.Tensor:
+        """Orientation of soft masks ``(M, H*W)`` from their moments: ``(M,)`` radians.
+
+        The principal axis of the second central moments gives the angle up to a half turn
+        (Hu 1962); the sign of the third moment along that axis (which side the mass leans
+        to, e.g. a T's bar) resolves it. Angles are in image coordinates (rows, cols).
+        """
+        h, wd = size
+        rows = torch.arange(h, device=w.device, dtype=w.dtype).repeat_interleave(wd) / wd
+        cols = torch.arange(wd, device=w.device, dtype=w.dtype).repeat(h) / wd
+        mass = w.sum(-1, keepdim=True).clamp_min(1e-6)
+        dr = rows - (w * rows).sum(-1, keepdim=True) / mass
+        dc = cols - (w * cols).sum(-1, keepdim=True) / mass
+        mu_rr, mu_cc, mu_rc = ((w * dr * dr).sum(-1), (w * dc * dc).sum(-1), (w * dr * dc).sum(-1))
+        axis = 0.5 * torch.atan2(2 * mu_rc, mu_rr - mu_cc)  # angle of the major axis from rows
+        along = dr * torch.cos(axis)[:, None] + dc * torch.sin(axis)[:, None]
+        skew = (w * along**3).sum(-1)
+        return torch.where(skew < 0, axis + torch.pi, axis)
+
     def frame_costs(self, frames: torch.Tensor, aux: Auxiliary | None = None) -> torch.Tensor:
         """See :meth:`Cost.frame_costs`."""
         cfg: ObjectCostConfig = self.config  # type: ignore[assignment]
@@ -340,6 +369,10 @@ class ObjectCost(Cost):
         if cfg.shape_weight:
             mismatch = (w[:, 0] - self.goal_mask).abs().sum(-1) / self.goal_mask.sum()
             cost = cost + cfg.shape_weight * mismatch
+        if cfg.orientation_weight:
+            turn = self.orientations(w[:, 0], frames.shape[-2:]) - self.goal_orientation
+            error = torch.atan2(torch.sin(turn), torch.cos(turn)).abs() / torch.pi
+            cost = cost + cfg.orientation_weight * error
         if cfg.robot_goal_weight and self.robot_goal is not None:
             robot = aux.robot_pixel.to(target) if commanded else c[:, 1]  # type: ignore[union-attr]
             cost = cost + cfg.robot_goal_weight * (robot - self.robot_goal).norm(dim=-1)

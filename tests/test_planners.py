@@ -28,7 +28,12 @@ from foresight.planners import (
     run_episode,
     run_suite,
 )
-from foresight.planners.costs import LpipsCostConfig, ObjectCostConfig, frames_to_tensor
+from foresight.planners.costs import (
+    LpipsCostConfig,
+    ObjectCost,
+    ObjectCostConfig,
+    frames_to_tensor,
+)
 from foresight.planners.optimizers import colored_noise
 
 TARGET = np.array([[0.5, -0.3], [0.2, 0.7], [-0.6, 0.1], [0.0, -0.9]])
@@ -487,3 +492,20 @@ def test_model_budget_overrides_the_planner_preset() -> None:
     assert used.from_model == ()
     with pytest.raises(ConfigError, match="plan budget does not fit"):
         apply_budget(cem, PlanBudget(samples=1))
+
+
+def test_mask_moments_give_a_full_turn_orientation() -> None:
+    """An L (no rotational symmetry) turned by quarter turns: the moments' angle turns with
+    it, the half-turn ambiguity of the principal axis resolved by the third moment."""
+    mask = torch.zeros(32, 32)
+    mask[8:24, 10:14] = 1.0  # the long arm
+    mask[20:24, 14:22] = 1.0  # the foot
+    angles = [
+        float(ObjectCost.orientations(torch.rot90(mask, k).reshape(1, -1), (32, 32))[0])
+        for k in range(4)
+    ]
+    for a, b in zip(angles, angles[1:] + angles[:1], strict=True):
+        turn = (b - a) % (2 * np.pi)
+        # rot90 turns counter-clockwise on screen: the rows' direction (down, angle 0) goes to
+        # the columns' (right, angle pi/2).
+        assert abs(turn - 0.5 * np.pi) < 0.05, angles

@@ -3,7 +3,8 @@
 ``tests/data/resolved_presets.json`` holds each preset's resolved values as they were when
 every preset was a complete file; a preset shrunk to ``base:`` plus its differences must
 resolve to exactly those values. Presets added since, and fields added since with defaults
-that keep behaviour (the object cost's ``shape_weight`` and ``robot_goal_weight``, 0; the
+that keep behaviour (the object cost's ``shape_weight``, ``robot_goal_weight`` and
+``orientation_weight``, 0; the
 VRNN's ``context_skip``, false; ``train.data_memory_gb``, 4; ``train.deterministic`` and
 ``train.channels_last``, false, which ``vrnn_fast`` sets; the VPN's ``checkpoint_blocks``,
 false, which the VPN paper presets set), were added to the snapshot as they

@@ -19,6 +19,7 @@ from foresight.envs import EnvSpec, load_env, load_suite, sample_tasks
 from foresight.envs.pusht.tasks import PushTTask, PushTTasks, angle_error
 from foresight.planners import run_suite
 from foresight.planners.config import load_planner
+from foresight.planners.costs import ObjectCost, ObjectCostConfig, frames_to_tensor
 
 
 @pytest.fixture(scope="module")
@@ -91,6 +92,24 @@ def test_goal_image_shows_the_block_at_its_goal_without_the_agent(spec: EnvSpec)
     env.set_state(np.array(solved))
     np.testing.assert_array_equal(env.render_image(), goal.image)
     assert goal.robot_goal is not None  # the protocol judges where the agent ends
+
+
+@pytest.mark.parametrize("angle", [0.0, 0.4, math.pi / 2, 2.5, -math.pi / 4])
+def test_the_cost_sees_the_whole_block_and_its_angle(angle: float) -> None:
+    """gym-pusht fills a shape with a lighter shade than its edge: the goal's palette names
+    both, so the block's mask covers its area (7200 px², 112.5 pixels at 64 px), whatever the
+    angle; and the mask's moments give the block's angle (image rows point down, so the image
+    angle is minus the simulator's, plus a constant)."""
+    env = load_env("pusht", {"image_size": 64}).make()
+    task = PushTTask(0, (100.0, 100.0, *[0.0] * 8), (256.0, 256.0, 0.0), (100.0, 100.0))
+    cost = ObjectCost(ObjectCostConfig(orientation_weight=1.0), env.goal(task))
+    env.set_state(np.array([60.0, 60.0, 0, 0, 300.0, 330.0, angle, 0, 0, 0]))
+    frame = frames_to_tensor(env.render_image())[None]
+    mask = cost.class_masses(frame, [cost.goal.target_label])[:, 0]
+    assert float(mask.sum()) == pytest.approx(112.5, rel=0.1)
+    turn = float(cost.orientations(mask, (64, 64))[0] - cost.goal_orientation)
+    assert math.degrees(angle_error(turn, -angle)) < 8
+    assert float(cost.frame_costs(frame)) > 0.9 * angle_error(0.0, angle) / math.pi
 
 
 def test_actions_move_the_agent_in_foresights_axes(spec: EnvSpec) -> None:

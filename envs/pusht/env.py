@@ -48,13 +48,22 @@ TABLE = 512.0
 AGENT_LOW, AGENT_HIGH = 22.0, 490.0
 #: Off the table: where the goal outline and the hidden agent are drawn (not at all).
 AWAY = (-10_000.0, -10_000.0)
-#: Colours gym-pusht draws with (pygame colour names), as RGB in [0, 1].
+#: Colours gym-pusht gives its shapes (pygame colour names), as RGB in [0, 1]. It draws each
+#: shape's edge in its colour and fills it with :func:`fill_shade` of it.
 COLORS = {
     "background": (1.0, 1.0, 1.0),
     "wall": (211 / 255, 211 / 255, 211 / 255),  # LightGray
     "block": (119 / 255, 136 / 255, 153 / 255),  # LightSlateGray
     "agent": (65 / 255, 105 / 255, 225 / 255),  # RoyalBlue
 }
+
+
+def fill_shade(color: tuple[float, float, float]) -> tuple[float, float, float]:
+    """The shade gym-pusht fills a shape of ``color`` with: most of that shape's pixels.
+
+    ``light_color`` of gym-pusht's ``pymunk_override``: 1.2x, clipped, rounded to 8 bits.
+    """
+    return tuple(round(min(1.2 * c * 255, 255.0)) / 255 for c in color)  # type: ignore[return-value]
 
 
 def _load_gym_pusht() -> Any:
@@ -341,7 +350,12 @@ class PushTEnv(ForesightEnv):
         self._load(goal)
         image = self.render_image()
         self._load(saved)
-        palette = np.array(list(COLORS.values()), dtype=np.float32)
+        # Both shades of every class: a palette of edge colours alone sees a shape's outline
+        # and barely its fill, and the outline's share of a mask changes with the angle.
+        shades = [
+            (c, i) for i, base in enumerate(COLORS.values()) for c in (base, fill_shade(base))
+        ]
+        palette = np.array([c for c, _ in shades], dtype=np.float32)
         cfg = self.config
         robot_goal = None
         if task.include_agent:
@@ -351,7 +365,7 @@ class PushTEnv(ForesightEnv):
         return Goal(
             image=image,
             colors=palette,
-            labels=np.arange(len(palette)),
+            labels=np.array([label for _, label in shades]),
             target_label=list(COLORS).index("block"),
             robot_label=list(COLORS).index("agent"),
             kinematics=PlanarKinematics(
