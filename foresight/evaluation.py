@@ -34,8 +34,15 @@ from foresight.data.hdf5 import DemoFile
 from foresight.errors import DataError, ForesightError
 from foresight.fvd import I3D, frechet_distance, i3d_embeddings, load_i3d
 from foresight.metrics import FRAME_METRICS, FrameMetric, rollout_scores
-from foresight.models import VideoModel, build_model, load_model, load_model_config
+from foresight.models import (
+    VideoModel,
+    build_model,
+    load_model,
+    load_model_config,
+    untrained_models,
+)
 from foresight.models.checkpoint import save_checkpoint
+from foresight.planners.suite import NAMED_POLICIES
 from foresight.results import (
     Control,
     EffectiveBudget,
@@ -46,16 +53,6 @@ from foresight.results import (
     Prediction,
 )
 from foresight.visualize import grid, save_png
-
-#: Names ``--model`` accepts besides checkpoint paths, and what they are.
-PLANNER_BASELINES = {
-    "oracle": "the simulator itself: it replays the true dynamics, not a video model",
-    "oracle32": "the simulator, rendering at 32x32 (the cpu models' resolution)",
-    "random": "random actions, no model",
-    "zero": "no motion, no model",
-}
-#: Video-model baselines that need no training: evaluated from their config preset.
-UNTRAINED_MODELS = ("copy_last",)
 
 
 def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -75,9 +72,9 @@ def resolve_model(model: str, out: Path, device: str) -> tuple[str, VideoModel |
     Untrained baselines (``copy_last``) are built from their preset and saved as
     ``out/model.pt``, so the planner loads them like any checkpoint.
     """
-    if model in PLANNER_BASELINES:
+    if model in NAMED_POLICIES:
         return model, None
-    if model in UNTRAINED_MODELS:
+    if model in untrained_models():
         video_model = build_model(load_model_config(model))
         path = save_checkpoint(out / "model.pt", video_model)
         return str(path), video_model.to(device).eval()
@@ -314,7 +311,7 @@ def evaluate(
         control = Control(unavailable="planning skipped (--no-control)")
 
     if video_model is None:
-        prediction = Prediction(reason=PLANNER_BASELINES[model])
+        prediction = Prediction(reason=NAMED_POLICIES[model].about)
     elif data is None:
         prediction = Prediction(reason="no --data given")
     else:

@@ -182,10 +182,10 @@ def run_quickstart(out: Path, preset: str = "default", device: str = "auto") -> 
     models = tuple(_beside(path, m) for m in config.models)
     for model in models:  # every model config is checked before the first stage runs
         with_overrides(load_model_config(model), config.max_steps, None)
-    from foresight.evaluation import UNTRAINED_MODELS
+    from foresight.models import untrained_models
     from foresight.planners.suite import NAMED_POLICIES
 
-    known = (*NAMED_POLICIES, *UNTRAINED_MODELS)
+    known = (*NAMED_POLICIES, *untrained_models())
     unknown = [b for b in config.baselines if b not in known]
     if unknown:
         raise ConfigError(

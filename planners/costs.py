@@ -26,6 +26,7 @@ import torch
 from foresight.config import from_dict
 from foresight.envs.base import Goal
 from foresight.errors import ConfigError
+from foresight.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -161,6 +162,11 @@ class Cost(ABC):
         return (per_frame * self.weights(horizon)).sum(-1).mean(-1)
 
 
+#: Costs by the name a planner config's ``cost.name`` gives.
+COSTS = Registry[type[Cost]]("cost")
+
+
+@COSTS.register("pixel")
 class PixelCost(Cost):
     """Sum of squared pixel errors to the goal image (VP2's goal-image cost)."""
 
@@ -190,6 +196,7 @@ class LpipsCostConfig(CostConfig):
             raise ConfigError(f"lpips batch_size must be at least 1, got {self.batch_size}")
 
 
+@COSTS.register("lpips")
 class LpipsCost(Cost):
     """LPIPS distance to the goal image (Zhang et al. 2018, AlexNet variant).
 
@@ -264,6 +271,7 @@ class ObjectCostConfig(CostConfig):
     orientation_weight: float = 0.0
 
 
+@COSTS.register("object")
 class ObjectCost(Cost):
     """Target-centroid-to-goal distance plus a small pusher-to-target term, from colour masks.
 
@@ -325,28 +333,40 @@ class ObjectCost(Cost):
         return self._centroids_of(self.class_masses(frames, labels), frames.shape[-2:])
 
     @staticmethod
-    def _centroids_of(w: torch.Tensor, size: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    def _pixel_grid(size: Any, like: torch.Tensor) -> torch.Tensor:
+        """``(H*W, 2)`` (row, col) of every pixel in image widths, flattened as masks are."""
         h, wd = size
-        rows = torch.arange(h, device=w.device, dtype=w.dtype).repeat_interleave(wd) / wd
-        cols = torch.arange(wd, device=w.device, dtype=w.dtype).repeat(h) / wd
+        rows = torch.arange(h, device=like.device, dtype=like.dtype).repeat_interleave(wd) / wd
+        cols = torch.arange(wd, device=like.device, dtype=like.dtype).repeat(h) / wd
+        return torch.stack([rows, cols], -1)
+
+    @classmethod
+    def _centroids_of(cls, w: torch.Tensor, size: Any) -> tuple[torch.Tensor, torch.Tensor]:
         mass = w.sum(-1)
-        c = (w @ torch.stack([rows, cols], -1)) / mass.clamp_min(1e-6)[..., None]
+        c = (w @ cls._pixel_grid(size, w)) / mass.clamp_min(1e-6)[..., None]
         return c, mass
 
-    @staticmethod
-    def orientations(w: torch.Tensor, size: Any) -> torch.Tensor:
+    @classmethod
+    def orientations(
+        cls, w: torch.Tensor, size: Any, centroids: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Orientation of soft masks ``(M, H*W)`` from their moments: ``(M,)`` radians.
 
         The principal axis of the second central moments gives the angle up to a half turn
         (Hu 1962); the sign of the third moment along that axis (which side the mass leans
         to, e.g. a T's bar) resolves it. Angles are in image coordinates (rows, cols).
+
+        Args:
+            w: Soft masks ``(M, H*W)``.
+            size: The image's ``(H, W)``.
+            centroids: The masks' centroids ``(M, 2)`` when the caller has them (see
+                :meth:`centroids`); computed here otherwise.
         """
-        h, wd = size
-        rows = torch.arange(h, device=w.device, dtype=w.dtype).repeat_interleave(wd) / wd
-        cols = torch.arange(wd, device=w.device, dtype=w.dtype).repeat(h) / wd
-        mass = w.sum(-1, keepdim=True).clamp_min(1e-6)
-        dr = rows - (w * rows).sum(-1, keepdim=True) / mass
-        dc = cols - (w * cols).sum(-1, keepdim=True) / mass
+        grid = cls._pixel_grid(size, w)
+        if centroids is None:
+            centroids = cls._centroids_of(w, size)[0]
+        dr = grid[:, 0] - centroids[:, :1]  # (M, H*W)
+        dc = grid[:, 1] - centroids[:, 1:]
         mu_rr, mu_cc, mu_rc = ((w * dr * dr).sum(-1), (w * dc * dc).sum(-1), (w * dr * dc).sum(-1))
         axis = 0.5 * torch.atan2(2 * mu_rc, mu_rr - mu_cc)  # angle of the major axis from rows
         along = dr * torch.cos(axis)[:, None] + dc * torch.sin(axis)[:, None]
@@ -370,7 +390,7 @@ class ObjectCost(Cost):
             mismatch = (w[:, 0] - self.goal_mask).abs().sum(-1) / self.goal_mask.sum()
             cost = cost + cfg.shape_weight * mismatch
         if cfg.orientation_weight:
-            turn = self.orientations(w[:, 0], frames.shape[-2:]) - self.goal_orientation
+            turn = self.orientations(w[:, 0], frames.shape[-2:], target) - self.goal_orientation
             error = torch.atan2(torch.sin(turn), torch.cos(turn)).abs() / torch.pi
             cost = cost + cfg.orientation_weight * error
         if cfg.robot_goal_weight and self.robot_goal is not None:
@@ -391,16 +411,10 @@ class ObjectCost(Cost):
         return torch.where(mass[:, 0] >= cfg.min_pixels, cost, torch.full_like(cost, 2.0))
 
 
-#: Costs by the name a planner config gives.
-COSTS: dict[str, type[Cost]] = {"pixel": PixelCost, "lpips": LpipsCost, "object": ObjectCost}
-
-
 def cost_from_dict(data: dict[str, Any], source: str) -> CostConfig:
     """Typed config of the cost named by ``data['name']``; unknown keys are errors."""
-    name = data.get("name")
-    if name not in COSTS:
-        raise ConfigError(f"{source}: unknown cost {name!r} (choose one of: {', '.join(COSTS)})")
-    return from_dict(COSTS[name].config_class, data, f"{source}: 'cost'")
+    cost = COSTS.lookup(str(data.get("name")), source)
+    return from_dict(cost.config_class, data, f"{source}: 'cost'")
 
 
 def build_cost(config: CostConfig, goal: Goal, device: str | torch.device = "cpu") -> Cost:

@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from foresight.errors import ConfigError
+from foresight.registry import Registry
 
 #: ``(N, H, A)`` action sequences -> ``(N,)`` costs (lower is better).
 CostFn = Callable[[np.ndarray], np.ndarray]
@@ -191,6 +192,11 @@ class CEMConfig(OptimizerConfig):
             raise ConfigError(f"cem keep_elites must be in [0, 1], got {self.keep_elites}")
 
 
+#: Planner optimizers by the name a planner config's ``optimizer.name`` gives.
+OPTIMIZERS = Registry[type[Optimizer]]("optimizer")
+
+
+@OPTIMIZERS.register("cem")
 class CEM(Optimizer):
     """Cross-entropy method over open-loop action sequences.
 
@@ -271,6 +277,7 @@ class MPPIConfig(OptimizerConfig):
             raise ConfigError(f"mppi correlation must be in [0, 1), got {self.correlation}")
 
 
+@OPTIMIZERS.register("mppi")
 class MPPI(Optimizer):
     """Model-predictive path integral control with temporally correlated noise.
 
@@ -325,20 +332,12 @@ class MPPI(Optimizer):
         )
 
 
-#: Optimizers by the name a planner config gives.
-OPTIMIZERS: dict[str, type[Optimizer]] = {"cem": CEM, "mppi": MPPI}
-
-
 def optimizer_from_dict(data: dict[str, Any], source: str) -> OptimizerConfig:
     """Typed config of the optimizer named by ``data['name']``; unknown keys are errors."""
     from foresight.config import from_dict
 
-    name = data.get("name")
-    if name not in OPTIMIZERS:
-        raise ConfigError(
-            f"{source}: unknown optimizer {name!r} (choose one of: {', '.join(OPTIMIZERS)})"
-        )
-    return from_dict(OPTIMIZERS[name].config_class, data, f"{source}: 'optimizer'")
+    optimizer = OPTIMIZERS.lookup(str(data.get("name")), source)
+    return from_dict(optimizer.config_class, data, f"{source}: 'optimizer'")
 
 
 def build_optimizer(config: OptimizerConfig) -> Optimizer:

@@ -52,6 +52,7 @@ from foresight.planners.mpc import (
     run_episode,
 )
 from foresight.planners.predictors import ModelPredictor, OraclePredictor
+from foresight.registry import Registry
 from foresight.results import EffectiveBudget
 from foresight.visualize import grid, save_gif
 from foresight.workers import ignore_interrupts
@@ -100,21 +101,48 @@ def _checkpoint(spec: AgentSpec, planner: PlannerConfig) -> Policy:
     return MPCPolicy(predictor, planner, spec.replan_every, spec.device)
 
 
-#: Baselines that do not plan (so need no cost or model).
-BASELINES: dict[str, type[Policy]] = {"random": RandomPolicy, "zero": ZeroPolicy}
+@dataclass(frozen=True)
+class NamedPolicy:
+    """A policy ``--model`` names instead of a checkpoint (it is not a video model).
+
+    Attributes:
+        build: ``build(spec, planner)`` -> the policy, in the worker process.
+        about: What it is, in a few words (reports say it where a model's metrics would be).
+        plans: Whether it plans (so needs a cost and takes the model's planning budget).
+    """
+
+    build: Callable[[AgentSpec, PlannerConfig], Policy]
+    about: str
+    plans: bool = True
+
 
 #: Policies by the name ``--model`` accepts; anything else is a checkpoint path.
-NAMED_POLICIES: dict[str, Callable[[AgentSpec, PlannerConfig], Policy]] = {
-    "oracle": _oracle,
-    f"oracle{MODEL_RESOLUTION}": partial(_oracle, image_size=MODEL_RESOLUTION),
-    **{name: (lambda spec, planner, cls=cls: cls()) for name, cls in BASELINES.items()},
-}
+NAMED_POLICIES = Registry[NamedPolicy]("policy")
+NAMED_POLICIES.add(
+    "oracle",
+    NamedPolicy(_oracle, "the simulator itself: it replays the true dynamics, not a video model"),
+)
+NAMED_POLICIES.add(
+    f"oracle{MODEL_RESOLUTION}",
+    NamedPolicy(
+        partial(_oracle, image_size=MODEL_RESOLUTION),
+        f"the simulator, rendering at {MODEL_RESOLUTION}x{MODEL_RESOLUTION} "
+        "(the cpu models' resolution)",
+    ),
+)
+NAMED_POLICIES.add(
+    "random", NamedPolicy(lambda spec, planner: RandomPolicy(), "random actions, no model", False)
+)
+NAMED_POLICIES.add(
+    "zero", NamedPolicy(lambda spec, planner: ZeroPolicy(), "no motion, no model", False)
+)
 
 
 def build_policy(spec: AgentSpec) -> Policy:
     """The policy ``spec.model`` names (a checkpoint path when not a built-in name)."""
     planner = planner_from_dict(spec.planner, "planner config")
-    return NAMED_POLICIES.get(spec.model, _checkpoint)(spec, planner)
+    named = NAMED_POLICIES.get(spec.model)
+    return (named.build if named else _checkpoint)(spec, planner)
 
 
 def check_model(model: str | Path, env: EnvSpec | None = None) -> tuple[str, ModelConfig | None]:
@@ -415,7 +443,7 @@ def run_suite(
         check_out_dir(Path(out))
     env = suite_cfg.env_spec()
     model, model_cfg = check_model(model, env)
-    plans = model not in BASELINES
+    plans = model not in NAMED_POLICIES or NAMED_POLICIES[model].plans
     budget = None
     if plans:  # baselines need no cost and use no budget
         COSTS[planner_cfg.cost.name].validate(planner_cfg.cost)

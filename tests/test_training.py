@@ -190,7 +190,8 @@ def _tiny_conv_registered():
     register_model("_tiny_critic")(TinyCritic)
     register_model("_tiny_bytes")(TinyBytes)
     yield
-    del MODELS["_tiny_conv"], MODELS["_tiny_critic"], MODELS["_tiny_bytes"]
+    for name in ("_tiny_conv", "_tiny_critic", "_tiny_bytes"):
+        MODELS.remove(name)
 
 
 # --------------------------------------------------------------------------- helpers

@@ -135,7 +135,7 @@ def test_samples_are_bin_centres_and_follow_the_model():
 def test_unknown_sampler_is_a_clear_error():
     model = small_model().eval()
     size = model.config.image_size
-    with pytest.raises(ValueError, match="sampler"):
+    with pytest.raises(ConfigError, match="unknown VPN sampler 'x'"):
         model.rollout(
             torch.rand(1, 2, 3, size, size), torch.zeros(1, 2, 2), torch.zeros(1, 2, 2), sampler="x"
         )

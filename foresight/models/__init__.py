@@ -14,6 +14,7 @@ from foresight.models.registry import (
     load_model_config,
     model_class,
     register_model,
+    untrained_models,
 )
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     "load_model_config",
     "read_checkpoint",
     "save_checkpoint",
+    "untrained_models",
     "model_class",
     "register_model",
 ]

@@ -49,6 +49,7 @@ from foresight.batch import ACTIONS, FRAMES, STATES
 from foresight.models.base import ModelConfig, OptimizerSpec, VideoModel
 from foresight.models.registry import register_model
 from foresight.models.svg import observed_states
+from foresight.registry import Registry
 
 if TYPE_CHECKING:
     from foresight.training.optim import Optimization
@@ -183,10 +184,13 @@ def _valid_side(size: int, kernels: Sequence[int]) -> int:
     return size - sum(k - 1 for k in kernels)
 
 
-OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
-    "adam": lambda params, lr, betas: torch.optim.Adam(params, lr=lr, betas=betas),
-    "sgd": lambda params, lr, betas: torch.optim.SGD(params, lr=lr),
-}
+OptimizerFactory = Callable[..., torch.optim.Optimizer]
+
+#: The generator's and discriminator's torch optimizers, by the name ``g_optimizer`` and
+#: ``d_optimizer`` give: ``factory(params, lr, betas)``.
+TORCH_OPTIMIZERS = Registry[OptimizerFactory]("GAN optimizer")
+TORCH_OPTIMIZERS.add("adam", lambda params, lr, betas: torch.optim.Adam(params, lr=lr, betas=betas))
+TORCH_OPTIMIZERS.add("sgd", lambda params, lr, betas: torch.optim.SGD(params, lr=lr))
 
 # ----------------------------------------------------------------------------------------------
 # Helpers
@@ -522,10 +526,11 @@ class MultiScaleGAN(VideoModel):
     def optimizers(self) -> dict[str, OptimizerSpec]:
         """``generator`` (``train.*`` settings) and ``discriminator`` (``d_*``), when built."""
         c, t = self.config, self.config.train
-        g = OPTIMIZERS[c.g_optimizer](self.generator.parameters(), t.lr, t.betas)
+        g = TORCH_OPTIMIZERS.lookup(c.g_optimizer)(self.generator.parameters(), t.lr, t.betas)
         specs = {"generator": OptimizerSpec(g, t.lr, t.warmup_steps, t.grad_clip)}
         if self.discriminator is not None:
-            d = OPTIMIZERS[c.d_optimizer](self.discriminator.parameters(), c.d_lr, c.d_betas)
+            d_optimizer = TORCH_OPTIMIZERS.lookup(c.d_optimizer)
+            d = d_optimizer(self.discriminator.parameters(), c.d_lr, c.d_betas)
             specs["discriminator"] = OptimizerSpec(d, c.d_lr, 0, c.d_grad_clip)
         return specs
 

@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from foresight.registry import Registry
+
 
 def conv_levels(image_size: int) -> int:
     """Stride-2 levels that take an ``image_size`` frame down to ``4x4`` (3 for 32, 4 for 64).
@@ -306,10 +308,9 @@ class Backbone(NamedTuple):
 
 
 #: The frame backbones by name.
-BACKBONES: dict[str, Backbone] = {
-    "dcgan": Backbone(ConvEncoder, ConvDecoder),
-    "vgg": Backbone(VGGEncoder, VGGDecoder),
-}
+BACKBONES = Registry[Backbone]("backbone")
+BACKBONES.add("dcgan", Backbone(ConvEncoder, ConvDecoder))
+BACKBONES.add("vgg", Backbone(VGGEncoder, VGGDecoder))
 
 
 class CDNAComposer(nn.Module):

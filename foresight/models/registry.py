@@ -9,20 +9,20 @@ from typing import Any, TypeVar
 from foresight.config import from_dict, read_yaml, resolve_config, with_overrides_from
 from foresight.errors import ConfigError
 from foresight.models.base import ModelConfig, VideoModel
+from foresight.registry import Registry
 
 M = TypeVar("M", bound=type[VideoModel])
 
-MODELS: dict[str, type[VideoModel]] = {}
+#: Video models by the name a model config's ``model`` key gives.
+MODELS = Registry[type[VideoModel]]("model")
 
 
 def register_model(name: str) -> Callable[[M], M]:
-    """Class decorator: make a :class:`VideoModel` available under ``name``."""
+    """Class decorator: make a :class:`VideoModel` available under ``name`` (its ``name``)."""
 
     def wrap(cls: M) -> M:
-        if name in MODELS:
-            raise ValueError(f"model name '{name}' registered twice")
         cls.name = name
-        MODELS[name] = cls
+        MODELS.add(name, cls)
         return cls
 
     return wrap
@@ -30,9 +30,15 @@ def register_model(name: str) -> Callable[[M], M]:
 
 def model_class(name: str) -> type[VideoModel]:
     """The class registered as ``name``."""
-    if name not in MODELS:
-        raise ConfigError(f"unknown model '{name}' (registered: {', '.join(sorted(MODELS))})")
-    return MODELS[name]
+    return MODELS.lookup(name)
+
+
+def untrained_models() -> list[str]:
+    """Registered models that need no training (``trainable = False``), e.g. ``copy_last``.
+
+    Each has a preset of its own name, so it can be evaluated or planned with from the preset.
+    """
+    return [name for name, cls in MODELS.items() if not cls.trainable]
 
 
 def config_from_dict(data: dict[str, Any], source: str = "model config") -> ModelConfig:

@@ -176,7 +176,7 @@ class SVGDeterministic(VideoModel):
         super().__init__(config)
         c = config
         self.cond_dim = c.action_dim + c.state_dim
-        backbone = BACKBONES[c.backbone]
+        backbone = BACKBONES.lookup(c.backbone)
         self.encoder = backbone.encoder(c.image_size, 3, c.channels, c.g_dim)
         self.composer = (
             CDNAComposer(c.g_dim, c.cdna_kernels, c.cdna_kernel_size, 3)

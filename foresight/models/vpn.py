@@ -69,6 +69,7 @@ from foresight.errors import ConfigError
 from foresight.models.base import ModelConfig, OptimizerSpec, VideoModel
 from foresight.models.layers import ConvLSTMCell
 from foresight.models.registry import register_model
+from foresight.registry import Registry
 
 #: Colour sub-pixels per pixel (R, G, B), the groups of every masked layer.
 COLOURS = 3
@@ -578,6 +579,13 @@ def _pointwise(conv: MaskedConv2d, dtype: torch.dtype, n: int) -> tuple[torch.Te
     return bias, conv.masked_weight()[:, :, 0, 0].t().to(dtype)
 
 
+Sampler = Callable[[PixelDecoder, Sequence[torch.Tensor], torch.Tensor, torch.Tensor], torch.Tensor]
+
+#: Frame samplers of the autoregressive decoder, by name (``rollout(..., sampler=)``).
+SAMPLERS = Registry[Sampler]("VPN sampler")
+
+
+@SAMPLERS.register("fast")
 @torch.no_grad()
 def sample_fast(
     decoder: PixelDecoder, conds: Sequence[torch.Tensor], u: torch.Tensor, values: torch.Tensor
@@ -663,6 +671,7 @@ def _sample_fast(
     return bins.permute(0, 3, 1, 2)
 
 
+@SAMPLERS.register("naive")
 @torch.no_grad()
 def sample_naive(
     decoder: PixelDecoder,
@@ -704,12 +713,6 @@ def sample_independent(
     """
     logits = decoder(None, conds)  # (N, 3, L, H, W)
     return inverse_cdf(logits.permute(0, 3, 4, 1, 2), u).permute(0, 3, 1, 2)
-
-
-Sampler = Callable[[PixelDecoder, Sequence[torch.Tensor], torch.Tensor, torch.Tensor], torch.Tensor]
-
-#: Frame samplers of the autoregressive decoder, by name (``rollout(..., sampler=)``).
-SAMPLERS: dict[str, Sampler] = {"fast": sample_fast, "naive": sample_naive}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -879,9 +882,8 @@ class VideoPixelNetwork(VideoModel):
 
     def _sampler(self, name: str) -> Sampler:
         """The frame sampler ``name``; a decoder that does not see its frame has one way."""
-        if name not in SAMPLERS:
-            raise ValueError(f"sampler must be one of {sorted(SAMPLERS)}, got {name!r}")
-        return SAMPLERS[name] if self.config.autoregressive else sample_independent
+        sampler = SAMPLERS.lookup(name)
+        return sampler if self.config.autoregressive else sample_independent
 
     @torch.no_grad()
     def rollout(
