@@ -1,14 +1,18 @@
-"""LPIPS (Zhang et al., 2018) with ImageNet AlexNet weights that the user provides.
+"""LPIPS (Zhang et al., 2018) with ImageNet AlexNet weights, hash-checked, never random.
 
 The ``lpips`` package fetches its AlexNet backbone through torchvision at run time and loads
-weights with ``strict=False``; neither is acceptable here (machines may have no internet, and
-a backbone left random would silently report meaningless numbers). So the network is built
-with ``pnet_rand=True`` (nothing downloaded) and every weight is loaded with ``strict=True``
-from a file found, in order, at:
+weights with ``strict=False``; neither is acceptable here (a failed or partial download, or a
+backbone left random, would silently report meaningless numbers). So the network is built
+with ``pnet_rand=True`` and every weight is loaded with ``strict=True`` from a file found, in
+order, at:
 
 1. an explicit path (``--lpips-weights PATH``),
 2. the ``FORESIGHT_LPIPS_WEIGHTS`` environment variable,
-3. torch's hub cache: ``<torch hub dir>/checkpoints/alexnet-owt-7be5be79.pth``.
+3. torch's hub cache: ``<torch hub dir>/checkpoints/alexnet-owt-7be5be79.pth``,
+4. a download of torchvision's ``alexnet-owt-7be5be79.pth`` into that cache, sha256-checked
+   (``torch.hub.download_url_to_file``: a temporary file, renamed once complete and checked),
+   unless ``FORESIGHT_OFFLINE`` is set; a machine without internet gets the honest
+   ``LpipsUnavailable`` saying where to put the file.
 
 Accepted files: torchvision's ``alexnet-owt-7be5be79.pth`` (its sha256 is checked against the
 prefix in its name, since a cached file is never hash-checked) combined with the linear
@@ -20,7 +24,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import socket
+import sys
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -31,6 +38,12 @@ from foresight.io import atomic_path
 ALEXNET_FILE = "alexnet-owt-7be5be79.pth"
 ALEXNET_SHA256_PREFIX = "7be5be79"
 ENV_VAR = "FORESIGHT_LPIPS_WEIGHTS"
+#: torchvision's ``AlexNet_Weights.IMAGENET1K_V1.url`` (a test keeps the two equal).
+ALEXNET_URL = "https://download.pytorch.org/models/alexnet-owt-7be5be79.pth"
+#: Set (to anything but ``""`` or ``0``) to never download weights.
+OFFLINE_VAR = "FORESIGHT_OFFLINE"
+#: Seconds without a byte before a download counts as failed (a firewalled machine).
+DOWNLOAD_TIMEOUT = 20.0
 #: AlexNet ``features`` layer index -> LPIPS slice, as ``lpips.pretrained_networks.alexnet``.
 _SLICES = {0: 1, 1: 1, 2: 2, 3: 2, 4: 2, 5: 3, 6: 3, 7: 3, 8: 4, 9: 4, 10: 5, 11: 5}
 
@@ -64,10 +77,60 @@ def find_weights(explicit: str | Path | None = None) -> Path:
     cached = hub_cache_path()
     if cached.is_file():
         return cached
-    raise LpipsUnavailable(
-        f"no LPIPS weights: put torchvision's {ALEXNET_FILE} at {cached}, or pass "
-        f"--lpips-weights PATH (or set {ENV_VAR}) to it or to a file from 'foresight lpips-export'"
+    where = (
+        f"put torchvision's {ALEXNET_FILE} at {cached}, or pass --lpips-weights PATH (or set "
+        f"{ENV_VAR}) to it or to a file from 'foresight lpips-export'"
     )
+    if offline():
+        raise LpipsUnavailable(f"no LPIPS weights and ${OFFLINE_VAR} is set: {where}")
+    return fetch_alexnet(cached, where)
+
+
+def offline() -> bool:
+    """Whether ``FORESIGHT_OFFLINE`` forbids downloads."""
+    return os.environ.get(OFFLINE_VAR, "") not in ("", "0")
+
+
+@contextmanager
+def _socket_timeout(seconds: float):
+    # torch.hub's download takes no timeout; without one a firewalled connection hangs for
+    # minutes. The default is restored at once, so nothing else sees it.
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(seconds)
+    try:
+        yield
+    finally:
+        socket.setdefaulttimeout(previous)
+
+
+def fetch_alexnet(dst: Path, where: str = "") -> Path:
+    """Download torchvision's AlexNet weights to ``dst``, sha256-checked, and say so.
+
+    The file is written beside ``dst`` and renamed once complete and checked, so a failed
+    download leaves nothing behind.
+
+    Args:
+        dst: Where the file goes (normally :func:`hub_cache_path`).
+        where: What the user can do instead, for the error message.
+
+    Raises:
+        LpipsUnavailable: The download failed (no network, a wrong hash): one line saying
+            why and what to do.
+    """
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with _socket_timeout(DOWNLOAD_TIMEOUT):
+            torch.hub.download_url_to_file(
+                ALEXNET_URL, str(dst), hash_prefix=ALEXNET_SHA256_PREFIX, progress=False
+            )
+    except Exception as err:  # urllib, socket and hash errors alike: the network's problem
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise LpipsUnavailable(
+            f"no LPIPS weights, and downloading {ALEXNET_URL} failed ({reason}): "
+            f"{where or 'see foresight.perceptual'}"
+        ) from err
+    print(f"LPIPS: downloaded {ALEXNET_FILE} to {dst} (sha256 checked)", file=sys.stderr)
+    return dst
 
 
 def _sha256(path: Path) -> str:
@@ -131,7 +194,7 @@ def lpips_state_dict(path: Path) -> dict[str, torch.Tensor]:
 def build_lpips(
     weights: str | Path | None = None, device: str | torch.device = "cpu"
 ) -> torch.nn.Module:
-    """An LPIPS-alex network with every weight loaded strictly; nothing is downloaded.
+    """An LPIPS-alex network with every weight loaded strictly (weights found as above).
 
     Args:
         weights: Explicit weights path (else the search order of the module docstring).

@@ -200,8 +200,8 @@ class LpipsCostConfig(CostConfig):
 class LpipsCost(Cost):
     """LPIPS distance to the goal image (Zhang et al. 2018, AlexNet variant).
 
-    Built by :func:`foresight.perceptual.build_lpips`: strictly loaded weights, nothing
-    downloaded.
+    Built by :func:`foresight.perceptual.build_lpips`: strictly loaded, hash-checked
+    weights (found, or downloaded once into torch's hub cache where the network allows).
     """
 
     config_class = LpipsCostConfig

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,14 @@ import torch
 
 from foresight.cli import main
 from foresight.data.dataset import SequenceDataset
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _offline() -> Iterator[None]:
+    """The suite never downloads (LPIPS weights would be 233 MB); download tests opt back in."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FORESIGHT_OFFLINE", "1")
+        yield
 
 
 @pytest.fixture(scope="session")

@@ -38,6 +38,60 @@ def test_wrong_hash_is_refused(tmp_path):
         P.build_lpips(path)
 
 
+def test_the_download_url_is_torchvisions():
+    assert torchvision.models.AlexNet_Weights.IMAGENET1K_V1.url == P.ALEXNET_URL
+    assert P.ALEXNET_URL.endswith("/" + P.ALEXNET_FILE)
+
+
+def test_offline_names_the_switch_and_downloads_nothing(tmp_path, monkeypatch):
+    monkeypatch.delenv(P.ENV_VAR, raising=False)
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    monkeypatch.setattr(P, "ALEXNET_URL", (tmp_path / "served.pth").as_uri())
+    (tmp_path / "served.pth").write_bytes(b"would be fetched")
+    with pytest.raises(P.LpipsUnavailable, match=r"FORESIGHT_OFFLINE is set: put torchvision"):
+        P.find_weights()
+    assert not (tmp_path / "hub").exists()
+
+
+def test_missing_weights_are_downloaded_hash_checked_then_loaded(tmp_path, monkeypatch, capsys):
+    """A real download through torch.hub (from a file:// URL), into the hub cache, then used."""
+    served = tmp_path / "served" / P.ALEXNET_FILE
+    served.parent.mkdir()
+    torch.manual_seed(1)
+    torch.save(torchvision.models.alexnet(weights=None).state_dict(), served)
+    digest = hashlib.sha256(served.read_bytes()).hexdigest()
+    monkeypatch.setattr(P, "ALEXNET_SHA256_PREFIX", digest[:8])
+    monkeypatch.setattr(P, "ALEXNET_URL", served.as_uri())
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    monkeypatch.delenv(P.ENV_VAR, raising=False)
+    monkeypatch.delenv(P.OFFLINE_VAR, raising=False)
+    net = P.build_lpips()
+    cached = tmp_path / "hub" / "checkpoints" / P.ALEXNET_FILE
+    assert cached.read_bytes() == served.read_bytes()
+    assert "LPIPS: downloaded alexnet-owt-7be5be79.pth" in capsys.readouterr().err
+    source = torch.load(served, weights_only=True)
+    torch.testing.assert_close(net.state_dict()["net.slice1.0.weight"], source["features.0.weight"])
+    assert P.find_weights() == cached  # the second time, the cache answers
+
+
+@pytest.mark.parametrize("served", ["wrong hash", "unreachable"])
+def test_a_failed_download_says_why_and_leaves_nothing(tmp_path, monkeypatch, served):
+    monkeypatch.delenv(P.ENV_VAR, raising=False)
+    monkeypatch.delenv(P.OFFLINE_VAR, raising=False)
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    url = tmp_path / "served.pth"
+    if served == "wrong hash":
+        url.write_bytes(b"not alexnet")
+    monkeypatch.setattr(P, "ALEXNET_URL", url.as_uri())
+    with pytest.raises(P.LpipsUnavailable) as err:
+        P.build_lpips()
+    message = str(err.value)
+    assert "downloading" in message and "failed" in message and "put torchvision's" in message
+    assert ("hash" in message) == (served == "wrong hash")
+    assert "\n" not in message
+    assert list((tmp_path / "hub" / "checkpoints").iterdir()) == []
+
+
 def test_search_order_env_then_hub(tmp_path, monkeypatch, fake_alexnet):
     hub = tmp_path / "hub"
     (hub / "checkpoints").mkdir(parents=True)
