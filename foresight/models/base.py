@@ -37,6 +37,8 @@ class TrainConfig:
         grad_clip: Max global gradient norm (0 disables clipping).
         max_steps: Training steps (``--max-steps`` overrides).
         log_every: Steps between ``metrics.jsonl`` lines.
+        log: Where those lines also go: ``jsonl`` (always written), ``tensorboard``,
+            ``wandb`` (optional extras; see :mod:`foresight.training.tracking`).
         eval_every: Steps between validation passes (and checkpoints).
         eval_batches: Validation batches per pass.
         num_workers: DataLoader worker processes.
@@ -73,6 +75,7 @@ class TrainConfig:
     grad_clip: float = 1.0
     max_steps: int = 5000
     log_every: int = 25
+    log: tuple[str, ...] = ("jsonl",)
     eval_every: int = 500
     eval_batches: int = 4
     num_workers: int = 0

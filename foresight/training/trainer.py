@@ -21,9 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.distributed as dist
 import yaml
+from PIL import Image
 from rich.console import Console
 from rich.progress import TextColumn
 from torch.utils.data import DataLoader
@@ -54,6 +56,7 @@ from foresight.training.state import (
     seed_everything,
     set_rng_state,
 )
+from foresight.training.tracking import Tracker, check_trackers
 from foresight.training.validation import (
     ValidationSet,
     check_best_metric,
@@ -73,6 +76,7 @@ RESUMABLE_CHANGES = frozenset(
     {
         "train.max_steps",
         "train.log_every",
+        "train.log",
         "train.num_workers",
         "train.data_memory_gb",
         "checkpoint_blocks",  # the VPN's activation checkpointing: the same loss and gradients
@@ -414,12 +418,29 @@ class _Run:
         self.fingerprint: dict[str, Any] = {}
         self.env_args: dict[str, Any] = {}
         self.other_data = False
+        self.tracker_classes = check_trackers(self.tc.log)
+        self.trackers: list[Tracker] = []
 
     # ---------------------------------------------------------------- files (rank 0 only)
     def _log(self, record: dict[str, Any]) -> None:
         if self.ctx.is_main:
             with (self.out / METRICS).open("a") as f:
                 f.write(json.dumps(record) + "\n")
+            for tracker in self.trackers:
+                tracker.log(record)
+
+    def _open_trackers(self, payload: dict[str, Any] | None) -> None:
+        """Open ``train.log``'s trackers (rank 0), once the run folder is ready."""
+        if not self.ctx.is_main:
+            return
+        resume_step = None if payload is None else int(payload["step"])
+        config = to_dict(self.config)
+        for cls in self.tracker_classes:
+            self.trackers.append(cls(self.out, config, resume_step))
+
+    def _close_trackers(self) -> None:
+        while self.trackers:
+            self.trackers.pop().close()
 
     def _prepare_out(self, payload: dict[str, Any] | None) -> None:
         """Start the metrics log afresh, or cut it back to the checkpoint being resumed."""
@@ -570,6 +591,11 @@ class _Run:
                     model, vset, step, self.ctx.device, self.precision, self.out / SAMPLES
                 )
                 self._log(record)
+                strip = self.out / SAMPLES / f"step_{step:06d}.png"
+                if self.trackers and strip.is_file():  # written by this validation just now
+                    image = np.asarray(Image.open(strip).convert("RGB"))
+                    for tracker in self.trackers:
+                        tracker.image(step, "valid/samples", image)
                 self.console.print(f"step {step}: valid " + _summary(record))
                 key, higher = self.tc.best_metric, self.tc.best_mode == "max"
                 value = record[key]
@@ -599,6 +625,8 @@ class _Run:
         except KeyboardInterrupt:
             self.console.print(self._interrupted())
             raise TrainingInterrupted() from None
+        finally:
+            self._close_trackers()
 
     def _interrupted(self) -> str:
         """The line a Ctrl-C prints: where training stood, and how to go on."""
@@ -634,6 +662,7 @@ class _Run:
             self.console.print(f"[yellow]note:[/] {vset.note}")
         if not type(model).trainable:
             self._prepare_out(payload)
+            self._open_trackers(payload)
             return self._fit_untrainable(model, vset)
         dataset = SequenceDataset(
             self.options.data,
@@ -662,6 +691,7 @@ class _Run:
             # Each process draws its own training noise; the model init above is shared.
             seed_everything(derived_seed(self.tc.seed, self.ctx.rank))
         self._prepare_out(payload)
+        self._open_trackers(payload)
         params = sum(p.numel() for p in model.parameters())
         split = (
             f"in memory, {dataset.memory_used / 2**20:.0f} MiB"
