@@ -11,7 +11,13 @@ import torch
 from foresight.batch import ACTIONS, FRAMES, STATES
 from foresight.config import to_dict
 from foresight.errors import ConfigError
-from foresight.models import MODELS, VideoModel, build_model, config_from_dict, load_model_config
+from foresight.models import (
+    VideoModel,
+    build_model,
+    config_from_dict,
+    load_model_config,
+    model_class,
+)
 from foresight.models.layers import (
     BACKBONES,
     BackboneName,
@@ -34,7 +40,7 @@ SMALL = {
 
 
 def small_model(name: str, **over) -> VideoModel:
-    fields = {f.name for f in dataclasses.fields(MODELS[name].config_class)}
+    fields = {f.name for f in dataclasses.fields(model_class(name).config_class)}
     sizes = {k: v for k, v in {**SMALL, **over}.items() if k in fields}
     torch.manual_seed(0)
     return build_model(config_from_dict({**to_dict(load_model_config(name)), **sizes}))

@@ -9,7 +9,13 @@ import torch
 
 from foresight.batch import ACTIONS, FRAMES, STATES
 from foresight.config import to_dict
-from foresight.models import MODELS, VideoModel, build_model, config_from_dict, load_model_config
+from foresight.models import (
+    VideoModel,
+    build_model,
+    config_from_dict,
+    load_model_config,
+    model_class,
+)
 from foresight.training import DistContext, Precision, TrainStep
 
 SMALL = {
@@ -24,7 +30,7 @@ SMALL = {
 
 
 def small_model(name: str, train: dict | None = None, **over) -> VideoModel:
-    fields = {f.name for f in dataclasses.fields(MODELS[name].config_class)}
+    fields = {f.name for f in dataclasses.fields(model_class(name).config_class)}
     sizes = {k: v for k, v in {**SMALL, **over}.items() if k in fields}
     data = {**to_dict(load_model_config(name)), **sizes}
     data["train"] = {**data["train"], **(train or {})}

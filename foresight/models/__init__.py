@@ -1,10 +1,13 @@
 """Video models. Importing this package registers every model.
 
 To add a model: write ``foresight/models/<name>.py`` with a config dataclass and a
-``@register_model`` class, import it below, and add ``configs/model/<name>.yaml``.
+``@register_model`` class, and add ``configs/model/<name>.yaml``; every module of this
+package is imported here, so nothing else names it.
 """
 
-from foresight.models import copy_last, gan, svg, vpn, vrnn  # noqa: F401  (registers)
+import importlib
+import pkgutil
+
 from foresight.models.base import ModelConfig, PlanBudget, TrainConfig, VideoModel
 from foresight.models.checkpoint import load_model, read_checkpoint, save_checkpoint
 from foresight.models.registry import (
@@ -16,6 +19,10 @@ from foresight.models.registry import (
     register_model,
     untrained_models,
 )
+
+# Every module, in name order (so registration order, and every list of models, is stable).
+for _module in sorted(m.name for m in pkgutil.iter_modules(__path__)):
+    importlib.import_module(f"{__name__}.{_module}")
 
 __all__ = [
     "MODELS",

@@ -18,7 +18,7 @@ from foresight.config import to_dict
 from foresight.errors import CheckpointError, ConfigError
 from foresight.io import atomic_path
 from foresight.models.base import VideoModel
-from foresight.models.registry import build_model, config_from_dict
+from foresight.models.registry import build_model, canonical_model, config_from_dict
 
 CHECKPOINT_FORMAT = "foresight-checkpoint/1"
 
@@ -145,7 +145,7 @@ def model_from_payload(payload: dict[str, Any], source: str) -> VideoModel:
         config = config_from_dict(payload["config"], f"checkpoint {source}")
     except ConfigError as err:
         raise CheckpointError(f"{err}; the checkpoint is from another version or model") from err
-    if config.model != payload["model"]:
+    if config.model != canonical_model(payload["model"]):
         raise CheckpointError(
             f"{source}: config describes '{config.model}' but the checkpoint says "
             f"'{payload['model']}'; the file is damaged"

@@ -28,9 +28,19 @@ def register_model(name: str) -> Callable[[M], M]:
     return wrap
 
 
+#: Model names of earlier versions that are presets now, and the model they name: a
+#: checkpoint or config written with one loads as that model (its stored fields say the rest).
+RENAMED = {"hvrnn": "vrnn", "vpn_baseline": "vpn"}
+
+
+def canonical_model(name: str) -> str:
+    """The registered name of ``name`` (itself, or what a renamed model is now)."""
+    return RENAMED.get(name, name)
+
+
 def model_class(name: str) -> type[VideoModel]:
-    """The class registered as ``name``."""
-    return MODELS.lookup(name)
+    """The class registered as ``name`` (or as what a renamed model is now)."""
+    return MODELS.lookup(canonical_model(name))
 
 
 def untrained_models() -> list[str]:
@@ -45,7 +55,8 @@ def config_from_dict(data: dict[str, Any], source: str = "model config") -> Mode
     """Typed config of the model named by ``data['model']``; unknown keys are errors."""
     if "model" not in data:
         raise ConfigError(f"{source} has no 'model' key naming the model to build")
-    return from_dict(model_class(str(data["model"])).config_class, data, source)
+    data = {**data, "model": canonical_model(str(data["model"]))}
+    return from_dict(model_class(data["model"]).config_class, data, source)
 
 
 def load_model_config(name_or_path: str | Path, overrides: Sequence[str] = ()) -> ModelConfig:

@@ -46,9 +46,10 @@ sub-pixel, only the decoder's activations at its own position, from cached activ
 positions above and left (final once sampled, by the masks): the same sums, so the same
 samples up to float rounding (identical in float64).
 
-:class:`VPNBaseline` (``vpn_baseline``, Sect. 3.3) has the same encoders and LSTM, but its
-decoders are unmasked CNNs that do not see the frame they predict: every sub-pixel of a frame is
-independent given the past, and a frame is sampled in one pass.
+The paper's baseline (Sect. 3.3, the ``vpn_baseline`` presets: ``autoregressive: false``) has
+the same encoders and LSTM, but its decoders are unmasked CNNs that do not see the frame they
+predict: every sub-pixel of a frame is independent given the past, and a frame is sampled in
+one pass. Checkpoints written when ``vpn_baseline`` was a class of its own load as ``vpn``.
 """
 
 from __future__ import annotations
@@ -156,14 +157,6 @@ class VPNConfig(ModelConfig):
     def cond_dim(self) -> int:
         """Size of the conditioning vector: action, robot state and a has-state flag."""
         return self.action_dim + self.state_dim + 1
-
-
-@dataclass(frozen=True)
-class VPNBaselineConfig(VPNConfig):
-    """The paper's baseline: the VPN's encoders and LSTM, decoders without in-frame dependencies."""
-
-    model: str = "vpn_baseline"
-    autoregressive: bool = False
 
 
 # ----------------------------------------------------------------------------------------------
@@ -953,17 +946,3 @@ class VideoPixelNetwork(VideoModel):
                 h, state = self.lstm(enc, state)
         out = torch.stack([frames[k].to(context_frames.dtype) for k in steps], dim=1)
         return out.view(b, n, len(steps), *out.shape[2:])  # (B, N, T', C, H, W)
-
-
-@register_model("vpn_baseline")
-class VPNBaseline(VideoPixelNetwork):
-    """The baseline of Kalchbrenner et al. (2017, seed 003, Sect. 2.1 and 3.3).
-
-    The VPN's encoders and convolutional LSTM; the decoders are unmasked CNNs that do not see
-    the frame they predict (:class:`VPNBaselineConfig`, ``autoregressive: false``), so the
-    sub-pixels of a frame are independent given the past and a frame is sampled in one pass
-    (both samplers).
-    """
-
-    config_class = VPNBaselineConfig
-    config: VPNBaselineConfig

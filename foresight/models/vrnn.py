@@ -31,15 +31,15 @@ and the robot state of ``x_{t-1}`` while that frame is observed, the last observ
 it (never a true future state: see :func:`~foresight.models.svg.observed_states`), tiled and
 concatenated to the input of every prior, posterior and decoder stage.
 
-Variants are configs: :class:`VRNN` (``vrnn``, the paper's "w/o Hier": one 1x1 level) and
-:class:`HierarchicalVRNN` (``hvrnn``, whose default levels are 1x1, 4x4 and 16x16 at 32x32
-frames: the paper's 1-8-32 at 64x64, halved).
+Variants are presets of the one class: ``vrnn`` (the paper's "w/o Hier": one 1x1 level) and
+``hvrnn`` ("w/ Hier": ``level_sides: [1, 4, 16]`` at 32x32 frames, the paper's 1-8-32 at
+64x64, halved). Checkpoints written when ``hvrnn`` was a class of its own load as ``vrnn``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -114,14 +114,6 @@ class VRNNConfig(ModelConfig):
             raise ValueError(
                 f"level_sides must be increasing sides among {sides}, got {self.level_sides}"
             )
-
-
-@dataclass(frozen=True)
-class HVRNNConfig(VRNNConfig):
-    """The hierarchical VRNN: three latent levels by default (1x1, 4x4, 16x16 at 32x32)."""
-
-    model: str = "hvrnn"
-    level_sides: tuple[int, ...] = field(default=(1, 4, 16))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -261,8 +253,8 @@ def tile(v: torch.Tensor, side: int) -> torch.Tensor:
 class VRNN(VideoModel):
     """Conditional VRNN of Castrejon, Ballas & Courville (ICCV 2019, seed 001), action-conditioned.
 
-    With one ``1x1`` latent level this is the paper's "Ours w/o Hier"; :class:`HierarchicalVRNN`
-    only changes the default levels.
+    With one ``1x1`` latent level this is the paper's "Ours w/o Hier"; with several
+    (``level_sides``, the ``hvrnn`` presets) it is "Ours w/ Hier".
     """
 
     config_class = VRNNConfig
@@ -520,15 +512,3 @@ class VRNN(VideoModel):
                 feat_in = self.encoder(x)
         out = torch.stack([frames[k].to(context_frames.dtype) for k in steps], dim=1)
         return out.view(b, n, len(steps), *out.shape[2:])  # (B, N, T', C, H, W)
-
-
-@register_model("hvrnn")
-class HierarchicalVRNN(VRNN):
-    """Hierarchical VRNN of Castrejon, Ballas & Courville (ICCV 2019, seed 001): "Ours w/ Hier".
-
-    The same model as :class:`VRNN` with three latent levels by default (see
-    :class:`HVRNNConfig`).
-    """
-
-    config_class = HVRNNConfig
-    config: HVRNNConfig

@@ -37,7 +37,12 @@ from foresight.errors import CheckpointError, ConfigError, DataError, ForesightE
 from foresight.io import atomic_write_text
 from foresight.models.base import ModelConfig, VideoModel
 from foresight.models.checkpoint import check_weights, read_checkpoint, save_checkpoint
-from foresight.models.registry import build_model, config_from_dict, model_class
+from foresight.models.registry import (
+    build_model,
+    canonical_model,
+    config_from_dict,
+    model_class,
+)
 from foresight.progress import make_progress
 from foresight.training.distributed import (
     DistContext,
@@ -472,7 +477,7 @@ class _Run:
                 f"--resume: {ckpt} does not exist; drop --resume to start a new run in {self.out}"
             )
         payload = read_checkpoint(ckpt, map_location="cpu")
-        if payload["model"] != self.config.model:
+        if canonical_model(payload["model"]) != self.config.model:
             raise CheckpointError(
                 f"--resume: {ckpt} holds model '{payload['model']}', not '{self.config.model}'; "
                 "use the config it was trained with or choose another --out"
