@@ -30,12 +30,12 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
+from foresight.device import resolve_device
 from foresight.envs import EnvSpec, PushEnv, load_env, load_suite, sample_tasks
 from foresight.models import build_model, load_model, load_model_config
 from foresight.planners import ModelPredictor, MPCPolicy, OraclePredictor, load_planner
 from foresight.planners.config import apply_budget
 from foresight.planners.mpc import Policy, run_episode
-from foresight.planners.suite import resolve_device
 from foresight.training.flops import counted_flops, matmul_peak
 
 
@@ -75,7 +75,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    device = resolve_device(args.device)
+    device = str(resolve_device(args.device))
     peak = matmul_peak(torch.device(device))
     planner = load_planner(args.planner)
     torch.manual_seed(0)

@@ -32,9 +32,10 @@ from rich.table import Table
 
 from foresight.batch import ACTIONS, FRAMES, STATES
 from foresight.config import repo_root
+from foresight.device import resolve_device
 from foresight.models import build_model, load_model_config
 from foresight.models.base import ModelConfig
-from foresight.training import DistContext, TrainStep, pick_device, pick_precision, with_overrides
+from foresight.training import DistContext, TrainStep, pick_precision, with_overrides
 from foresight.training.flops import counted_flops, matmul_peak
 from foresight.training.memory import estimate_training_memory
 
@@ -132,7 +133,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    device = pick_device(args.device)
+    device = resolve_device(args.device)
     console = Console()
     peak = None if args.memory_only else matmul_peak(device)
     columns = ["preset", "model", "size", "window", "est. batch", "est. GB"]

@@ -254,12 +254,13 @@ def evaluate(
         ForesightError: A bad input, or ``out/plan`` holds a run with other settings and
             ``overwrite`` is false.
     """
+    from foresight.device import resolve_device
     from foresight.perceptual import LpipsUnavailable, lpips_metric
-    from foresight.planners.suite import resolve_device, run_suite
+    from foresight.planners.suite import run_suite
 
     opts = options or EvaluateOptions()
     out.mkdir(parents=True, exist_ok=True)
-    device = resolve_device(device)
+    device = str(resolve_device(device))
     plan_model, video_model = resolve_model(model, out, device)
     unavailable: dict[str, str] = {}
     i3d_net = None

@@ -32,6 +32,7 @@ import torch
 from rich.table import Table
 
 from foresight.config import check_seed, from_dict, to_dict
+from foresight.device import resolve_device
 from foresight.envs.spec import DEFAULT_ENV, EnvSpec
 from foresight.errors import ConfigError
 from foresight.io import atomic_write_text, check_out_dir
@@ -172,13 +173,6 @@ def check_model(model: str | Path, env: EnvSpec | None = None) -> tuple[str, Mod
             f"{env.name}; choose a suite of {trained_in}, or a model trained in {env.name}"
         )
     return str(Path(model).resolve()), config
-
-
-def resolve_device(device: str) -> str:
-    """``auto`` -> ``cuda`` when available, else ``cpu``; an unusable device is an error."""
-    from foresight.device import resolve_device as resolve
-
-    return str(resolve(device))
 
 
 # One policy and env per worker process, reused across its episodes (renderers and models
@@ -438,7 +432,7 @@ def run_suite(
     if threads is not None and threads < 1:
         raise ConfigError(f"--threads must be at least 1, got {threads}")
     seed = check_seed(suite_cfg.seed if seed is None else seed)
-    device = resolve_device(device)
+    device = str(resolve_device(device))
     if out is not None:
         check_out_dir(Path(out))
     env = suite_cfg.env_spec()

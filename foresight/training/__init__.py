@@ -1,6 +1,6 @@
 """Training any registered video model: the loop, DDP, mixed precision, resumable state."""
 
-from foresight.training.distributed import DistContext, pick_device
+from foresight.training.distributed import DistContext
 from foresight.training.optim import NonFiniteLoss, Optimization
 from foresight.training.precision import Precision, pick_precision
 from foresight.training.trainer import (
@@ -19,7 +19,6 @@ __all__ = [
     "TrainOptions",
     "TrainResult",
     "TrainStep",
-    "pick_device",
     "pick_precision",
     "train",
     "with_overrides",

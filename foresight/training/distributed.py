@@ -18,16 +18,6 @@ import torch.distributed as dist
 from foresight.device import resolve_device
 
 
-def pick_device(requested: str, local_rank: int = 0) -> torch.device:
-    """The device to train on (see :func:`foresight.device.resolve_device`).
-
-    Args:
-        requested: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
-        local_rank: This process's index on its node (its GPU under torchrun).
-    """
-    return resolve_device(requested, local_rank)
-
-
 @dataclass(frozen=True)
 class DistContext:
     """Where this process stands in a (possibly single-process) training job.
@@ -63,7 +53,7 @@ def setup(requested_device: str) -> DistContext:
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    device = pick_device(requested_device, local_rank)
+    device = resolve_device(requested_device, local_rank)
     if launched and not dist.is_initialized():
         if device.type == "cuda":
             torch.cuda.set_device(device)
