@@ -77,3 +77,22 @@ def test_named_policies_say_what_they_are_and_whether_they_plan() -> None:
     assert {n for n, p in NAMED_POLICIES.items() if not p.plans} == {"random", "zero"}
     assert all(p.about for p in NAMED_POLICIES.values())
     assert not set(NAMED_POLICIES) & set(MODELS), "a policy name would shadow a model preset"
+
+
+def test_the_model_side_never_imports_the_trainer() -> None:
+    """Models depend on ``StepOptimizer`` (a protocol), not on ``foresight.training``."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, foresight.models; "
+        "print(sorted(m for m in sys.modules if m.startswith('foresight.training')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+    from foresight.models.base import StepOptimizer
+    from foresight.training.optim import Optimization
+
+    protocol = {"step", "autocast", "backward_step"}
+    assert protocol <= set(StepOptimizer.__annotations__) | set(dir(StepOptimizer))
+    assert {"autocast", "backward_step"} <= set(dir(Optimization))

@@ -9,8 +9,9 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, ClassVar, Literal
+from typing import ClassVar, Literal, Protocol
 
 import torch
 from torch import nn
@@ -18,8 +19,24 @@ from torch import nn
 from foresight.batch import ACTION_DIM, STATE_DIM
 from foresight.config import check_seed
 
-if TYPE_CHECKING:
-    from foresight.training.optim import Optimization
+
+class StepOptimizer(Protocol):
+    """What :meth:`VideoModel.train_step` may use of the trainer, and all it may.
+
+    The trainer's :class:`foresight.training.optim.Optimization` is one; the model side
+    depends on this protocol only, never on :mod:`foresight.training`.
+    """
+
+    #: The optimisation step being run (0-based), for schedules such as KL warm-up.
+    step: int
+
+    def autocast(self) -> AbstractContextManager:
+        """The precision context every forward pass of the step runs under."""
+        ...
+
+    def backward_step(self, name: str, loss: torch.Tensor) -> float:
+        """Backward ``loss`` and step the optimizer ``name``; the loss averaged over ranks."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -298,7 +315,7 @@ class VideoModel(nn.Module, ABC):
         return {"model": OptimizerSpec(adam, t.lr, t.warmup_steps, t.grad_clip)}
 
     def train_step(
-        self, batch: dict[str, torch.Tensor], opt: Optimization
+        self, batch: dict[str, torch.Tensor], opt: StepOptimizer
     ) -> tuple[float, dict[str, float]]:
         """One optimisation step on ``batch``: by default, minimise :meth:`loss` with "model".
 

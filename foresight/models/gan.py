@@ -39,20 +39,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from foresight.batch import ACTIONS, FRAMES, STATES
-from foresight.models.base import ModelConfig, OptimizerSpec, VideoModel
+from foresight.models.base import ModelConfig, OptimizerSpec, StepOptimizer, VideoModel
 from foresight.models.registry import register_model
 from foresight.models.svg import observed_states
 from foresight.registry import Registry
-
-if TYPE_CHECKING:
-    from foresight.training.optim import Optimization
 
 Layout = tuple[tuple[int, ...], ...]
 OptimizerName = Literal["adam", "sgd"]
@@ -535,7 +532,7 @@ class MultiScaleGAN(VideoModel):
         return specs
 
     def train_step(
-        self, batch: dict[str, torch.Tensor], opt: Optimization
+        self, batch: dict[str, torch.Tensor], opt: StepOptimizer
     ) -> tuple[float, dict[str, float]]:
         """One discriminator update on real and generated frames, then one generator update.
 
