@@ -296,9 +296,9 @@ class ObjectCost(Cost):
             raise ConfigError("the target object is not visible in the goal image")
         self.goal_centroid = goal_centroid[0, 0]  # (2,)
         self.goal_mask = self.class_masses(self.goal_frame[None], [goal.target_label])[0, 0]
-        self.goal_orientation = self.orientations(self.goal_mask[None], self.goal_frame.shape[-2:])[
-            0
-        ]
+        self.goal_orientation = self.orientations(
+            self.goal_mask[None], self.goal_frame.shape[-2:], self.goal_centroid[None]
+        )[0]
         self.robot_goal = (
             None
             if goal.robot_goal is None

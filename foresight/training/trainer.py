@@ -25,7 +25,6 @@ import numpy as np
 import torch
 import torch.distributed as dist
 import yaml
-from PIL import Image
 from rich.console import Console
 from rich.progress import TextColumn
 from torch.utils.data import DataLoader
@@ -434,6 +433,10 @@ class _Run:
             for tracker in self.trackers:
                 tracker.log(record)
 
+    def _log_image(self, step: int, image: np.ndarray) -> None:
+        for tracker in self.trackers:
+            tracker.image(step, "valid/samples", image)
+
     def _open_trackers(self, payload: dict[str, Any] | None) -> None:
         """Open ``train.log``'s trackers (rank 0), once the run folder is ready."""
         if not self.ctx.is_main:
@@ -593,14 +596,15 @@ class _Run:
         if self.ctx.is_main:
             if vset.dataset is not None:
                 record = validate(
-                    model, vset, step, self.ctx.device, self.precision, self.out / SAMPLES
+                    model,
+                    vset,
+                    step,
+                    self.ctx.device,
+                    self.precision,
+                    self.out / SAMPLES,
+                    on_strip=lambda image: self._log_image(step, image),
                 )
                 self._log(record)
-                strip = self.out / SAMPLES / f"step_{step:06d}.png"
-                if self.trackers and strip.is_file():  # written by this validation just now
-                    image = np.asarray(Image.open(strip).convert("RGB"))
-                    for tracker in self.trackers:
-                        tracker.image(step, "valid/samples", image)
                 self.console.print(f"step {step}: valid " + _summary(record))
                 key, higher = self.tc.best_metric, self.tc.best_mode == "max"
                 value = record[key]

@@ -13,6 +13,7 @@ strips of true against imagined futures. ``train.best_metric`` names the measure
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -150,6 +151,7 @@ def validate(
     device: torch.device,
     precision: Precision,
     samples_dir: Path | None,
+    on_strip: Callable[[np.ndarray], None] | None = None,
 ) -> dict[str, Any]:
     """The model's validation measures and, with ``train.eval_rollout``, scored rollouts.
 
@@ -164,6 +166,8 @@ def validate(
         device: Where the model lives.
         precision: Mixed precision the rollouts run under.
         samples_dir: Folder for ``step_<step>.png``/``.gif`` (None: no pictures).
+        on_strip: Called with the PNG strip ``(H, W, 3)`` uint8 once it is written (e.g. to
+            hand it to experiment trackers).
 
     Returns:
         A metrics record: ``split: valid``, ``step``, the measures of
@@ -221,11 +225,13 @@ def validate(
             record[f"{metric.name}_{kind}"] = float(np.mean(curve))
             record[f"{metric.name}_{kind}_per_step"] = [round(v, 6) for v in curve]
     if samples_dir is not None and strip is not None:
-        write_strips(*strip, c, samples_dir / f"step_{step:06d}")
+        image = write_strips(*strip, c, samples_dir / f"step_{step:06d}")
+        if on_strip is not None:
+            on_strip(image)
     return record
 
 
-def write_strips(frames: torch.Tensor, pred: torch.Tensor, context: int, stem: Path) -> None:
+def write_strips(frames: torch.Tensor, pred: torch.Tensor, context: int, stem: Path) -> np.ndarray:
     """PNG rows (true, then each sample, per sequence) and a GIF of them side by side.
 
     Args:
@@ -233,13 +239,18 @@ def write_strips(frames: torch.Tensor, pred: torch.Tensor, context: int, stem: P
         pred: ``(K, S, T, C, H, W)`` imagined futures.
         context: ``Tc``, the observed frames (shown on every row).
         stem: Output path without suffix.
+
+    Returns:
+        The PNG's image, ``(H, W, 3)`` uint8.
     """
     k, s = pred.shape[:2]
     ctx = frames[:, None, :context].expand(-1, s, -1, -1, -1, -1)
     imagined = torch.cat([ctx, pred], dim=2)  # (K, S, Tc + T, C, H, W)
     rows = torch.cat([frames[:, None], imagined], dim=1)  # (K, 1 + S, Tc + T, C, H, W)
     scale = max(1, 64 // frames.shape[-1])
-    save_png(grid(rows.flatten(0, 1).numpy(), scale=scale), stem.with_suffix(".png"))
+    image = grid(rows.flatten(0, 1).numpy(), scale=scale)
+    save_png(image, stem.with_suffix(".png"))
     # GIF frame t: one row per sequence, true beside each sample.
     movie = rows.permute(2, 0, 1, 3, 4, 5).numpy()  # (Tc + T, K, 1 + S, C, H, W)
     save_gif(np.stack([grid(m, scale=scale) for m in movie]), stem.with_suffix(".gif"))
+    return image
