@@ -1,5 +1,6 @@
 """The contract every registered video model keeps (run over ``foresight.models.MODELS``,
-and the presets that were models of their own: ``hvrnn``, ``vpn_baseline``).
+the presets that were models of their own: ``hvrnn``, ``vpn_baseline``, and the presets that
+change a model's structure: :data:`STRUCTURAL_PRESETS`).
 
 Each model is built from its own `cpu` preset with the sizes in ``TINY`` swapped in, for the
 fields the model's config has. A new model whose widths use other field names should add them
@@ -58,12 +59,21 @@ TINY = {
 }
 B, N, T = 2, 3, 4  # sequences, samples per sequence, future frames of a rollout
 
-NAMES = sorted({*MODELS, *RENAMED})  # registered models, and presets that once were
+#: Presets that build a different network from their model's own preset (an output head, a
+#: skip path), so the contract is checked on that structure too.
+STRUCTURAL_PRESETS = ("svg_lp_cdna", "vrnn_fast_skip", "vrnn_fast_cdna")
+#: Registered models, presets that once were models, and the structural presets.
+NAMES = sorted({*MODELS, *RENAMED, *STRUCTURAL_PRESETS})
+
+
+def class_of(name: str) -> type[VideoModel]:
+    """The model class a registered name or a preset builds."""
+    return model_class(load_model_config(name).model)
 
 
 def tiny_model(name: str, seed: int = 0) -> VideoModel:
     preset = to_dict(load_model_config(name))
-    fields = {f.name for f in dataclasses.fields(model_class(name).config_class)}
+    fields = {f.name for f in dataclasses.fields(class_of(name).config_class)}
     config = config_from_dict({**preset, **{k: v for k, v in TINY.items() if k in fields}})
     torch.manual_seed(seed)
     return build_model(config)
@@ -168,7 +178,7 @@ def test_loss_is_finite_and_backward_gives_finite_grads(name):
     assert sum(float(g.abs().sum()) for g in grads) > 0
 
 
-@pytest.mark.parametrize("name", [n for n in NAMES if model_class(n).trainable])
+@pytest.mark.parametrize("name", [n for n in NAMES if class_of(n).trainable])
 def test_optimizers_cover_every_parameter_once_and_train_step_updates_them(name):
     model = tiny_model(name)
     specs = model.optimizers()
@@ -184,7 +194,7 @@ def test_optimizers_cover_every_parameter_once_and_train_step_updates_them(name)
     assert all(changed), "the training step left some parameters untouched"
 
 
-@pytest.mark.parametrize("name", [n for n in NAMES if model_class(n).trainable])
+@pytest.mark.parametrize("name", [n for n in NAMES if class_of(n).trainable])
 def test_a_step_in_channels_last_layout_matches_the_default_layout(name):
     plain = tiny_model(name)
     fast = tiny_model(name)
@@ -207,7 +217,7 @@ def test_a_step_in_channels_last_layout_matches_the_default_layout(name):
             torch.testing.assert_close(q.grad, p.grad, rtol=1e-3, atol=1e-4 * scale)
 
 
-@pytest.mark.parametrize("name", [n for n in NAMES if model_class(n).trainable])
+@pytest.mark.parametrize("name", [n for n in NAMES if class_of(n).trainable])
 def test_training_never_reads_future_states_but_reads_observed_ones(name):
     """Planning cannot know future states, so training must not lean on them either."""
     model = tiny_model(name)
@@ -243,6 +253,8 @@ def test_checkpoint_round_trip_gives_identical_rollouts(name, tmp_path):
     path = save_checkpoint(tmp_path / "ckpt.pt", model)
     loaded = load_model(path)
     assert type(loaded) is type(model) and loaded.config == model.config
+    if model.config.train.channels_last:  # the layout training left, or kernels round apart
+        loaded.to(memory_format=torch.channels_last)
     inputs = rollout_inputs(model)
     assert torch.equal(
         seeded_rollout(model, inputs, num_samples=N), seeded_rollout(loaded, inputs, num_samples=N)
@@ -303,6 +315,6 @@ def test_the_tiny_form_trains_through_the_cli_to_the_end(name, tmp_path, tiny_h5
     argv = ["train", "--config", str(path), "--data", str(tiny_h5), "--out", str(run)]
     assert main([*argv, "--device", "cpu", "--no-progress"]) == 0
     err = " ".join(capsys.readouterr().err.split())
-    steps = 2 if model_class(name).trainable else 0
+    steps = 2 if class_of(name).trainable else 0
     assert "Traceback" not in err and f"step {steps}: wrote" in err
     assert (run / "checkpoint.pt").is_file() and (run / "best.pt").is_file()

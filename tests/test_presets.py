@@ -5,7 +5,8 @@ every preset was a complete file; a preset shrunk to ``base:`` plus its differen
 resolve to exactly those values. Presets added since, and fields added since with defaults
 that keep behaviour (the object cost's ``shape_weight``, ``robot_goal_weight`` and
 ``orientation_weight``, 0; the
-VRNN's ``context_skip``, false; ``train.data_memory_gb``, 4; ``train.deterministic`` and
+VRNN's ``context_skip``, false, and its ``output`` (``pixels``, with SVG's ``cdna_kernels``, 4,
+and ``cdna_kernel_size``, 5); ``train.data_memory_gb``, 4; ``train.deterministic`` and
 ``train.channels_last``, false, which ``vrnn_fast`` sets; the VPN's ``checkpoint_blocks``,
 false, which the VPN paper presets set; ``train.log``, ``[jsonl]``), were added to the
 snapshot as they resolved when added. ``hvrnn`` and ``vpn_baseline`` became presets of

@@ -57,12 +57,18 @@ def random_batch(model: VideoModel, seed: int = 0) -> dict[str, torch.Tensor]:
 # hvrnn's three latent levels learn more slowly: at 100 steps it was at 1.13x the copy-previous
 # error on the data mujoco 4.0 collects, and at 0.43x by 200.
 @pytest.mark.parametrize(
-    ("name", "steps", "skip"), [("vrnn", 100, False), ("vrnn", 100, True), ("hvrnn", 200, False)]
+    ("name", "steps", "over"),
+    [
+        ("vrnn", 100, {}),
+        ("vrnn", 100, {"context_skip": True}),
+        ("vrnn", 100, {"output": "cdna"}),
+        ("hvrnn", 200, {}),
+    ],
 )
-def test_tiny_vrnn_overfits_a_real_batch(name, steps, skip, real_batch):
+def test_tiny_vrnn_overfits_a_real_batch(name, steps, over, real_batch):
     """Trained by its own training step (Adam betas, weight decay, LR and beta warm-ups)."""
     train = {"lr": 3e-3, "warmup_steps": 10, "weight_decay": 0.0}
-    model = small_model(name, train=train, context_skip=skip)
+    model = small_model(name, train=train, **over)
     frames = real_batch[FRAMES]  # (4, 8, 3, 32, 32)
     copy_prev = float(((frames[:, 2:] - frames[:, 1:-1]) ** 2).mean())  # x_t := x_{t-1}
     copy_last = float(((frames[:, 2:] - frames[:, 1:2]) ** 2).mean())  # the copy_last model

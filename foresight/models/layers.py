@@ -313,6 +313,15 @@ BACKBONES.add("dcgan", Backbone(ConvEncoder, ConvDecoder))
 BACKBONES.add("vgg", Backbone(VGGEncoder, VGGDecoder))
 
 
+def check_cdna(kernels: int, kernel_size: int) -> None:
+    """Raise ``ValueError`` unless CDNA has at least one kernel, of odd size."""
+    if kernels < 1 or kernel_size < 1 or kernel_size % 2 == 0:
+        raise ValueError(
+            "cdna_kernels must be at least 1 and cdna_kernel_size odd, got "
+            f"{kernels} and {kernel_size}"
+        )
+
+
 class CDNAComposer(nn.Module):
     """Compose the next frame by moving the previous one's pixels (CDNA, Finn et al. 2016).
 
@@ -333,10 +342,7 @@ class CDNAComposer(nn.Module):
 
     def __init__(self, in_dim: int, kernels: int, kernel_size: int, channels: int = 3) -> None:
         super().__init__()
-        if kernels < 1 or kernel_size < 1 or kernel_size % 2 == 0:
-            raise ValueError(
-                f"CDNA needs at least one kernel of odd size, got {kernels} of {kernel_size}"
-            )
+        check_cdna(kernels, kernel_size)
         self.kernels, self.size, self.channels = kernels, kernel_size, channels
         self.kernel_head = nn.Linear(in_dim, kernels * kernel_size**2)
         # Start every kernel near the identity (94% of its weight on the centre tap), so the

@@ -48,6 +48,7 @@ from foresight.models.layers import (
     CDNAComposer,
     GaussianLSTM,
     LSTMStack,
+    check_cdna,
     conv_levels,
     gaussian_kl,
     gaussian_sample,
@@ -98,11 +99,7 @@ class SVGDetConfig(ModelConfig):
         for name in ("channels", "g_dim", "rnn_size", "predictor_layers", "context_frames"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.cdna_kernels < 1 or self.cdna_kernel_size < 1 or self.cdna_kernel_size % 2 == 0:
-            raise ValueError(
-                "cdna_kernels must be at least 1 and cdna_kernel_size odd, got "
-                f"{self.cdna_kernels} and {self.cdna_kernel_size}"
-            )
+        check_cdna(self.cdna_kernels, self.cdna_kernel_size)
 
 
 @dataclass(frozen=True)

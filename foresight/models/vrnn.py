@@ -40,6 +40,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -47,7 +48,14 @@ from torch import nn
 
 from foresight.batch import ACTIONS, FRAMES, STATES
 from foresight.models.base import ModelConfig, VideoModel, warmup_factor
-from foresight.models.layers import ConvLSTMCell, conv_levels, gaussian_kl, gaussian_sample
+from foresight.models.layers import (
+    CDNAComposer,
+    ConvLSTMCell,
+    check_cdna,
+    conv_levels,
+    gaussian_kl,
+    gaussian_sample,
+)
 from foresight.models.registry import register_model
 from foresight.models.svg import observed_states
 
@@ -86,6 +94,12 @@ class VRNNConfig(ModelConfig):
             rollout the previous frame is the model's own prediction, so an appearance it
             cannot snap to a few known colours (randomised objects) drifts and fades over the
             horizon; the observed frame keeps it.
+        output: How a frame is made: ``pixels`` (the decoder draws it) or ``cdna`` (its masks
+            mix copies of the previous frame moved by predicted kernels, the last context frame
+            and a drawn frame; Finn et al. 2016, as SVG's ``output``): colours then come from
+            frames that have them, so novel objects keep theirs over a rollout.
+        cdna_kernels: Moved copies of the previous frame (``output: cdna``).
+        cdna_kernel_size: Side of each kernel; the largest motion per step is half of it.
     """
 
     model: str = "vrnn"
@@ -102,6 +116,9 @@ class VRNNConfig(ModelConfig):
     active_threshold: float = 0.01
     state_scale: float = 4.0
     context_skip: bool = False
+    output: Literal["pixels", "cdna"] = "pixels"
+    cdna_kernels: int = 4
+    cdna_kernel_size: int = 5
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -114,6 +131,7 @@ class VRNNConfig(ModelConfig):
             raise ValueError(
                 f"level_sides must be increasing sides among {sides}, got {self.level_sides}"
             )
+        check_cdna(self.cdna_kernels, self.cdna_kernel_size)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -311,7 +329,13 @@ class VRNN(VideoModel):
                 )
         self.stages = nn.ModuleList(stages)
         self.ups = nn.ModuleList(ups)
-        self.to_frame = nn.Conv2d(hidden[-1], 3, 3, 1, 1)
+        self.composer = (
+            CDNAComposer(hidden[0], c.cdna_kernels, c.cdna_kernel_size, 3)
+            if c.output == "cdna"
+            else None
+        )
+        out_ch = 3 if self.composer is None else self.composer.decoder_channels
+        self.to_frame = nn.Conv2d(hidden[-1], out_ch, 3, 1, 1)
 
     def beta(self, step: int | None = None) -> float:
         """Weight of the KL term at training step ``step`` (its final value when None)."""
@@ -396,22 +420,29 @@ class VRNN(VideoModel):
         zs: list[torch.Tensor],
         cond: torch.Tensor,
         st: States,
+        frames: tuple[torch.Tensor, torch.Tensor],
         skip: list[torch.Tensor] | None = None,
     ) -> torch.Tensor:
         """One decoder step (updates ``st`` in place): ``(N, 3, S, S)`` frame in [0, 1].
 
-        ``skip``: the last context frame's pyramid (with ``context_skip``), each
-        ``(N, C_s, s, s)``.
+        ``frames``: the previous frame and the last context frame, each ``(N, 3, S, S)``
+        (what ``output: cdna`` moves and falls back on). ``skip``: the last context frame's
+        pyramid (with ``context_skip``), each ``(N, C_s, s, s)``.
         """
-        y = None
+        outputs: list[torch.Tensor] = []
         for p, (stage, side) in enumerate(zip(self.stages, self.sides, strict=True)):
             z_here = [z for z, q in zip(zs, self.level_index, strict=True) if q == p]
             parts = [feat_in[p], *([skip[p]] if skip is not None else []), *z_here]
             parts.append(tile(cond, side))
-            if y is not None:
-                parts.insert(0, self.ups[p - 1](y))
+            if outputs:
+                parts.insert(0, self.ups[p - 1](outputs[-1]))
             y, st.decoder[p] = stage(torch.cat(parts, dim=1), st.decoder[p])
-        return torch.sigmoid(self.to_frame(y))
+            outputs.append(y)
+        decoded = self.to_frame(outputs[-1])
+        if self.composer is None:
+            return torch.sigmoid(decoded)
+        # The kernels come from the 1x1 stage, which reads the action and the latent.
+        return self.composer(outputs[0].flatten(1), decoded, *frames)
 
     # --- training -------------------------------------------------------------------------
 
@@ -441,7 +472,8 @@ class VRNN(VideoModel):
         for t in range(context, length):  # predict x_t from x_{t-1}
             feat_in, feat_out = [f[:, t - 1] for f in feats], [f[:, t] for f in feats]
             zs, kl = self._latents(feat_in, feat_out, cond[:, t - 1], st)
-            preds.append(self._decode(feat_in, zs, cond[:, t - 1], st, skip))
+            pixels = (frames[:, t - 1], frames[:, context - 1])
+            preds.append(self._decode(feat_in, zs, cond[:, t - 1], st, pixels, skip))
             kls.append(kl)
         pred = torch.stack(preds, dim=1)  # (B, T, C, H, W)
         mse = F.mse_loss(pred, frames[:, context:])
@@ -500,15 +532,16 @@ class VRNN(VideoModel):
         cond = rep(self._conditioning(context_states, actions, tc))  # (B*N, Tc-1+T, A+S)
         feat_in = [rep(f[:, -1]) for f in feats]
         skip = list(feat_in) if self.config.context_skip else None
+        prev = last_seen = rep(context_frames[:, -1])
         wanted, horizon = set(steps), max(steps) + 1
         frames: dict[int, torch.Tensor] = {}
         for k in range(horizon):
             c_k = cond[:, tc - 1 + k]
             zs, _ = self._latents(feat_in, None, c_k, st, generator)
-            x = self._decode(feat_in, zs, c_k, st, skip)  # (B*N, C, H, W)
+            x = self._decode(feat_in, zs, c_k, st, (prev, last_seen), skip)  # (B*N, C, H, W)
             if k in wanted:
                 frames[k] = x
             if k < horizon - 1:
-                feat_in = self.encoder(x)
+                feat_in, prev = self.encoder(x), x
         out = torch.stack([frames[k].to(context_frames.dtype) for k in steps], dim=1)
         return out.view(b, n, len(steps), *out.shape[2:])  # (B, N, T', C, H, W)
