@@ -23,13 +23,8 @@ from foresight.envs.push.scene import (
     shades,
 )
 from foresight.errors import ConfigError, DataError
-from foresight.planners import CEMConfig, PlannerConfig, run_suite
+from foresight.planners import run_suite
 from foresight.planners.costs import ObjectCostConfig, build_cost, frames_to_tensor
-
-#: test_planners' reduced CEM budget for CI (the oracle does not solve the tasks without it).
-CI_PLANNER = PlannerConfig(
-    optimizer=CEMConfig(samples=60, iterations=2, elites=6), horizon=10, cost=ObjectCostConfig()
-)
 
 
 def _random_env(size: int = 32) -> PushEnv:
@@ -198,7 +193,10 @@ def test_scene_distribution_errors_are_one_line() -> None:
 
 
 def test_oracle_solves_a_novel_object_task() -> None:
-    result = run_suite("oracle", suite="easy_novel", episodes=1, planner=CI_PLANNER, out=None)
+    # The shipped `fast` planner (docs/scenes.md: the oracle solves 20/20 with it). Task 0's
+    # bar must be pushed from its far side; a reduced plain CEM, with no pull of the pusher
+    # toward the target, found the way round under mujoco 4.0.0 and not under 4.0.1.
+    result = run_suite("oracle", suite="easy_novel", episodes=1, planner="fast", out=None)
     rec = result.episodes[0]
     assert rec["success"], f"{rec['final_distance']:.3f} m from goal"
 
