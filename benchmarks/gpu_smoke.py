@@ -161,7 +161,7 @@ def cli(*args: str, env: dict[str, str] | None = None, torchrun: bool = False) -
 
 
 def vpn_sampler(device: torch.device) -> str:
-    from foresight.models.vpn import sample_fast, sample_naive
+    from foresight.models.vpn_sampling import sample_fast, sample_naive
 
     torch.manual_seed(0)
     model = build_model(load_model_config("vpn")).to(device).eval()

@@ -32,7 +32,8 @@ from rich.table import Table
 
 from foresight.envs import EnvSpec, PushEnv, load_suite, sample_tasks
 from foresight.models import build_model, load_model, load_model_config
-from foresight.models.vpn import VideoPixelNetwork, sample_fast, sample_naive
+from foresight.models.vpn import VideoPixelNetwork
+from foresight.models.vpn_sampling import sample_fast, sample_naive
 from foresight.planners import ModelPredictor, MPCPolicy, load_planner
 from foresight.planners.config import apply_budget
 from foresight.planners.mpc import run_episode

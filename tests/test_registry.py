@@ -9,9 +9,9 @@ import pytest
 
 from foresight.errors import ConfigError
 from foresight.models import MODELS, untrained_models
+from foresight.models.backbones import BACKBONES
 from foresight.models.gan import TORCH_OPTIMIZERS
-from foresight.models.layers import BACKBONES
-from foresight.models.vpn import SAMPLERS
+from foresight.models.vpn_sampling import SAMPLERS
 from foresight.planners import COSTS, NAMED_POLICIES, OPTIMIZERS
 from foresight.planners.costs import cost_from_dict
 from foresight.planners.optimizers import optimizer_from_dict

@@ -18,14 +18,8 @@ from foresight.models import (
     load_model_config,
     model_class,
 )
-from foresight.models.layers import (
-    BACKBONES,
-    BackboneName,
-    CDNAComposer,
-    VGGDecoder,
-    VGGEncoder,
-    conv_levels,
-)
+from foresight.models.backbones import BACKBONES, BackboneName, VGGDecoder, VGGEncoder
+from foresight.models.layers import CDNAComposer, conv_levels
 
 SMALL = {
     "image_size": 32,

@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,7 +31,7 @@ from foresight.models import (
     load_model,
     register_model,
 )
-from foresight.models.base import OptimizerSpec
+from foresight.models.base import OptimizerSpec, repeat_samples
 from foresight.models.checkpoint import read_checkpoint
 from foresight.models.layers import ConvLSTMCell, LSTMStack
 from foresight.models.registry import load_model_config
@@ -97,28 +96,20 @@ class TinyConv(VideoModel):
             mse = mse * float("nan")
         return mse, {"mse": float(mse.detach())}
 
-    def rollout(
-        self,
-        context_frames: torch.Tensor,
-        context_states: torch.Tensor,
-        actions: torch.Tensor,
-        num_samples: int = 1,
-        decode_steps: Sequence[int] | None = None,
-        generator: torch.Generator | None = None,
-    ) -> torch.Tensor:
-        t = self.future_length(context_frames, actions)
-        b, c = context_frames.shape[:2]
-        frame = context_frames[:, -1].repeat_interleave(num_samples, 0)
-        state = context_states[:, -1].repeat_interleave(num_samples, 0)
-        acts = actions[:, c - 1 :].repeat_interleave(num_samples, 0)
+    def begin_rollout(self, context_frames, context_states, actions, num_samples, generator):
+        c = context_frames.shape[1]
+        frame = repeat_samples(context_frames[:, -1], num_samples)
         noise = torch.randn(frame.shape, generator=generator, device=frame.device)
-        frame = frame + 0.01 * noise
-        out = []
-        for i in range(t):
-            frame = self.step(frame, acts[:, i], state).clamp(0, 1)
-            out.append(frame)
-        pred = torch.stack(out, 1).view(b, num_samples, t, *frame.shape[1:])
-        return pred if decode_steps is None else pred[:, :, list(decode_steps)]
+        return {
+            "frame": frame + 0.01 * noise,
+            "state": repeat_samples(context_states[:, -1], num_samples),
+            "actions": repeat_samples(actions[:, c - 1 :], num_samples),
+        }
+
+    def imagine_step(self, state, k, generator, feed_back):
+        frame = self.step(state["frame"], state["actions"][:, k], state["state"]).clamp(0, 1)
+        state["frame"] = frame
+        return frame
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,8 @@ from foresight.batch import ACTIONS, FRAMES, STATES
 from foresight.config import to_dict
 from foresight.errors import ConfigError
 from foresight.models import build_model, config_from_dict, load_model_config
-from foresight.models.vpn import LayerConds, VideoPixelNetwork
+from foresight.models.vpn import VideoPixelNetwork
+from foresight.models.vpn_net import LayerConds
 from foresight.training import DistContext, Precision, TrainStep
 from foresight.training.memory import saved_activation_bytes
 

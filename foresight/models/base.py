@@ -1,7 +1,9 @@
 """The one base class every video model implements, and the config fields all share.
 
 A model is trained through :meth:`VideoModel.loss` and used (planning, evaluation) through
-:meth:`VideoModel.rollout`. Shapes follow :mod:`foresight.batch`.
+:meth:`VideoModel.rollout`, which a model implements as :meth:`VideoModel.begin_rollout` (the
+context encoded) and :meth:`VideoModel.imagine_step` (one imagined frame). Shapes follow
+:mod:`foresight.batch`.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import ClassVar, Literal, Protocol
+from typing import Any, ClassVar, Literal, Protocol
 
 import torch
 from torch import nn
@@ -258,6 +260,11 @@ class ModelConfig:
         return self.context_frames + self.future_frames
 
 
+def repeat_samples(x: torch.Tensor, num_samples: int) -> torch.Tensor:
+    """``(B, ...)`` -> ``(B * N, ...)``, sample-minor: row ``b * N + n`` is sample ``n`` of b."""
+    return x.repeat_interleave(num_samples, dim=0)
+
+
 class VideoModel(nn.Module, ABC):
     """An action-conditioned video prediction model.
 
@@ -351,7 +358,6 @@ class VideoModel(nn.Module, ABC):
         loss, terms = self.loss(batch)
         return {"loss": float(loss), **terms}
 
-    @abstractmethod
     def rollout(
         self,
         context_frames: torch.Tensor,
@@ -360,8 +366,15 @@ class VideoModel(nn.Module, ABC):
         num_samples: int = 1,
         decode_steps: Sequence[int] | None = None,
         generator: torch.Generator | None = None,
+        **options: Any,
     ) -> torch.Tensor:
         """Imagine the future frames that ``actions`` lead to, batched over samples.
+
+        The one rollout loop every model shares (mbrl-lib's ``reset``/``sample``, nanoGPT's
+        ``generate``): :meth:`begin_rollout` encodes the context once, for ``B * N`` rows,
+        then :meth:`imagine_step` imagines one frame at a time. Steps after the last requested
+        frame cannot change it, so they are not run, and the last one run does not feed its
+        frame back.
 
         Args:
             context_frames: ``(B, Tc, C, H, W)`` observed frames in [0, 1].
@@ -369,12 +382,62 @@ class VideoModel(nn.Module, ABC):
             actions: ``(B, Tc - 1 + T, A)``: the ``Tc - 1`` actions between the context frames,
                 then the ``T`` actions to imagine; ``actions[:, t]`` acts on frame ``t``.
             num_samples: Futures drawn per sequence (stochastic models); no Python loop.
-            decode_steps: Indices in ``[0, T)`` of the future frames to return (all if None);
-                models may skip decoding the others, which planners exploit.
+            decode_steps: Indices in ``[0, T)`` of the future frames to return, in this order
+                (all if None).
             generator: Source of all sampling randomness, for reproducible rollouts.
+            **options: A model's own rollout options (the VPN's ``sampler``).
 
         Returns:
-            ``(B, num_samples, len(decode_steps) or T, C, H, W)`` predicted frames in [0, 1].
+            ``(B, num_samples, len(decode_steps) or T, C, H, W)`` predicted frames in [0, 1],
+            in the dtype of ``context_frames`` (whatever precision autocast decoded in).
+        """
+        _, steps = self.future_steps(context_frames, actions, decode_steps)
+        state = self.begin_rollout(
+            context_frames, context_states, actions, num_samples, generator, **options
+        )
+        wanted, horizon = set(steps), max(steps) + 1
+        frames: dict[int, torch.Tensor] = {}
+        for k in range(horizon):
+            x = self.imagine_step(state, k, generator, feed_back=k < horizon - 1)
+            if k in wanted:
+                frames[k] = x.to(context_frames.dtype)
+        out = torch.stack([frames[k] for k in steps], dim=1)  # (B*N, T', C, H, W)
+        return out.view(context_frames.shape[0], num_samples, len(steps), *out.shape[2:])
+
+    @abstractmethod
+    def begin_rollout(
+        self,
+        context_frames: torch.Tensor,
+        context_states: torch.Tensor,
+        actions: torch.Tensor,
+        num_samples: int,
+        generator: torch.Generator | None,
+        **options: Any,
+    ) -> Any:
+        """What a rollout starts from: the context encoded, for ``B * N`` rows.
+
+        Rows are sample-minor (:func:`repeat_samples`): row ``b * N + n`` is sample ``n`` of
+        sequence ``b``. Arguments as :meth:`rollout`'s.
+
+        Returns:
+            The model's rollout state, which :meth:`imagine_step` advances in place.
+        """
+
+    @abstractmethod
+    def imagine_step(
+        self, state: Any, k: int, generator: torch.Generator | None, feed_back: bool
+    ) -> torch.Tensor:
+        """Imagine future frame ``k`` (steps run in order ``0, 1, ...``), updating ``state``.
+
+        Args:
+            state: What :meth:`begin_rollout` returned, as the previous steps left it.
+            k: Index of the future frame, in ``[0, T)``.
+            generator: The rollout's source of sampling randomness.
+            feed_back: False on the last step run: nothing will read its frame, so the model
+                may skip encoding it for a next step.
+
+        Returns:
+            ``(B * N, C, H, W)`` frame in [0, 1].
         """
 
     @classmethod

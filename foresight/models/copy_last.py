@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 
 from foresight.batch import FRAMES
-from foresight.models.base import ModelConfig, VideoModel
+from foresight.models.base import ModelConfig, VideoModel, repeat_samples
 from foresight.models.registry import register_model
 
 
@@ -40,17 +39,19 @@ class CopyLast(VideoModel):
         mse = torch.mean((pred - frames[:, c:]) ** 2)
         return mse, {"mse": float(mse)}
 
-    def rollout(
+    def begin_rollout(
         self,
         context_frames: torch.Tensor,
         context_states: torch.Tensor,
         actions: torch.Tensor,
-        num_samples: int = 1,
-        decode_steps: Sequence[int] | None = None,
-        generator: torch.Generator | None = None,
+        num_samples: int,
+        generator: torch.Generator | None,
     ) -> torch.Tensor:
-        """``(B, N, T', C, H, W)``: the last context frame, repeated."""
-        t = self.future_length(context_frames, actions)
-        steps = len(decode_steps) if decode_steps is not None else t
-        last = context_frames[:, -1]  # (B, C, H, W)
-        return last[:, None, None].expand(-1, num_samples, steps, -1, -1, -1)
+        """The last context frame ``(B * N, C, H, W)``: all a rollout needs."""
+        return repeat_samples(context_frames[:, -1], num_samples)
+
+    def imagine_step(
+        self, state: torch.Tensor, k: int, generator: torch.Generator | None, feed_back: bool
+    ) -> torch.Tensor:
+        """The last context frame again, whatever the action."""
+        return state

@@ -31,8 +31,8 @@ only ever sees patches of the training size.
 
 Action conditioning (not in the paper, which ignores actions): the action of the predicted
 step and the robot state of its input frame while that frame is observed (the last observed
-state after that, never a true future state: see :func:`~foresight.models.svg.observed_states`)
-are tiled as extra input channels at every scale of the generator and the discriminator.
+state after that, never a true future state: see :mod:`foresight.models.conditioning`) are
+tiled as extra input channels at every scale of the generator and the discriminator.
 """
 
 from __future__ import annotations
@@ -46,9 +46,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from foresight.batch import ACTIONS, FRAMES, STATES
-from foresight.models.base import ModelConfig, OptimizerSpec, StepOptimizer, VideoModel
+from foresight.models.base import (
+    OptimizerSpec,
+    StepOptimizer,
+    VideoModel,
+    repeat_samples,
+)
+from foresight.models.conditioning import ConditionedConfig, action_state
 from foresight.models.registry import register_model
-from foresight.models.svg import observed_states
 from foresight.registry import Registry
 
 Layout = tuple[tuple[int, ...], ...]
@@ -59,7 +64,7 @@ OptimizerName = Literal["adam", "sgd"]
 
 
 @dataclass(frozen=True)
-class GANConfig(ModelConfig):
+class GANConfig(ConditionedConfig):
     """Multi-scale adversarial video model (Mathieu et al., 2016).
 
     Per-scale layouts are lists with one entry per scale, coarsest first; their length is the
@@ -97,8 +102,6 @@ class GANConfig(ModelConfig):
         d_lr: Discriminator learning rate (0.02 in the paper).
         d_betas: Discriminator Adam betas (when ``d_optimizer`` is ``adam``).
         d_grad_clip: Max gradient norm of the discriminator (0: no clipping).
-        state_scale: Robot states are multiplied by this before conditioning, bringing the
-            pusher's xy (metres, within +-0.25) to about [-1, 1] like the actions.
     """
 
     model: str = "gan"
@@ -123,7 +126,6 @@ class GANConfig(ModelConfig):
     d_lr: float = 0.02
     d_betas: tuple[float, float] = (0.5, 0.999)
     d_grad_clip: float = 0.0
-    state_scale: float = 4.0
 
     @property
     def scales(self) -> int:
@@ -191,6 +193,23 @@ TORCH_OPTIMIZERS.add("sgd", lambda params, lr, betas: torch.optim.SGD(params, lr
 
 # ----------------------------------------------------------------------------------------------
 # Helpers
+
+
+@dataclass
+class GANRollout:
+    """Where a GAN rollout stands, for ``M = B * N`` rows (:meth:`MultiScaleGAN.imagine_step`).
+
+    Attributes:
+        history: ``(M, history_frames * C, H, W)`` the frames the next step reads, in [-1, 1].
+        cond: ``(M, T, A+S)`` action and observed state of each future step.
+        noise: ``(M, T, noise_channels)`` each future step's noise.
+        out_dtype: dtype of the context frames, which the returned frames take.
+    """
+
+    history: torch.Tensor
+    cond: torch.Tensor
+    noise: torch.Tensor
+    out_dtype: torch.dtype
 
 
 def tile(vectors: torch.Tensor, size: int) -> torch.Tensor:
@@ -408,13 +427,6 @@ class MultiScaleGAN(VideoModel):
 
     # --- inputs ---------------------------------------------------------------------------
 
-    def _conditioning(
-        self, states: torch.Tensor, actions: torch.Tensor, context: int
-    ) -> torch.Tensor:
-        """``(B, T, A+S)``: each step's action and observed state (scaled)."""
-        s = observed_states(states, context, actions.shape[1]) * self.config.state_scale
-        return torch.cat([actions, s], dim=-1)
-
     def _steps(
         self, batch: dict[str, torch.Tensor]
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -437,7 +449,9 @@ class MultiScaleGAN(VideoModel):
         idx = history_index(length - 1, c.history_frames, frames.device)  # (L-1, H)
         history = frames[:, idx].flatten(2, 3).flatten(0, 1)  # (M, H*3, S, S)
         target = frames[:, 1:].flatten(0, 1)
-        cond = self._conditioning(batch[STATES], batch[ACTIONS], c.context_frames).flatten(0, 1)
+        cond = action_state(
+            batch[STATES], batch[ACTIONS], c.context_frames, self.config.state_scale
+        ).flatten(0, 1)
         noise = torch.randn(b * (length - 1), c.noise_channels, device=frames.device)
         return history, target, cond, noise
 
@@ -564,52 +578,45 @@ class MultiScaleGAN(VideoModel):
 
     # --- imagination ----------------------------------------------------------------------
 
-    def rollout(
+    def begin_rollout(
         self,
         context_frames: torch.Tensor,
         context_states: torch.Tensor,
         actions: torch.Tensor,
-        num_samples: int = 1,
-        decode_steps: Sequence[int] | None = None,
-        generator: torch.Generator | None = None,
-    ) -> torch.Tensor:
-        """Imagine ``T`` future frames per action sequence, ``num_samples`` times each.
+        num_samples: int,
+        generator: torch.Generator | None,
+    ) -> GANRollout:
+        """The history the generator reads, and the noise of every future step.
 
-        Recursive, as in the paper: each prediction (clamped to [0, 1]) joins the history of
-        the next step. Samples differ only through the noise, drawn for all ``T`` steps at
-        once so that ``decode_steps`` never changes a frame; steps after the last requested
-        frame are not run.
-
-        Args:
-            context_frames: ``(B, Tc, C, H, W)`` in [0, 1]; fewer than ``history_frames`` are
-                padded by repeating the first.
-            context_states: ``(B, Tc, S)``.
-            actions: ``(B, Tc - 1 + T, A)``.
-            num_samples: Futures per sequence ``N``.
-            decode_steps: Future indices in ``[0, T)`` to return, in this order (all if None).
-            generator: Source of the noise.
-
-        Returns:
-            ``(B, N, len(decode_steps) or T, C, H, W)`` frames in [0, 1], in the dtype of
-            ``context_frames``.
+        Samples differ only through the noise, drawn for all ``T`` steps at once so that
+        ``decode_steps`` never changes a frame. Context shorter than ``history_frames`` is
+        padded by repeating its first frame. Arguments as :meth:`VideoModel.rollout`'s.
         """
         c = self.config
-        t_future, steps = self.future_steps(context_frames, actions, decode_steps)
+        t_future = self.future_length(context_frames, actions)
         b, tc = context_frames.shape[:2]
-        n, device = num_samples, context_frames.device
-        cond = self._conditioning(context_states, actions, tc)[:, tc - 1 :]  # (B, T, A+S)
+        device = context_frames.device
+        cond = action_state(context_states, actions, tc, self.config.state_scale)[
+            :, tc - 1 :
+        ]  # (B, T, A+S)
         idx = torch.arange(tc - c.history_frames, tc, device=device).clamp(min=0)
         history = context_frames[:, idx] * 2 - 1  # (B, H, C, H, W)
-        history = history.repeat_interleave(n, dim=0).flatten(1, 2)  # (B*N, H*C, H, W)
-        cond = cond.repeat_interleave(n, dim=0).to(history.dtype)
+        history = repeat_samples(history, num_samples).flatten(1, 2)  # (B*N, H*C, H, W)
         noise = torch.randn(
-            b * n, t_future, c.noise_channels, generator=generator, device=device
-        ).to(history.dtype)
-        wanted, frames = set(steps), {}
-        for k in range(max(steps) + 1):
-            x = self.generator(history, cond[:, k], noise[:, k])[-1].clamp(-1, 1)
-            if k in wanted:
-                frames[k] = (x.to(context_frames.dtype) + 1) / 2
-            history = torch.cat([history[:, 3:], x.to(history.dtype)], dim=1)
-        out = torch.stack([frames[k] for k in steps], dim=1)
-        return out.view(b, n, len(steps), *out.shape[2:])  # (B, N, T', C, H, W)
+            b * num_samples, t_future, c.noise_channels, generator=generator, device=device
+        )
+        return GANRollout(
+            history=history,
+            cond=repeat_samples(cond, num_samples).to(history.dtype),
+            noise=noise.to(history.dtype),
+            out_dtype=context_frames.dtype,
+        )
+
+    def imagine_step(
+        self, state: GANRollout, k: int, generator: torch.Generator | None, feed_back: bool
+    ) -> torch.Tensor:
+        """One imagined frame; recursive, as in the paper: it joins the next step's history."""
+        x = self.generator(state.history, state.cond[:, k], state.noise[:, k])[-1].clamp(-1, 1)
+        if feed_back:
+            state.history = torch.cat([state.history[:, 3:], x.to(state.history.dtype)], dim=1)
+        return (x.to(state.out_dtype) + 1) / 2  # (B*N, C, H, W) in [0, 1]

@@ -33,7 +33,6 @@ replaces that prior by the prior LSTM.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -41,10 +40,10 @@ import torch
 import torch.nn.functional as F
 
 from foresight.batch import ACTIONS, FRAMES, STATES
-from foresight.models.base import ModelConfig, VideoModel, warmup_factor
+from foresight.models.backbones import BACKBONES, BackboneName
+from foresight.models.base import VideoModel, repeat_samples, warmup_factor
+from foresight.models.conditioning import ConditionedConfig, action_state
 from foresight.models.layers import (
-    BACKBONES,
-    BackboneName,
     CDNAComposer,
     GaussianLSTM,
     LSTMStack,
@@ -62,19 +61,17 @@ LSTMState = tuple[torch.Tensor, torch.Tensor]
 
 
 @dataclass(frozen=True)
-class SVGDetConfig(ModelConfig):
+class SVGDetConfig(ConditionedConfig):
     """Deterministic SVG: encoder, predictor LSTM, decoder.
 
     Attributes:
-        backbone: Frame encoder/decoder (:data:`~foresight.models.layers.BACKBONES`):
+        backbone: Frame encoder/decoder (:data:`~foresight.models.backbones.BACKBONES`):
             ``dcgan`` (the default, and every checkpoint saved before this field existed) or
             ``vgg``, the authors' BAIR one (``--model vgg``, the ``paper`` presets).
         channels: Width of the first encoder level (doubles per level; 64 in the paper).
         g_dim: Frame embedding size (128 in the paper).
         rnn_size: Width of every LSTM (256 in the paper).
         predictor_layers: Layers of the frame-predictor LSTM (2 in the paper).
-        state_scale: Robot states are multiplied by this before entering the LSTMs, to bring
-            the pusher's xy (metres, within +-0.25) to about [-1, 1] like the actions.
         output: How a frame is made: ``pixels`` (seed 004: the decoder draws it) or ``cdna``
             (the decoder's masks mix copies of the previous frame moved by predicted kernels,
             the first context frame and a drawn frame; Finn et al. 2016).
@@ -88,7 +85,6 @@ class SVGDetConfig(ModelConfig):
     g_dim: int = 128
     rnn_size: int = 256
     predictor_layers: int = 2
-    state_scale: float = 4.0
     output: Literal["pixels", "cdna"] = "pixels"
     cdna_kernels: int = 4
     cdna_kernel_size: int = 5
@@ -133,23 +129,27 @@ class SVGLPConfig(SVGFPConfig):
     prior_layers: int = 1
 
 
-# ----------------------------------------------------------------------------------------------
-# Helpers
+@dataclass
+class SVGRollout:
+    """Where an SVG rollout stands, for ``M = B * N`` rows (:meth:`SVGDeterministic.imagine_step`).
 
-
-def observed_states(states: torch.Tensor, context: int, steps: int) -> torch.Tensor:
-    """The robot state each step is conditioned on: its input frame's, up to the last observed.
-
-    Args:
-        states: ``(B, >=context, S)`` states; only the first ``context`` are read.
-        context: Number of observed frames.
-        steps: Number of steps (transitions).
-
-    Returns:
-        ``(B, steps, S)``: step ``t`` gets ``states[:, min(t, context - 1)]``.
+    Attributes:
+        cond: ``(M, T, A+S)`` action and observed state of each future step.
+        h_in: ``(M, 1, G)`` embedding of the next step's input frame.
+        skips: Decoder skips of the last context frame, each ``(M, ...)``.
+        previous: ``(M, C, H, W)`` the frame being predicted from (``cdna`` moves it).
+        background: ``(M, C, H, W)`` the first context frame (``cdna``'s fallback).
+        pred_state: The predictor LSTM's state.
+        prior_state: The prior LSTM's state (None without one).
     """
-    idx = torch.arange(steps, device=states.device).clamp(max=context - 1)
-    return states[:, idx]
+
+    cond: torch.Tensor
+    h_in: torch.Tensor
+    skips: list[torch.Tensor]
+    previous: torch.Tensor
+    background: torch.Tensor
+    pred_state: LSTMState | None
+    prior_state: LSTMState | None
 
 
 # ----------------------------------------------------------------------------------------------
@@ -288,13 +288,6 @@ class SVGDeterministic(VideoModel):
         h, skips = self.encoder(frames.flatten(0, 1))
         return h.view(b, t, -1), [s.view(b, t, *s.shape[1:]) for s in skips]
 
-    def _conditioning(
-        self, states: torch.Tensor, actions: torch.Tensor, context: int
-    ) -> torch.Tensor:
-        """``(B, T, A+S)``: each step's action and observed state (see :func:`observed_states`)."""
-        s = observed_states(states, context, actions.shape[1]) * self.config.state_scale
-        return torch.cat([actions, s], dim=-1)
-
     # --- training -------------------------------------------------------------------------
 
     def loss(
@@ -315,7 +308,7 @@ class SVGDeterministic(VideoModel):
         b, length = frames.shape[:2]
         context = self.config.context_frames
         h, skips = self._encode(frames)  # (B, L, G), [(B, L, w_i, s_i, s_i)]
-        cond = self._conditioning(states, actions, context)  # (B, L-1, A+S)
+        cond = action_state(states, actions, context, self.config.state_scale)  # (B, L-1, A+S)
         z, kl = self._latent_train(h[:, :-1], h[:, 1:], cond)  # (B, L-1, Z), (B, L-1) | None
         g, _ = self.predictor(torch.cat([h[:, :-1], z, cond], dim=-1))
         g = torch.tanh(g)  # (B, L-1, G), in the encoder's range as in seed 004
@@ -339,50 +332,25 @@ class SVGDeterministic(VideoModel):
 
     # --- imagination ----------------------------------------------------------------------
 
-    def rollout(
+    def begin_rollout(
         self,
         context_frames: torch.Tensor,
         context_states: torch.Tensor,
         actions: torch.Tensor,
-        num_samples: int = 1,
-        decode_steps: Sequence[int] | None = None,
-        generator: torch.Generator | None = None,
-    ) -> torch.Tensor:
-        """Imagine ``T`` future frames per action sequence, ``num_samples`` times each.
+        num_samples: int,
+        generator: torch.Generator | None,
+    ) -> SVGRollout:
+        """Encode the context and warm the LSTMs up on its transitions (posterior latents).
 
         The batch is repeated to ``B * num_samples`` rows once, after encoding the context.
-        Each predicted frame is decoded and re-encoded as the next step's input (seed 004
-        feeds predictions back), so frames before the last requested one are decoded even
-        when not requested; ``decode_steps`` saves the steps after the last requested frame,
-        which are not run at all, and the memory of the frames not returned.
-
-        Args:
-            context_frames: ``(B, Tc, C, H, W)`` in [0, 1].
-            context_states: ``(B, Tc, S)``.
-            actions: ``(B, Tc - 1 + T, A)``.
-            num_samples: Futures per sequence ``N``.
-            decode_steps: Future indices in ``[0, T)`` to return, in this order (all if None).
-            generator: Source of all sampling noise.
-
-        Returns:
-            ``(B, N, len(decode_steps) or T, C, H, W)`` frames in [0, 1], in the dtype of
-            ``context_frames``.
+        Arguments as :meth:`VideoModel.rollout`'s.
         """
-        _, steps = self.future_steps(context_frames, actions, decode_steps)
-        b, tc = context_frames.shape[:2]
-        n = num_samples
-        cond = self._conditioning(context_states, actions, tc)  # (B, Tc-1+T, A+S)
+        tc = context_frames.shape[1]
+        cond = action_state(
+            context_states, actions, tc, self.config.state_scale
+        )  # (B, Tc-1+T, A+S)
         h_ctx, skips_ctx = self._encode(context_frames)  # (B, Tc, G), [(B, Tc, ...)]
-
-        def rep(x: torch.Tensor) -> torch.Tensor:  # (B, ...) -> (B*N, ...), sample-minor
-            return x.repeat_interleave(n, dim=0)
-
-        h_ctx, cond = rep(h_ctx), rep(cond)
-        skips = [rep(s[:, -1]) for s in skips_ctx]  # last context frame's features (B*N, ...)
-        previous = rep(context_frames[:, -1])  # (B*N, C, H, W)
-        background = rep(context_frames[:, 0])
-
-        # Warm the LSTMs up on the observed transitions, latents from the posterior.
+        h_ctx, cond = repeat_samples(h_ctx, num_samples), repeat_samples(cond, num_samples)
         pred_state: LSTMState | None = None
         prior_state: LSTMState | None = None
         if tc > 1:
@@ -390,26 +358,34 @@ class SVGDeterministic(VideoModel):
                 h_ctx[:, :-1], h_ctx[:, 1:], cond[:, : tc - 1], generator
             )
             _, pred_state = self.predictor(torch.cat([h_ctx[:, :-1], z, cond[:, : tc - 1]], dim=-1))
+        return SVGRollout(
+            cond=cond[:, tc - 1 :],
+            h_in=h_ctx[:, -1:],
+            skips=[repeat_samples(s[:, -1], num_samples) for s in skips_ctx],
+            previous=repeat_samples(context_frames[:, -1], num_samples),
+            background=repeat_samples(context_frames[:, 0], num_samples),
+            pred_state=pred_state,
+            prior_state=prior_state,
+        )
 
-        # Imagine: latents from the prior, predictions fed back through the encoder. Steps
-        # after the last requested frame cannot change it, so they are not run.
-        wanted = set(steps)
-        horizon = max(steps) + 1
-        frames: dict[int, torch.Tensor] = {}
-        h_in = h_ctx[:, -1:]  # (B*N, 1, G)
-        for k in range(horizon):
-            c_k = cond[:, tc - 1 + k : tc + k]  # (B*N, 1, A+S)
-            z, prior_state = self._latent_sample(h_in, c_k, prior_state, generator)
-            g, pred_state = self.predictor(torch.cat([h_in, z, c_k], dim=-1), pred_state)
-            x = self._decode(torch.tanh(g[:, 0]), skips, previous, background)  # (B*N, C, H, W)
-            if k in wanted:
-                frames[k] = x
-            if k < horizon - 1:
-                h_in = self.encoder(x)[0][:, None]
-                previous = x
-        # Stacked in the context's dtype, whatever precision autocast decoded in.
-        out = torch.stack([frames[k].to(context_frames.dtype) for k in steps], dim=1)
-        return out.view(b, n, len(steps), *out.shape[2:])  # (B, N, T', C, H, W)
+    def imagine_step(
+        self, state: SVGRollout, k: int, generator: torch.Generator | None, feed_back: bool
+    ) -> torch.Tensor:
+        """One imagined frame: a latent from the prior, the prediction re-encoded as input.
+
+        Seed 004 feeds predictions back through the encoder, so frames before the last
+        requested one are decoded even when not requested.
+        """
+        c_k = state.cond[:, k : k + 1]  # (B*N, 1, A+S)
+        z, state.prior_state = self._latent_sample(state.h_in, c_k, state.prior_state, generator)
+        g, state.pred_state = self.predictor(
+            torch.cat([state.h_in, z, c_k], dim=-1), state.pred_state
+        )
+        x = self._decode(torch.tanh(g[:, 0]), state.skips, state.previous, state.background)
+        if feed_back:
+            state.h_in = self.encoder(x)[0][:, None]
+            state.previous = x
+        return x  # (B*N, C, H, W)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -28,7 +28,7 @@ first) and feeds its predictions back through the encoder.
 
 Action conditioning (not in seed 001): ``c_t`` is the action ``a_{t-1}`` that leads to ``x_t``
 and the robot state of ``x_{t-1}`` while that frame is observed, the last observed state after
-it (never a true future state: see :func:`~foresight.models.svg.observed_states`), tiled and
+it (never a true future state: see :mod:`foresight.models.conditioning`), tiled and
 concatenated to the input of every prior, posterior and decoder stage.
 
 Variants are presets of the one class: ``vrnn`` (the paper's "w/o Hier": one 1x1 level) and
@@ -38,7 +38,7 @@ Variants are presets of the one class: ``vrnn`` (the paper's "w/o Hier": one 1x1
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -47,7 +47,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from foresight.batch import ACTIONS, FRAMES, STATES
-from foresight.models.base import ModelConfig, VideoModel, warmup_factor
+from foresight.models.base import VideoModel, repeat_samples, warmup_factor
+from foresight.models.conditioning import ConditionedConfig, action_state
 from foresight.models.layers import (
     CDNAComposer,
     ConvLSTMCell,
@@ -57,7 +58,6 @@ from foresight.models.layers import (
     gaussian_sample,
 )
 from foresight.models.registry import register_model
-from foresight.models.svg import observed_states
 
 LSTMState = tuple[torch.Tensor, torch.Tensor]
 
@@ -66,7 +66,7 @@ LSTMState = tuple[torch.Tensor, torch.Tensor]
 
 
 @dataclass(frozen=True)
-class VRNNConfig(ModelConfig):
+class VRNNConfig(ConditionedConfig):
     """Conditional VRNN with a hierarchy of latent levels (Castrejon et al., 2019).
 
     Attributes:
@@ -87,8 +87,6 @@ class VRNNConfig(ModelConfig):
             ``beta / beta_warmup_steps`` to ``beta`` (the paper's beta warm-up).
         active_threshold: A latent channel is active when its KL, averaged over the batch,
             the predicted steps and the level's positions, exceeds this (nats; 0.01 in the paper).
-        state_scale: Robot states are multiplied by this before conditioning, to bring the
-            pusher's xy (metres, within +-0.25) to about [-1, 1] like the actions.
         context_skip: Every decoder stage also reads the last *context* frame's features
             (SVG's skip connections, Denton & Fergus 2018), not only the previous frame's: in a
             rollout the previous frame is the model's own prediction, so an appearance it
@@ -114,7 +112,6 @@ class VRNNConfig(ModelConfig):
     beta: float = 1e-4
     beta_warmup_steps: int = 1000
     active_threshold: float = 0.01
-    state_scale: float = 4.0
     context_skip: bool = False
     output: Literal["pixels", "cdna"] = "pixels"
     cdna_kernels: int = 4
@@ -258,6 +255,27 @@ class States:
         return States(*([each(s) for s in group] for group in groups))
 
 
+@dataclass
+class VRNNRollout:
+    """Where a VRNN rollout stands, for ``M = B * N`` rows (:meth:`VRNN.imagine_step`).
+
+    Attributes:
+        cond: ``(M, T, A+S)`` action and observed state of each future step.
+        states: Every recurrence's state.
+        feat_in: Pyramid of the next step's input frame, each ``(M, C_s, s, s)``.
+        skip: The last context frame's pyramid (with ``context_skip``), else None.
+        previous: ``(M, C, H, W)`` the frame being predicted from (``cdna`` moves it).
+        last_seen: ``(M, C, H, W)`` the last context frame (``cdna``'s fallback).
+    """
+
+    cond: torch.Tensor
+    states: States
+    feat_in: list[torch.Tensor]
+    skip: list[torch.Tensor] | None
+    previous: torch.Tensor
+    last_seen: torch.Tensor
+
+
 def tile(v: torch.Tensor, side: int) -> torch.Tensor:
     """``(N, D)`` -> ``(N, D, side, side)``."""
     return v[:, :, None, None].expand(-1, -1, side, side)
@@ -347,13 +365,6 @@ class VRNN(VideoModel):
         """``(B, T, C, H, W)`` -> the pyramid, each ``(B, T, C_s, s, s)``, coarsest first."""
         b, t = frames.shape[:2]
         return [f.view(b, t, *f.shape[1:]) for f in self.encoder(frames.flatten(0, 1))]
-
-    def _conditioning(
-        self, states: torch.Tensor, actions: torch.Tensor, context: int
-    ) -> torch.Tensor:
-        """``(B, T, A+S)``: each transition's action and observed state."""
-        s = observed_states(states, context, actions.shape[1]) * self.config.state_scale
-        return torch.cat([actions, s], dim=-1)
 
     def _initial_states(self, context_feats: list[torch.Tensor]) -> States:
         """Every recurrence's state from the context pyramid (each ``(B, Tc, C_s, s, s)``)."""
@@ -464,7 +475,7 @@ class VRNN(VideoModel):
         length = frames.shape[1]
         context = self.config.context_frames
         feats = self._encode(frames)  # [(B, L, C_s, s, s)]
-        cond = self._conditioning(states, actions, context)  # (B, L-1, A+S)
+        cond = action_state(states, actions, context, self.config.state_scale)  # (B, L-1, A+S)
         st = self._initial_states([f[:, :context] for f in feats])
         skip = [f[:, context - 1] for f in feats] if self.config.context_skip else None
         preds: list[torch.Tensor] = []
@@ -492,56 +503,48 @@ class VRNN(VideoModel):
 
     # --- imagination ----------------------------------------------------------------------
 
-    def rollout(
+    def begin_rollout(
         self,
         context_frames: torch.Tensor,
         context_states: torch.Tensor,
         actions: torch.Tensor,
-        num_samples: int = 1,
-        decode_steps: Sequence[int] | None = None,
-        generator: torch.Generator | None = None,
-    ) -> torch.Tensor:
-        """Imagine ``T`` future frames per action sequence, ``num_samples`` times each.
+        num_samples: int,
+        generator: torch.Generator | None,
+    ) -> VRNNRollout:
+        """Every recurrence's state from the context, repeated to ``B * num_samples`` rows.
 
-        The states are made from the context once and repeated to ``B * num_samples`` rows.
-        Each step samples the prior ancestrally and its predicted frame is re-encoded as the
-        next step's input, so frames before the last requested one are decoded even when not
-        requested; steps after it are not run.
-
-        Args:
-            context_frames: ``(B, Tc, C, H, W)`` in [0, 1].
-            context_states: ``(B, Tc, S)``.
-            actions: ``(B, Tc - 1 + T, A)``.
-            num_samples: Futures per sequence ``N``.
-            decode_steps: Future indices in ``[0, T)`` to return, in this order (all if None).
-            generator: Source of all sampling noise.
-
-        Returns:
-            ``(B, N, len(decode_steps) or T, C, H, W)`` frames in [0, 1], in the dtype of
-            ``context_frames``.
+        Arguments as :meth:`VideoModel.rollout`'s.
         """
-        _, steps = self.future_steps(context_frames, actions, decode_steps)
-        b, tc = context_frames.shape[:2]
-        n = num_samples
+        tc = context_frames.shape[1]
 
-        def rep(x: torch.Tensor) -> torch.Tensor:  # (B, ...) -> (B*N, ...), sample-minor
-            return x.repeat_interleave(n, dim=0)
+        def rep(x: torch.Tensor) -> torch.Tensor:
+            return repeat_samples(x, num_samples)
 
         feats = self._encode(context_frames)
-        st = self._initial_states(feats).map(rep)
-        cond = rep(self._conditioning(context_states, actions, tc))  # (B*N, Tc-1+T, A+S)
+        states = self._initial_states(feats).map(rep)
+        cond = rep(
+            action_state(context_states, actions, tc, self.config.state_scale)
+        )  # (B*N, Tc-1+T, A+S)
         feat_in = [rep(f[:, -1]) for f in feats]
-        skip = list(feat_in) if self.config.context_skip else None
-        prev = last_seen = rep(context_frames[:, -1])
-        wanted, horizon = set(steps), max(steps) + 1
-        frames: dict[int, torch.Tensor] = {}
-        for k in range(horizon):
-            c_k = cond[:, tc - 1 + k]
-            zs, _ = self._latents(feat_in, None, c_k, st, generator)
-            x = self._decode(feat_in, zs, c_k, st, (prev, last_seen), skip)  # (B*N, C, H, W)
-            if k in wanted:
-                frames[k] = x
-            if k < horizon - 1:
-                feat_in, prev = self.encoder(x), x
-        out = torch.stack([frames[k].to(context_frames.dtype) for k in steps], dim=1)
-        return out.view(b, n, len(steps), *out.shape[2:])  # (B, N, T', C, H, W)
+        last_seen = rep(context_frames[:, -1])
+        return VRNNRollout(
+            cond=cond[:, tc - 1 :],
+            states=states,
+            feat_in=feat_in,
+            skip=list(feat_in) if self.config.context_skip else None,
+            previous=last_seen,
+            last_seen=last_seen,
+        )
+
+    def imagine_step(
+        self, state: VRNNRollout, k: int, generator: torch.Generator | None, feed_back: bool
+    ) -> torch.Tensor:
+        """One imagined frame: the prior sampled ancestrally, the prediction re-encoded."""
+        c_k = state.cond[:, k]
+        zs, _ = self._latents(state.feat_in, None, c_k, state.states, generator)
+        x = self._decode(
+            state.feat_in, zs, c_k, state.states, (state.previous, state.last_seen), state.skip
+        )
+        if feed_back:
+            state.feat_in, state.previous = self.encoder(x), x
+        return x  # (B*N, C, H, W)
