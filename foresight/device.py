@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import re
-from typing import TYPE_CHECKING
+from dataclasses import field
+from typing import TYPE_CHECKING, Any
 
 from foresight.errors import ForesightError
+from foresight.flags import option
 
 if TYPE_CHECKING:
     import torch
@@ -19,6 +21,11 @@ _DEVICE = re.compile(r"^(auto|cpu|cuda)(?::(\d+))?$")
 def add_device_flag(parser: argparse.ArgumentParser, what: str = "device") -> None:
     """The ``--device`` flag, declared the same way for every verb."""
     parser.add_argument("--device", default="auto", help=f"{what}: {DEVICE_HELP}")
+
+
+def device_field(what: str = "device") -> Any:
+    """A flags dataclass's ``device`` field (:mod:`foresight.flags`): the same ``--device``."""
+    return field(default="auto", metadata=option(f"{what}: {DEVICE_HELP}"))
 
 
 def resolve_device(requested: str, local_rank: int | None = None) -> torch.device:

@@ -28,7 +28,6 @@ import numpy as np
 import torch
 
 from foresight.batch import ACTIONS, FRAMES, STATES
-from foresight.config import from_dict
 from foresight.data.dataset import SequenceDataset
 from foresight.data.hdf5 import DemoFile
 from foresight.errors import DataError, ForesightError
@@ -45,11 +44,11 @@ from foresight.models.checkpoint import save_checkpoint
 from foresight.planners.suite import NAMED_POLICIES
 from foresight.results import (
     Control,
-    EffectiveBudget,
     EvaluateOptions,
     Evaluation,
     Fvd,
     MetricCurves,
+    PlanSummary,
     Prediction,
 )
 from foresight.visualize import grid, save_png
@@ -343,27 +342,25 @@ def evaluate(
     return result
 
 
-def control_from_summary(summary: dict[str, Any], out: Path) -> Control:
+def control_from_summary(summary: PlanSummary, out: Path) -> Control:
     """The control block from a planning run's ``summary.json`` in ``out/plan``."""
-    lo, hi = wilson_interval(summary["successes"], summary["episodes"])
     # Only this run's episodes: a run replaced with fewer episodes leaves older GIFs behind.
-    names = {f"task_{i:04d}.gif" for i in range(summary["episodes"])}
+    names = {f"task_{i:04d}.gif" for i in range(summary.episodes)}
     gifs = sorted(g for g in (out / "plan" / "gifs").glob("*.gif") if g.name in names)
-    budget = summary.get("budget")
     return Control(
-        success_rate=summary["success_rate"],
-        successes=summary["successes"],
-        episodes=summary["episodes"],
-        ci95=(lo, hi),
-        mean_final_distance=summary["mean_final_distance"],
-        seconds_per_step=summary["seconds_per_step"],
-        model_seconds_per_step=summary["model_seconds_per_step"],
-        model=summary["model"],
-        suite=summary["suite"],
-        planner=summary["planner"],
-        cost=summary["cost"],
-        horizon=summary["horizon"],
-        seed=summary["seed"],
-        budget=from_dict(EffectiveBudget, budget, "summary.json budget") if budget else None,
+        success_rate=summary.success_rate,
+        successes=summary.successes,
+        episodes=summary.episodes,
+        ci95=wilson_interval(summary.successes, summary.episodes),
+        mean_final_distance=summary.mean_final_distance,
+        seconds_per_step=summary.seconds_per_step,
+        model_seconds_per_step=summary.model_seconds_per_step,
+        model=summary.model,
+        suite=summary.suite,
+        planner=summary.planner,
+        cost=summary.cost,
+        horizon=summary.horizon,
+        seed=summary.seed,
+        budget=summary.budget,
         gifs=tuple(g.relative_to(out).as_posix() for g in gifs),
     )

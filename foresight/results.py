@@ -6,6 +6,8 @@
   :func:`foresight.evaluation.evaluate` and read by ``foresight report`` and the quickstart.
 * :class:`EffectiveBudget`: the planner budget a planning run used (also in the
   ``summary.json`` of ``foresight plan``).
+* :class:`PlanSummary`: the content of a planning run's ``RUN_DIR/summary.json``, written by
+  :func:`foresight.planners.suite.run_suite` and read into an evaluation's ``control``.
 
 ``evaluation.json`` is strict JSON: a measured number that is not finite (a PSNR of
 infinity where a prediction is exact, an FVD of NaN) is written as the string ``"nan"``,
@@ -17,7 +19,6 @@ This module imports no torch, so the CLI can build its parser from it cheaply.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import math
@@ -28,8 +29,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from foresight.config import from_dict
+from foresight.config import from_dict, to_dict
 from foresight.errors import ConfigError, ForesightError
+from foresight.flags import option
 from foresight.io import atomic_write_text
 
 #: Written by this version.
@@ -37,11 +39,6 @@ EVALUATION_FORMAT = "foresight-evaluation/2"
 #: Read by this version. Version 1 lacks ``options`` and ``control.budget`` (shown as not
 #: recorded); every other key kept its name and meaning, so it reads as it is.
 READABLE_FORMATS = ("foresight-evaluation/1", EVALUATION_FORMAT)
-
-
-def _help(text: str, flag: str | None = None) -> dict[str, str]:
-    """Field metadata: the help text (and a flag name other than ``--field-name``)."""
-    return {"help": text} if flag is None else {"help": text, "flag": flag}
 
 
 @dataclass(frozen=True)
@@ -65,36 +62,36 @@ class EvaluateOptions:
         control: Run the planning part.
     """
 
-    suite: str = field(default="easy", metadata=_help("task suite: easy, hard or a YAML path"))
-    samples: int = field(default=3, metadata=_help("N futures sampled per sequence"))
-    sequences: int = field(default=64, metadata=_help("valid sequences scored"))
+    suite: str = field(default="easy", metadata=option("task suite: easy, hard or a YAML path"))
+    samples: int = field(default=3, metadata=option("N futures sampled per sequence"))
+    sequences: int = field(default=64, metadata=option("valid sequences scored"))
     future: int | None = field(
         default=None,
-        metadata=_help(
+        metadata=option(
             "predicted frames per sequence (default: the model's eval_future_frames); "
             "give every model the same value to compare them"
         ),
     )
-    episodes: int | None = field(default=None, metadata=_help("suite episodes (default: suite's)"))
+    episodes: int | None = field(default=None, metadata=option("suite episodes (default: suite's)"))
     planner: str = field(
-        default="cem", metadata=_help("planner preset (cem, icem, fast, mppi) or YAML path")
+        default="cem", metadata=option("planner preset (cem, icem, fast, mppi) or YAML path")
     )
-    workers: int = field(default=1, metadata=_help("parallel planning episodes"))
+    workers: int = field(default=1, metadata=option("parallel planning episodes"))
     lpips_weights: str | None = field(
         default=None,
-        metadata=_help(
+        metadata=option(
             "AlexNet/LPIPS weights (else $FORESIGHT_LPIPS_WEIGHTS, else torch hub cache)"
         ),
     )
     i3d: str | None = field(
         default=None,
-        metadata=_help(
+        metadata=option(
             "Kinetics-400 I3D state dict (pytorch-i3d names) for FVD; without it FVD is n/a"
         ),
     )
-    seed: int = field(default=0, metadata=_help("seed of the sampled futures"))
+    seed: int = field(default=0, metadata=option("seed of the sampled futures"))
     control: bool = field(
-        default=True, metadata=_help("skip planning (prediction only)", flag="--no-control")
+        default=True, metadata=option("skip planning (prediction only)", flag="--no-control")
     )
 
     def __post_init__(self) -> None:
@@ -103,33 +100,6 @@ class EvaluateOptions:
             if value is not None and value < 1:
                 flag = "--" + name.replace("_", "-")
                 raise ConfigError(f"{name} ({flag}) must be at least 1, got {value}")
-
-    @classmethod
-    def add_flags(cls, parser: argparse.ArgumentParser) -> None:
-        """Add one flag per field: ``--field-name``, or ``--no-field`` for a true boolean."""
-        hints = typing.get_type_hints(cls)
-        for f in dataclasses.fields(cls):
-            flag = f.metadata.get("flag", "--" + f.name.replace("_", "-"))
-            if hints[f.name] is bool:
-                action = "store_false" if f.default else "store_true"
-                parser.add_argument(flag, dest=f.name, action=action, help=f.metadata["help"])
-                continue
-            kind = _scalar(hints[f.name])
-            parser.add_argument(
-                flag, dest=f.name, type=kind, default=f.default, help=f.metadata["help"]
-            )
-
-    @classmethod
-    def from_args(cls, args: argparse.Namespace) -> EvaluateOptions:
-        """The options parsed by the flags of :meth:`add_flags`."""
-        return cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(cls)})
-
-
-def _scalar(tp: Any) -> type:
-    """``int`` for ``int`` and ``int | None`` (what argparse converts a flag's text to)."""
-    if typing.get_origin(tp) in (typing.Union, types.UnionType):
-        (tp,) = [a for a in typing.get_args(tp) if a is not type(None)]
-    return tp
 
 
 @dataclass(frozen=True)
@@ -163,6 +133,90 @@ class EffectiveBudget:
         if self.num_samples > 1:
             text += f" x {self.num_samples} futures"
         return f"{text} ({self.source})"
+
+
+#: Written into a planning run's ``summary.json`` by this version. Files written before the
+#: format existed have no ``format`` key and the same fields (``ever_success_rate`` and
+#: ``budget`` may be missing), so they read as they are.
+PLAN_SUMMARY_FORMAT = "foresight-plan-summary/1"
+
+
+@dataclass(frozen=True, kw_only=True)
+class PlanSummary:
+    """``summary.json`` of a planning run: one policy's task success on a suite.
+
+    Attributes:
+        format: Schema version (:data:`PLAN_SUMMARY_FORMAT` when written by this version).
+        success_rate: Share of episodes whose success test held at the end.
+        successes: Those episodes.
+        ever_success_rate: Share whose success test held at some step (None when an episode
+            was recorded before this was).
+        episodes: Episodes planned.
+        mean_final_distance: Mean target-to-goal distance after the last step (the env's
+            unit: metres on Push-v0).
+        seconds_per_step: Mean wall time of a planning call.
+        model_seconds_per_step: Of that, time inside the model.
+        model: What planned (a named policy, or a checkpoint path).
+        suite: Suite name.
+        planner: Optimizer name (``none`` for a baseline that does not plan).
+        cost: Cost name (``none`` likewise).
+        horizon: Planning horizon (0 likewise).
+        budget: The planner budget used (None: a baseline that does not plan).
+        seed: Suite seed.
+    """
+
+    format: str = PLAN_SUMMARY_FORMAT
+    success_rate: float
+    successes: int
+    ever_success_rate: float | None = None
+    episodes: int
+    mean_final_distance: float
+    seconds_per_step: float
+    model_seconds_per_step: float
+    model: str
+    suite: str
+    planner: str
+    cost: str
+    horizon: int
+    budget: EffectiveBudget | None = None
+    seed: int
+
+    def to_json(self) -> str:
+        """The file's text."""
+        return json.dumps(to_dict(self), indent=1) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str, source: str = "summary.json") -> PlanSummary:
+        """Parse and check ``text``; any problem is a one-line :class:`ForesightError`."""
+        again = "re-run 'foresight plan'"
+        try:
+            data = json.loads(text)
+        except (json.JSONDecodeError, RecursionError) as err:
+            raise ForesightError(f"{source} is not a planning summary ({err}); {again}") from err
+        if not isinstance(data, dict):
+            raise ForesightError(f"{source} is not a planning summary; {again}")
+        fmt = data.setdefault("format", PLAN_SUMMARY_FORMAT)
+        if fmt != PLAN_SUMMARY_FORMAT:
+            raise ForesightError(
+                f"{source} has format {fmt!r}, which this version of foresight does not read "
+                f"({PLAN_SUMMARY_FORMAT}); {again} with this version"
+            )
+        try:
+            return from_dict(cls, data, source)
+        except ConfigError as err:
+            raise ForesightError(f"{err}; the file is damaged or foreign, {again}") from err
+
+    @classmethod
+    def load(cls, path: Path) -> PlanSummary:
+        """Read ``path`` (a planning run folder or its ``summary.json``); one-line errors."""
+        path = path / "summary.json" if path.is_dir() else path
+        if not path.is_file():
+            raise ForesightError(f"{path} does not exist; run 'foresight plan' first")
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as err:
+            raise ForesightError(f"{path} is not a summary.json (not UTF-8 text)") from err
+        return cls.from_json(text, str(path))
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from rich.table import Table
 
-from foresight.config import check_seed, from_dict, to_dict
+from foresight.config import check_seed, to_dict
 from foresight.device import resolve_device
 from foresight.envs.spec import DEFAULT_ENV, EnvSpec
 from foresight.errors import ConfigError
@@ -54,7 +54,7 @@ from foresight.planners.mpc import (
 )
 from foresight.planners.predictors import ModelPredictor, OraclePredictor
 from foresight.registry import Registry
-from foresight.results import EffectiveBudget
+from foresight.results import EffectiveBudget, PlanSummary
 from foresight.visualize import grid, save_gif
 from foresight.workers import ignore_interrupts
 
@@ -257,7 +257,7 @@ class SuiteResult:
         episodes: ``episodes.jsonl`` lines, in task order.
     """
 
-    summary: dict[str, Any]
+    summary: PlanSummary
     episodes: list[dict[str, Any]]
 
 
@@ -266,59 +266,63 @@ def summarize(
     model: str,
     suite: str,
     planner: PlannerConfig | None,
-    budget: EffectiveBudget | None = None,
-) -> dict[str, Any]:
+    budget: EffectiveBudget | None,
+    seed: int,
+) -> PlanSummary:
     """``summary.json`` from episode records (``planner`` None: a baseline that does not plan).
 
     ``budget`` is the planner budget used (None: a baseline that does not plan).
     """
     n = len(records)
+
+    def mean(key: str) -> float:
+        return float(np.mean([r[key] for r in records])) if n else 0.0
+
     success = [r["success"] for r in records]
     # Episodes recorded before "ever" was (their runs resume) leave it unknown.
     ever = [r["ever_success"] for r in records if "ever_success" in r]
-    return {
-        "success_rate": float(np.mean(success)) if n else 0.0,
-        "successes": int(sum(success)),
-        "ever_success_rate": float(np.mean(ever)) if ever and len(ever) == n else None,
-        "episodes": n,
-        "mean_final_distance": float(np.mean([r["final_distance"] for r in records])) if n else 0.0,
-        "seconds_per_step": float(np.mean([r["seconds_per_step"] for r in records])) if n else 0.0,
-        "model_seconds_per_step": (
-            float(np.mean([r["model_seconds_per_step"] for r in records])) if n else 0.0
-        ),
-        "model": model,
-        "suite": suite,
-        "planner": planner.optimizer.name if planner else "none",
-        "cost": planner.cost.name if planner else "none",
-        "horizon": planner.horizon if planner else 0,
-        "budget": to_dict(budget) if budget else None,
-    }
+    return PlanSummary(
+        success_rate=mean("success"),
+        successes=int(sum(success)),
+        ever_success_rate=float(np.mean(ever)) if ever and len(ever) == n else None,
+        episodes=n,
+        mean_final_distance=mean("final_distance"),
+        seconds_per_step=mean("seconds_per_step"),
+        model_seconds_per_step=mean("model_seconds_per_step"),
+        model=model,
+        suite=suite,
+        planner=planner.optimizer.name if planner else "none",
+        cost=planner.cost.name if planner else "none",
+        horizon=planner.horizon if planner else 0,
+        budget=budget,
+        seed=seed,
+    )
 
 
 def _percent(rate: float | None) -> str:
     return "n/a" if rate is None else f"{rate:.0%}"
 
 
-def summary_table(summary: dict[str, Any], title: str = "foresight plan") -> Table:
+def summary_table(summary: PlanSummary, title: str = "foresight plan") -> Table:
     """A rich table of a ``summary.json``."""
     table = Table(title=title)
     left = ("model", "suite", "planner", "budget")
     cols = (*left, "episodes", "success", "mean final dist", "s/step")
     for col in cols:
         table.add_column(col, justify="left" if col in left else "right")
-    budget = summary.get("budget")
+    s = summary
     # A caption, not a column: the table already fills an 80-column terminal.
-    ever = _percent(summary.get("ever_success_rate"))
+    ever = _percent(s.ever_success_rate)
     table.caption = f"success: at the end; the success test held at some step: {ever}"
     table.add_row(
-        str(summary["model"]),
-        str(summary["suite"]),
-        "none" if summary["planner"] == "none" else f"{summary['planner']}/{summary['cost']}",
-        from_dict(EffectiveBudget, budget, "summary budget").label() if budget else "none",
-        str(summary["episodes"]),
-        f"{summary['success_rate']:.0%} ({summary['successes']}/{summary['episodes']})",
-        f"{summary['mean_final_distance'] * 100:.1f} cm",
-        f"{summary['seconds_per_step']:.3f}",
+        s.model,
+        s.suite,
+        "none" if s.planner == "none" else f"{s.planner}/{s.cost}",
+        s.budget.label() if s.budget else "none",
+        str(s.episodes),
+        f"{s.success_rate:.0%} ({s.successes}/{s.episodes})",
+        f"{s.mean_final_distance * 100:.1f} cm",
+        f"{s.seconds_per_step:.3f}",
     )
     return table
 
@@ -480,8 +484,8 @@ def run_suite(
         if on_episode is not None:
             on_episode(rec)
     ordered = [records[i] for i in sorted(records)]
-    summary = summarize(ordered, model, suite_cfg.name, planner_cfg if plans else None, budget)
-    summary["seed"] = seed
+    planner_run = planner_cfg if plans else None
+    summary = summarize(ordered, model, suite_cfg.name, planner_run, budget, seed)
     if out is not None:
-        atomic_write_text(out / "summary.json", json.dumps(summary, indent=1) + "\n")
+        atomic_write_text(out / "summary.json", summary.to_json())
     return SuiteResult(summary=summary, episodes=ordered)

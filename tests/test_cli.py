@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import subprocess
 import sys
+from pathlib import Path
+
+import pytest
 
 from foresight.cli import build_parser
+from foresight.commands.collect import CollectFlags
+from foresight.commands.plan import PlanFlags
+from foresight.commands.train import TrainFlags
+from foresight.flags import from_args
 
 VERBS = ("collect", "data", "train", "plan", "evaluate", "report", "lpips-export", "quickstart")
 
@@ -63,3 +71,39 @@ def test_unknown_config_key_is_one_line(tmp_path):
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "unknown key 'imagesize'" in lines[0]
+
+
+# Each verb's options as one typed object: (verb, flags class, the required flags, their values).
+FLAGGED = [
+    ("collect", CollectFlags, ["--out", "d.h5", "--episodes", "3"],
+     {"out": Path("d.h5"), "episodes": 3}),
+    ("plan", PlanFlags, ["--model", "oracle", "--out", "r"], {"model": "oracle", "out": Path("r")}),
+    ("train", TrainFlags, ["--config", "vrnn", "--data", "d.h5", "--out", "r"],
+     {"config": "vrnn", "data": Path("d.h5"), "out": Path("r")}),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("verb", "cls", "argv", "values"), FLAGGED)
+def test_flags_are_generated_from_each_verbs_dataclass(verb, cls, argv, values):
+    parser = build_parser()
+    assert from_args(cls, parser.parse_args([verb, *argv])) == cls(**values)
+    # Every field is a flag (a true boolean as --no-<name>), and overrides are positional.
+    flags = {a.dest: a for a in parser._subparsers._group_actions[0].choices[verb]._actions}
+    for f in dataclasses.fields(cls):
+        assert f.name in flags, f.name
+    assert flags["overrides"].option_strings == []
+    words = ["a.b=1", "c=2"]
+    assert from_args(cls, parser.parse_args([verb, *argv, *words])).overrides == tuple(words)
+
+
+def test_flag_values_are_typed_and_negative_booleans_flip():
+    parser = build_parser()
+    args = ["plan", "--model", "oracle", "--out", "r", "--episodes", "4", "--no-gifs"]
+    flags = from_args(PlanFlags, parser.parse_args(args))
+    assert flags.episodes == 4 and flags.gifs is False and flags.device == "auto"
+    args = ["train", "--config", "vrnn", "--data", "d", "--out", "r", "--no-progress"]
+    flags = from_args(TrainFlags, parser.parse_args([*args, "--time-limit", "1.5"]))
+    assert flags.progress is False and flags.time_limit == 1.5 and flags.max_steps is None
+    # The name --env had before envs had names still works.
+    args = ["collect", "--out", "d.h5", "--episodes", "1", "--config", "push_random"]
+    assert from_args(CollectFlags, parser.parse_args(args)).env == "push_random"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import warnings
 from pathlib import Path
 
@@ -35,6 +36,7 @@ from foresight.planners.costs import (
     frames_to_tensor,
 )
 from foresight.planners.optimizers import colored_noise
+from foresight.results import PLAN_SUMMARY_FORMAT, EffectiveBudget, PlanSummary
 
 TARGET = np.array([[0.5, -0.3], [0.2, 0.7], [-0.6, 0.1], [0.0, -0.9]])
 
@@ -414,7 +416,7 @@ def test_oracle_mpc_solves_easy_tasks(oracle) -> None:
     for rec in result.episodes:
         assert rec["initial_distance"] >= 0.10
         assert rec["success"], f"task {rec['task_id']}: {rec['final_distance']:.3f} m from goal"
-    assert result.summary["success_rate"] == 1.0
+    assert result.summary.success_rate == 1.0
 
 
 def test_mpc_episode_records_imagined_futures() -> None:
@@ -455,16 +457,13 @@ def test_run_suite_drives_a_checkpoint(tmp_path, monkeypatch) -> None:
     result = run_suite(ckpt, suite="easy", out=out, episodes=1, planner=tiny, device="cpu")
     (rec,) = result.episodes
     assert rec["steps"] == 30 and rec["model_seconds_per_step"] > 0
-    assert result.summary["model"] == str(ckpt.resolve()) and result.summary["planner"] == "cem"
+    assert result.summary.model == str(ckpt.resolve()) and result.summary.planner == "cem"
     assert (out / "gifs" / "task_0000.gif").is_file()
     # copy_last's config asks for no budget: the planner's, recorded as the preset's.
-    assert result.summary["budget"] == {
-        "samples": 8,
-        "iterations": 1,
-        "batch_size": 200,
-        "num_samples": 1,
-        "from_model": [],
-    }
+    assert result.summary.budget == EffectiveBudget(8, 1, 200, 1, ())
+    # summary.json is that summary, typed and versioned.
+    assert PlanSummary.load(out) == result.summary
+    assert json.loads((out / "summary.json").read_text())["format"] == PLAN_SUMMARY_FORMAT
     # The same run named by a relative path resumes (nothing left to do) instead of refusing.
     monkeypatch.chdir(tmp_path)
     again = run_suite(ckpt.name, suite="easy", out=Path("run"), episodes=1, planner=tiny)

@@ -14,15 +14,18 @@ import pytest
 from foresight.cli import build_parser
 from foresight.config import load_config
 from foresight.errors import ForesightError
+from foresight.flags import from_args
 from foresight.quickstart import QuickstartConfig
 from foresight.results import (
     EVALUATION_FORMAT,
+    PLAN_SUMMARY_FORMAT,
     Control,
     EffectiveBudget,
     EvaluateOptions,
     Evaluation,
     Fvd,
     MetricCurves,
+    PlanSummary,
     Prediction,
     curve_mean,
     non_finite_steps,
@@ -132,14 +135,14 @@ def _evaluate_args(*argv: str) -> argparse.Namespace:
 
 
 def test_flags_are_generated_from_the_options() -> None:
-    assert EvaluateOptions.from_args(_evaluate_args()) == EvaluateOptions()
+    assert from_args(EvaluateOptions, _evaluate_args()) == EvaluateOptions()
     args = _evaluate_args(
         "--samples", "5", "--future", "8", "--lpips-weights", "w.pt", "--no-control"
     )  # fmt: skip
-    options = EvaluateOptions.from_args(args)
+    options = from_args(EvaluateOptions, args)
     assert options == EvaluateOptions(samples=5, future=8, lpips_weights="w.pt", control=False)
     with pytest.raises(ForesightError, match="--sequences"):
-        EvaluateOptions.from_args(_evaluate_args("--sequences", "0"))
+        from_args(EvaluateOptions, _evaluate_args("--sequences", "0"))
 
 
 def test_the_quickstart_embeds_the_options(tmp_path: Path) -> None:
@@ -258,3 +261,49 @@ def test_non_finite_steps_are_named_and_never_averaged_away() -> None:
     )
     many = [nan, 1.0] * 6
     assert non_finite_steps(many) == "nan at future steps 1, 3, 5 and 3 more"
+
+
+#: A planning run's summary.json as written before the file had a format (no "format", no
+#: "ever_success_rate"): runs made then still read.
+OLD_PLAN_SUMMARY = {
+    "success_rate": 0.5,
+    "successes": 1,
+    "episodes": 2,
+    "mean_final_distance": 0.031,
+    "seconds_per_step": 0.9,
+    "model_seconds_per_step": 0.7,
+    "model": "runs/vrnn/checkpoint.pt",
+    "suite": "easy",
+    "planner": "cem",
+    "cost": "object",
+    "horizon": 10,
+    "budget": None,
+    "seed": 0,
+}
+
+
+def test_plan_summary_round_trips_and_reads_files_from_before_its_format(tmp_path: Path) -> None:
+    old = PlanSummary.from_json(json.dumps(OLD_PLAN_SUMMARY))
+    assert old.ever_success_rate is None and old.format == PLAN_SUMMARY_FORMAT
+    new = dataclasses.replace(
+        old, ever_success_rate=1.0, budget=EffectiveBudget(200, 3, 200, 1, ("samples",))
+    )
+    (tmp_path / "summary.json").write_text(new.to_json())
+    assert PlanSummary.load(tmp_path) == new
+    assert json.loads(new.to_json())["format"] == PLAN_SUMMARY_FORMAT
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("{", "is not a planning summary"),
+        ("[1, 2]", "is not a planning summary"),
+        (json.dumps({**OLD_PLAN_SUMMARY, "format": "foresight-plan-summary/9"}), "does not read"),
+        (json.dumps({**OLD_PLAN_SUMMARY, "success": 1}), "success"),
+        (json.dumps({k: v for k, v in OLD_PLAN_SUMMARY.items() if k != "model"}), "model"),
+    ],
+)
+def test_a_damaged_plan_summary_is_one_line(text: str, message: str) -> None:
+    with pytest.raises(ForesightError, match=message) as err:
+        PlanSummary.from_json(text)
+    assert "\n" not in str(err.value)

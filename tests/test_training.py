@@ -45,7 +45,7 @@ from foresight.training import (
     train,
 )
 from foresight.training.state import EpochBatches, preserved_rng
-from foresight.training.trainer import config_differences
+from foresight.training.trainer import BestScore, config_differences
 
 
 # --------------------------------------------------------------------------- test-only model
@@ -438,13 +438,16 @@ def test_best_checkpoint_follows_the_configured_metric(tmp_path: Path, tiny_h5: 
         best_mode="min",
     )  # fmt: skip
     run = tmp_path / "run"
-    train(options(cfg, tiny_h5, run))
+    result = train(options(cfg, tiny_h5, run))
     valid = records(run, "valid")
     assert [r["step"] for r in valid] == [2, 4, 6]
     assert all("loss" in r and "mse" in r and "ssim_mean" not in r for r in valid)
     best = read_checkpoint(run / "best.pt")["best"]
     assert best["metric"] == "mse"
     assert best["value"] == min(r["mse"] for r in valid)
+    # What the run returns is what it wrote, typed.
+    assert result.valid is not None and result.valid.line() == valid[-1]
+    assert result.best_score == BestScore(best["metric"], best["value"], best["step"])
 
     bad = tiny_config(tmp_path, "bad.yaml", max_steps=2, best_metric="nll")
     with pytest.raises(ForesightError, match="best_metric 'nll' is not a validation measure"):

@@ -3,10 +3,64 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from foresight.data.collect import collect_dataset
+from foresight.flags import add_flags, from_args, option
 from foresight.io import output_lock
+
+
+@dataclass(frozen=True, kw_only=True)
+class CollectFlags:
+    """The flags of ``foresight collect`` (see :func:`foresight.data.collect.collect_dataset`).
+
+    Attributes:
+        out: Output ``.h5`` file.
+        episodes: Episodes to collect.
+        workers: Parallel worker processes.
+        seed: Dataset seed; episode ``i`` uses ``(seed, i)``.
+        image_size: Frame size (None: the env config's).
+        steps: Actions per episode.
+        env: Env preset, env YAML, or registered env id.
+        valid_fraction: Share of episodes held out.
+        overwrite: Replace an existing file.
+        overrides: ``KEY=VALUE`` overrides of the env config.
+    """
+
+    out: Path = field(metadata=option("output .h5 file"))
+    episodes: int = field(metadata=option("number of episodes"))
+    workers: int = field(
+        default=1, metadata=option("parallel worker processes (at most one per core is used)")
+    )
+    seed: int = field(default=0, metadata=option("dataset seed (episode i uses (seed, i))"))
+    image_size: int | None = field(default=None, metadata=option("frame size (default: config)"))
+    steps: int = field(default=30, metadata=option("actions per episode (T)"))
+    env: str = field(
+        default="push",
+        metadata=option(
+            "the env: a preset of configs/env/ (push), an env YAML, or a registered env id "
+            "(foresight/Push-v0)"
+        ),
+    )
+    valid_fraction: float = field(default=0.1, metadata=option("share of episodes held out"))
+    overwrite: bool = field(
+        default=False,
+        metadata=option(
+            "replace an existing --out file (without it, only a complete file with the same "
+            "settings is accepted, and kept as it is)"
+        ),
+    )
+    overrides: tuple[str, ...] = field(
+        default=(),
+        metadata=option(
+            "override the env config's values, checked like its YAML keys "
+            "(e.g. friction=0.6 max_step=0.02)",
+            flag="overrides",
+            nargs="*",
+            metavar="KEY=VALUE",
+        ),
+    )
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -18,39 +72,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "policy) into a robomimic-style HDF5 file. Interrupted runs resume when the same "
         "command is run again; once the file is complete, the same command leaves it as it is.",
     )
-    p.add_argument("--out", type=Path, required=True, help="output .h5 file")
-    p.add_argument("--episodes", type=int, required=True, help="number of episodes")
-    p.add_argument(
-        "--workers",
-        type=int,
-        default=1,
-        help="parallel worker processes (at most one per core is used)",
-    )
-    p.add_argument("--seed", type=int, default=0, help="dataset seed (episode i uses (seed, i))")
-    p.add_argument("--image-size", type=int, default=None, help="frame size (default: config)")
-    p.add_argument("--steps", type=int, default=30, help="actions per episode (T)")
-    p.add_argument(
-        "--env",
-        default="push",
-        help="the env: a preset of configs/env/ (push), an env YAML, or a registered env id "
-        "(foresight/Push-v0)",
-    )
-    # The flag's name before envs had names; kept so existing scripts run.
+    add_flags(p, CollectFlags)
+    # The --env flag's name before envs had names; kept so existing scripts run.
     p.add_argument("--config", dest="env", help=argparse.SUPPRESS)
-    p.add_argument("--valid-fraction", type=float, default=0.1, help="share of episodes held out")
-    p.add_argument(
-        "--overwrite",
-        action="store_true",
-        help="replace an existing --out file (without it, only a complete file with the same "
-        "settings is accepted, and kept as it is)",
-    )
-    p.add_argument(
-        "overrides",
-        nargs="*",
-        metavar="KEY=VALUE",
-        help="override the env config's values, checked like its YAML keys "
-        "(e.g. friction=0.6 max_step=0.02)",
-    )
     p.set_defaults(func=run)
 
 
@@ -58,17 +82,18 @@ def run(args: argparse.Namespace) -> int:
     """Collect, resume, assemble."""
     from foresight.envs import load_env
 
-    overrides = {} if args.image_size is None else {"image_size": args.image_size}
-    env = load_env(args.env, overrides, args.overrides)
-    with output_lock(args.out, "foresight collect"):
+    flags = from_args(CollectFlags, args)
+    overrides = {} if flags.image_size is None else {"image_size": flags.image_size}
+    env = load_env(flags.env, overrides, list(flags.overrides))
+    with output_lock(flags.out, "foresight collect"):
         collect_dataset(
-            args.out,
-            args.episodes,
+            flags.out,
+            flags.episodes,
             env,
-            seed=args.seed,
-            steps=args.steps,
-            workers=args.workers,
-            valid_fraction=args.valid_fraction,
-            overwrite=args.overwrite,
+            seed=flags.seed,
+            steps=flags.steps,
+            workers=flags.workers,
+            valid_fraction=flags.valid_fraction,
+            overwrite=flags.overwrite,
         )
     return 0

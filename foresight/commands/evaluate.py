@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from foresight.device import add_device_flag
+from foresight.flags import add_flags, from_args
 from foresight.progress import make_progress
 from foresight.results import EvaluateOptions, curve_mean, non_finite_name, non_finite_steps
 
@@ -33,7 +34,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, required=True, help="run directory")
     add_device_flag(p, "model device")
     p.add_argument("--label", default=None, help="name in reports (default: the run folder's)")
-    EvaluateOptions.add_flags(p)
+    add_flags(p, EvaluateOptions)
     # A flag of this call, not an EvaluateOptions field: it says what to do with an earlier
     # run, not how to evaluate, so it is neither stored in evaluation.json nor in presets.
     p.add_argument(
@@ -59,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     from foresight.evaluation import evaluate
     from foresight.io import check_out_dir, output_lock
 
-    options = EvaluateOptions.from_args(args)
+    options = from_args(EvaluateOptions, args)
     console = Console(stderr=True)
     check_out_dir(args.out)
     with output_lock(args.out, "foresight evaluate"), make_progress(console) as progress:

@@ -3,15 +3,79 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.progress import TextColumn
 
-from foresight.device import add_device_flag
+from foresight.device import device_field
+from foresight.flags import add_flags, from_args, option
 from foresight.io import output_lock
 from foresight.progress import make_progress
+
+
+@dataclass(frozen=True, kw_only=True)
+class PlanFlags:
+    """The flags of ``foresight plan`` (see :func:`foresight.planners.suite.run_suite`).
+
+    Attributes:
+        model: Checkpoint path or a named policy.
+        suite: Suite preset or YAML path.
+        episodes: Tasks ``0 .. N-1`` (None: the suite's).
+        seed: Suite seed (None: the suite's).
+        out: Run folder.
+        planner: Planner preset or YAML path.
+        workers: Parallel worker processes.
+        device: Model device.
+        threads: Torch threads per worker (None: 1 on CPU).
+        gifs: Write a GIF per episode.
+        overwrite: Replace a run in ``out`` with other settings.
+        overrides: ``KEY=VALUE`` overrides of the planner config.
+    """
+
+    model: str = field(
+        metadata=option(
+            "checkpoint .pt, or oracle (the simulator; oracle32: rendering at 32x32), "
+            "random or zero (baselines)"
+        )
+    )
+    suite: str = field(default="easy", metadata=option("suite preset (easy, hard) or YAML path"))
+    episodes: int | None = field(default=None, metadata=option("tasks 0..N-1 (default: suite's)"))
+    seed: int | None = field(default=None, metadata=option("suite seed (default: suite's)"))
+    out: Path = field(metadata=option("run directory"))
+    planner: str = field(
+        default="cem",
+        metadata=option(
+            "planner preset (cem, icem, fast, mppi) or YAML path; a checkpoint's plan: block "
+            "overrides its budget (samples, iterations, batch_size, num_samples)"
+        ),
+    )
+    workers: int = field(
+        default=1, metadata=option("parallel worker processes (at most one per core)")
+    )
+    device: str = device_field("model device")
+    threads: int | None = field(
+        default=None,
+        metadata=option(
+            "torch threads per worker (default: 1 on CPU, use --workers for more cores)"
+        ),
+    )
+    gifs: bool = field(default=True, metadata=option("skip the per-episode GIFs", flag="--no-gifs"))
+    overwrite: bool = field(
+        default=False, metadata=option("replace a run in --out with other settings")
+    )
+    overrides: tuple[str, ...] = field(
+        default=(),
+        metadata=option(
+            "override the planner config's values, checked like its YAML keys "
+            "(e.g. optimizer.samples=128 horizon=8)",
+            flag="overrides",
+            nargs="*",
+            metavar="KEY=VALUE",
+        ),
+    )
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -24,43 +88,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "Writes episodes.jsonl, summary.json and a GIF per episode to --out; re-running the "
         "same command resumes.",
     )
-    p.add_argument(
-        "--model",
-        required=True,
-        help="checkpoint .pt, or oracle (the simulator; oracle32: rendering at 32x32), "
-        "random or zero (baselines)",
-    )
-    p.add_argument("--suite", default="easy", help="suite preset (easy, hard) or YAML path")
-    p.add_argument("--episodes", type=int, default=None, help="tasks 0..N-1 (default: suite's)")
-    p.add_argument("--seed", type=int, default=None, help="suite seed (default: suite's)")
-    p.add_argument("--out", type=Path, required=True, help="run directory")
-    p.add_argument(
-        "--planner",
-        default="cem",
-        help="planner preset (cem, icem, fast, mppi) or YAML path; a checkpoint's plan: block "
-        "overrides its budget (samples, iterations, batch_size, num_samples)",
-    )
-    p.add_argument(
-        "--workers", type=int, default=1, help="parallel worker processes (at most one per core)"
-    )
-    add_device_flag(p, "model device")
-    p.add_argument(
-        "--threads",
-        type=int,
-        default=None,
-        help="torch threads per worker (default: 1 on CPU, use --workers for more cores)",
-    )
-    p.add_argument("--no-gifs", action="store_true", help="skip the per-episode GIFs")
-    p.add_argument(
-        "--overwrite", action="store_true", help="replace a run in --out with other settings"
-    )
-    p.add_argument(
-        "overrides",
-        nargs="*",
-        metavar="KEY=VALUE",
-        help="override the planner config's values, checked like its YAML keys "
-        "(e.g. optimizer.samples=128 horizon=8)",
-    )
+    add_flags(p, PlanFlags)
     p.set_defaults(func=run)
 
 
@@ -69,7 +97,8 @@ def run(args: argparse.Namespace) -> int:
     from foresight.planners.config import load_planner
     from foresight.planners.suite import run_suite, summary_table
 
-    planner = load_planner(args.planner, args.overrides) if args.overrides else args.planner
+    flags = from_args(PlanFlags, args)
+    planner = load_planner(flags.planner, flags.overrides) if flags.overrides else flags.planner
 
     console = Console(stderr=True)
     # The bar starts only once run_suite has checked its inputs, so a bad input prints
@@ -87,20 +116,20 @@ def run(args: argparse.Namespace) -> int:
         rate = f"success {state['successes']}/{state['done']}"
         progress.update(state["bar"], advance=1, rate=rate)
 
-    with output_lock(args.out, "foresight plan"):
+    with output_lock(flags.out, "foresight plan"):
         try:
             result = run_suite(
-                model=args.model,
-                suite=args.suite,
-                out=args.out,
-                episodes=args.episodes,
-                seed=args.seed,
+                model=flags.model,
+                suite=flags.suite,
+                out=flags.out,
+                episodes=flags.episodes,
+                seed=flags.seed,
                 planner=planner,
-                workers=args.workers,
-                device=args.device,
-                threads=args.threads,
-                gifs=not args.no_gifs,
-                overwrite=args.overwrite,
+                workers=flags.workers,
+                device=flags.device,
+                threads=flags.threads,
+                gifs=flags.gifs,
+                overwrite=flags.overwrite,
                 on_episode=on_episode,
                 on_start=on_start,
             )
@@ -108,9 +137,9 @@ def run(args: argparse.Namespace) -> int:
             progress.stop()
     Console().print(summary_table(result.summary))
     wrote = (
-        "episodes.jsonl and summary.json"
-        if args.no_gifs
-        else "episodes.jsonl, summary.json and gifs/"
+        "episodes.jsonl, summary.json and gifs/"
+        if flags.gifs
+        else "episodes.jsonl and summary.json"
     )
-    console.print(f"wrote {args.out}/{wrote}", soft_wrap=True, highlight=False)
+    console.print(f"wrote {flags.out}/{wrote}", soft_wrap=True, highlight=False)
     return 0

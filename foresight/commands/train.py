@@ -4,17 +4,77 @@ from __future__ import annotations
 
 import argparse
 import math
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rich.console import Console
 
-from foresight.device import add_device_flag
+from foresight.device import device_field
 from foresight.errors import ConfigError
+from foresight.flags import add_flags, from_args, option
 from foresight.io import check_out_dir, output_lock
 
 if TYPE_CHECKING:
     from foresight.training import TrainResult
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainFlags:
+    """The flags of ``foresight train`` (see :class:`foresight.training.TrainOptions`).
+
+    Attributes:
+        config: Model preset name or model YAML path.
+        data: Dataset from ``foresight collect``.
+        out: Run folder.
+        max_steps: Total steps (None: the config's).
+        time_limit: Minutes of training steps after which to stop (None: no limit).
+        device: Training device.
+        resume: Continue the run in ``out``.
+        allow_other_data: With ``resume``, accept another dataset.
+        seed: Training seed (None: the config's).
+        progress: Show a live progress bar.
+        overrides: ``KEY=VALUE`` overrides of the model config.
+    """
+
+    config: str = field(metadata=option("model preset name (e.g. svg_lp) or model YAML path"))
+    data: Path = field(metadata=option("dataset .h5 from 'foresight collect'"))
+    out: Path = field(metadata=option("run folder (RUN_DIR)"))
+    max_steps: int | None = field(default=None, metadata=option("total steps (default: config)"))
+    time_limit: float | None = field(
+        default=None,
+        metadata=option(
+            "stop after this many minutes of training steps (validation excluded, summed "
+            "over resumes), then validate and checkpoint; for equal-time comparisons",
+            metavar="MINUTES",
+        ),
+    )
+    device: str = device_field(
+        "training device (under torchrun: auto or cuda, one GPU per process)"
+    )
+    resume: bool = field(default=False, metadata=option("continue the run in --out"))
+    allow_other_data: bool = field(
+        default=False,
+        metadata=option(
+            "with --resume, continue even though --data is not the dataset the checkpoint "
+            "was trained on (compared by episodes, splits, steps, frame size and collection "
+            "settings; a moved or copied file is the same dataset); its data order starts afresh"
+        ),
+    )
+    seed: int | None = field(default=None, metadata=option("training seed (default: config)"))
+    progress: bool = field(
+        default=True, metadata=option("no live progress bar", flag="--no-progress")
+    )
+    overrides: tuple[str, ...] = field(
+        default=(),
+        metadata=option(
+            "override the model config's values, checked like its YAML keys "
+            "(e.g. train.lr=3e-4 channels=8)",
+            flag="overrides",
+            nargs="*",
+            metavar="KEY=VALUE",
+        ),
+    )
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -26,38 +86,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "RUN_DIR/metrics.jsonl, checkpoint.pt (latest), best.pt (best validation SSIM) and "
         "samples/ strips. Multi-GPU: launch the same command with torchrun.",
     )
-    p.add_argument(
-        "--config", required=True, help="model preset name (e.g. svg_lp) or model YAML path"
-    )
-    p.add_argument("--data", type=Path, required=True, help="dataset .h5 from 'foresight collect'")
-    p.add_argument("--out", type=Path, required=True, help="run folder (RUN_DIR)")
-    p.add_argument("--max-steps", type=int, default=None, help="total steps (default: config)")
-    p.add_argument(
-        "--time-limit",
-        type=float,
-        default=None,
-        metavar="MINUTES",
-        help="stop after this many minutes of training steps (validation excluded, summed "
-        "over resumes), then validate and checkpoint; for equal-time comparisons",
-    )
-    add_device_flag(p, "training device (under torchrun: auto or cuda, one GPU per process)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out")
-    p.add_argument(
-        "--allow-other-data",
-        action="store_true",
-        help="with --resume, continue even though --data is not the dataset the checkpoint "
-        "was trained on (compared by episodes, splits, steps, frame size and collection "
-        "settings; a moved or copied file is the same dataset); its data order starts afresh",
-    )
-    p.add_argument("--seed", type=int, default=None, help="training seed (default: config)")
-    p.add_argument("--no-progress", action="store_true", help="no live progress bar")
-    p.add_argument(
-        "overrides",
-        nargs="*",
-        metavar="KEY=VALUE",
-        help="override the model config's values, checked like its YAML keys "
-        "(e.g. train.lr=3e-4 channels=8)",
-    )
+    add_flags(p, TrainFlags)
     p.set_defaults(func=run)
 
 
@@ -67,26 +96,27 @@ def run(args: argparse.Namespace) -> int:
     from foresight.training import TrainOptions, train, with_overrides
     from foresight.training.trainer import TrainingInterrupted
 
+    flags = from_args(TrainFlags, args)
     config = with_overrides(
-        load_model_config(args.config, args.overrides), args.max_steps, args.seed
+        load_model_config(flags.config, flags.overrides), flags.max_steps, flags.seed
     )
-    if args.time_limit is not None and not 0 < args.time_limit < math.inf:
+    if flags.time_limit is not None and not 0 < flags.time_limit < math.inf:
         raise ConfigError(
-            f"--time-limit must be a positive number of minutes, got {args.time_limit}"
+            f"--time-limit must be a positive number of minutes, got {flags.time_limit}"
         )
     options = TrainOptions(
         config,
-        args.data,
-        args.out,
-        args.device,
-        args.resume,
-        not args.no_progress,
-        time_limit_s=None if args.time_limit is None else 60.0 * args.time_limit,
-        allow_other_data=args.allow_other_data,
+        flags.data,
+        flags.out,
+        flags.device,
+        flags.resume,
+        flags.progress,
+        time_limit_s=None if flags.time_limit is None else 60.0 * flags.time_limit,
+        allow_other_data=flags.allow_other_data,
     )
-    check_out_dir(args.out)
+    check_out_dir(flags.out)
     try:
-        with output_lock(args.out, "foresight train"):
+        with output_lock(flags.out, "foresight train"):
             result = train(options)
     except TrainingInterrupted:
         # The trainer has said where it stopped and how to go on; the generic hint does not
@@ -104,22 +134,9 @@ def summary(result: TrainResult) -> str:
     have no PSNR/SSIM: the line then shows the measures they do have.
     """
     msg = f"step {result.step}: wrote {result.checkpoint} and {result.best}"
-    valid = result.valid or {}
-    if "ssim_mean" in valid and "psnr_mean" in valid:
-        msg += (
-            f"; valid ssim {valid['ssim_mean']:.4f}, psnr {valid['psnr_mean']:.2f} "
-            f"(mean of {valid.get('num_samples', '?')})"
-        )
-    elif valid:
-        skip = {"step", "split", "sequences", "num_samples", "future_frames"}
-        measures = [
-            f"{k} {v:.4g}"
-            for k, v in valid.items()
-            if k not in skip and isinstance(v, int | float) and not isinstance(v, bool)
-        ]
-        if measures:
-            msg += "; valid " + ", ".join(measures[:4])
+    if result.valid is not None:
+        msg += f"; valid {result.valid.describe()}"
     best = result.best_score
-    if best and best.get("metric") not in (None, "ssim_mean"):
-        msg += f"; best {best['metric']} {best['value']:.4g} at step {best['step']}"
+    if best is not None and best.metric != "ssim_mean":
+        msg += f"; {best.describe()}"
     return msg

@@ -63,6 +63,7 @@ from foresight.training.state import (
 from foresight.training.tracking import Tracker, check_trackers
 from foresight.training.validation import (
     ValidationSet,
+    ValidRecord,
     check_best_metric,
     make_validation_set,
     validate,
@@ -127,16 +128,39 @@ class TrainResult:
         best: The best checkpoint so far.
         valid: The last validation record (None if validation was skipped).
         main: True in the process that wrote the files (rank 0).
-        best_score: What picked ``best``: ``{"metric", "value", "step"}`` (empty if nothing
-            was scored).
+        best_score: What picked ``best`` (None if nothing was scored).
     """
 
     step: int
     checkpoint: Path
     best: Path
-    valid: dict[str, Any] | None
+    valid: ValidRecord | None
     main: bool = True
-    best_score: dict[str, Any] = dataclasses.field(default_factory=dict)
+    best_score: BestScore | None = None
+
+
+@dataclass(frozen=True)
+class BestScore:
+    """What picked ``best.pt``: its measure, value and step (the checkpoints' ``best``).
+
+    Attributes:
+        metric: The validation measure (``train.best_metric``), or ``train_loss`` for a run
+            without a valid split.
+        value: Its value at ``step``.
+        step: The training step of ``best.pt``.
+    """
+
+    metric: str
+    value: float
+    step: int
+
+    def beaten_by(self, value: float, higher: bool) -> bool:
+        """True if ``value`` is better than this score (higher or lower is better)."""
+        return value > self.value if higher else value < self.value
+
+    def describe(self) -> str:
+        """``best ssim_mean 0.9012 at step 4000``."""
+        return f"best {self.metric} {self.value:.4g} at step {self.step}"
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -413,9 +437,9 @@ class _Run:
         self.console = Console(stderr=True, quiet=not ctx.is_main)
         self.precision = pick_precision(self.tc.amp, ctx.device)
         self.last_saved: int | None = None
-        self.best: dict[str, Any] = {}
+        self.best: BestScore | None = None
         self.train_seconds = 0.0
-        self.last_valid: dict[str, Any] | None = None
+        self.last_valid: ValidRecord | None = None
         #: Steps taken so far (what an interruption reports); None until the loop starts.
         self.step: int | None = None
         self.resumed = False
@@ -576,7 +600,7 @@ class _Run:
                 "rng": states,
                 "data": {"epoch": position[0], "batch": position[1]},
                 "world_size": self.ctx.world_size,
-                "best": self.best,
+                "best": to_dict(self.best) if self.best else {},
                 "train_seconds": self.train_seconds,
                 "dataset": str(self.options.data),
                 # What --resume compares: a moved copy resumes, another dataset does not.
@@ -590,7 +614,7 @@ class _Run:
 
     def _validate(
         self, model: VideoModel, vset: ValidationSet, step: int, train_loss: float | None
-    ) -> dict[str, Any] | None:
+    ) -> ValidRecord | None:
         """Validate (rank 0), log, and update ``best.pt``; other ranks wait."""
         record = None
         if self.ctx.is_main:
@@ -604,24 +628,20 @@ class _Run:
                     self.out / SAMPLES,
                     on_strip=lambda image: self._log_image(step, image),
                 )
-                self._log(record)
-                self.console.print(f"step {step}: valid " + _summary(record))
+                self._log(record.line())
+                self.console.print(f"step {step}: valid {record.describe()}")
                 key, higher = self.tc.best_metric, self.tc.best_mode == "max"
-                value = record[key]
+                value = record.measures[key]
             else:
                 key, value, higher = "train_loss", train_loss, False
-            if value is not None and (
-                not self.best
-                or (value > self.best["value"] if higher else value < self.best["value"])
-            ):
-                self.best = {"metric": key, "value": value, "step": step}
-                summary = {k: v for k, v in (record or {}).items() if not isinstance(v, list)}
+            if value is not None and (self.best is None or self.best.beaten_by(value, higher)):
+                self.best = BestScore(key, value, step)
                 save_checkpoint(
                     self.out / BEST,
                     model,
                     step=step,
-                    valid=summary,
-                    best=self.best,
+                    valid=record.line(per_step=False) if record else {},
+                    best=to_dict(self.best),
                     env_args=self.env_args,
                 )
         barrier(self.ctx)
@@ -740,7 +760,7 @@ class _Run:
             self.out / BEST,
             self.last_valid,
             self.ctx.is_main,
-            dict(self.best),
+            self.best,
         )
 
     def _restore(
@@ -790,7 +810,8 @@ class _Run:
                 f"{source}: its weights or optimizer state do not fit this model ({detail}); "
                 "it cannot resume"
             ) from err
-        self.best = dict(payload.get("best") or {})
+        best = payload.get("best")  # checked by _payload_problem
+        self.best = BestScore(best["metric"], float(best["value"]), best["step"]) if best else None
         self.train_seconds = float(payload.get("train_seconds", 0.0))
         self.last_saved = int(payload["step"])
         states = payload["rng"]
@@ -919,15 +940,3 @@ class _Run:
             # Resumed at or past max_steps: nothing ran, but the run folder stays complete.
             self._save(model, step, step_fn, position)
         return step
-
-
-def _summary(record: dict[str, Any]) -> str:
-    """One console line of a validation record: rollout scores, else the model's measures."""
-    if "psnr_mean" in record:
-        return (
-            f"psnr {record['psnr_mean']:.2f} (best of {record['num_samples']} "
-            f"{record['psnr_best']:.2f}), ssim {record['ssim_mean']:.4f} "
-            f"(best {record['ssim_best']:.4f})"
-        )
-    skip = {"step", "split", "sequences"}
-    return ", ".join(f"{k} {v:.4g}" for k, v in record.items() if k not in skip) or "no measures"

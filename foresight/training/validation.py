@@ -14,7 +14,7 @@ strips of true against imagined futures. ``train.best_metric`` names the measure
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -99,6 +99,51 @@ def _batches(vset: ValidationSet, batch_size: int) -> list[dict[str, torch.Tenso
     return out
 
 
+@dataclass(frozen=True)
+class ValidRecord:
+    """One validation pass: the ``valid`` line of ``metrics.jsonl``, typed.
+
+    Attributes:
+        step: Training step validated at.
+        sequences: Validation sequences scored.
+        measures: Every scalar measure by name: the model's own
+            (:meth:`~foresight.models.base.VideoModel.validation_step`: ``loss``, ...) and,
+            with rollout validation, ``<metric>_mean`` and ``<metric>_best``
+            (:func:`rollout_measures`).
+        curves: With rollout validation, ``<metric>_<kind>_per_step``: the score of each
+            future step.
+        num_samples: Futures sampled per sequence (None without rollout validation).
+        future_frames: Future frames rolled out (None likewise).
+    """
+
+    step: int
+    sequences: int
+    measures: dict[str, float] = field(default_factory=dict)
+    curves: dict[str, list[float]] = field(default_factory=dict)
+    num_samples: int | None = None
+    future_frames: int | None = None
+
+    def line(self, per_step: bool = True) -> dict[str, Any]:
+        """The record as ``metrics.jsonl`` holds it (``best.pt`` keeps it without curves)."""
+        out: dict[str, Any] = {"step": self.step, "split": "valid", "sequences": self.sequences}
+        out.update(self.measures)
+        if self.num_samples is not None:
+            out.update(num_samples=self.num_samples, future_frames=self.future_frames)
+        if per_step:
+            out.update(self.curves)
+        return out
+
+    def describe(self) -> str:
+        """One console line: the rollout scores, else the model's measures."""
+        m = self.measures
+        if {"psnr_mean", "psnr_best", "ssim_mean", "ssim_best"} <= set(m):
+            return (
+                f"psnr {m['psnr_mean']:.2f} (best of {self.num_samples} {m['psnr_best']:.2f}), "
+                f"ssim {m['ssim_mean']:.4f} (best {m['ssim_best']:.4f})"
+            )
+        return ", ".join(f"{k} {v:.4g}" for k, v in m.items()) or "no measures"
+
+
 def rollout_measures() -> list[str]:
     """Keys of the scored-rollout measures in a ``valid`` record (``psnr_mean``, ...)."""
     return [f"{m.name}_{kind}" for m in FRAME_METRICS for kind in ("mean", "best")]
@@ -152,7 +197,7 @@ def validate(
     precision: Precision,
     samples_dir: Path | None,
     on_strip: Callable[[np.ndarray], None] | None = None,
-) -> dict[str, Any]:
+) -> ValidRecord:
     """The model's validation measures and, with ``train.eval_rollout``, scored rollouts.
 
     Sampling uses its own seeded generator (the same every validation, so scores at different
@@ -170,11 +215,10 @@ def validate(
             hand it to experiment trackers).
 
     Returns:
-        A metrics record: ``split: valid``, ``step``, the measures of
-        :meth:`~foresight.models.base.VideoModel.validation_step` (``loss``, ...; when the
-        windows are at least a training window long) and, for rollouts, for each metric
-        ``<m>_mean``, ``<m>_best`` (averaged over steps) and ``<m>_mean_per_step``,
-        ``<m>_best_per_step``.
+        The measures of :meth:`~foresight.models.base.VideoModel.validation_step` (``loss``,
+        ...; when the windows are at least a training window long) and, for rollouts, for
+        each metric ``<m>_mean``, ``<m>_best`` (averaged over steps) and the curves
+        ``<m>_mean_per_step``, ``<m>_best_per_step``.
     """
     config = model.config
     c, n = config.context_frames, config.train.eval_samples
@@ -215,20 +259,20 @@ def validate(
                     pred[:STRIP_SEQUENCES, :STRIP_SAMPLES].cpu(),
                 )
     model.train(was_training)
-    record: dict[str, Any] = {"step": step, "split": "valid", "sequences": count}
-    record.update({k: v / count for k, v in measures.items()})
-    if rollouts:
-        record.update({"num_samples": n, "future_frames": vset.future_frames})
+    means = {k: v / count for k, v in measures.items()}
+    curves: dict[str, list[float]] = {}
     for metric in FRAME_METRICS if rollouts else ():
         for kind, total in sums[metric.name].items():
             curve = (total / count).tolist()
-            record[f"{metric.name}_{kind}"] = float(np.mean(curve))
-            record[f"{metric.name}_{kind}_per_step"] = [round(v, 6) for v in curve]
+            means[f"{metric.name}_{kind}"] = float(np.mean(curve))
+            curves[f"{metric.name}_{kind}_per_step"] = [round(v, 6) for v in curve]
     if samples_dir is not None and strip is not None:
         image = write_strips(*strip, c, samples_dir / f"step_{step:06d}")
         if on_strip is not None:
             on_strip(image)
-    return record
+    if not rollouts:
+        return ValidRecord(step, count, means)
+    return ValidRecord(step, count, means, curves, n, vset.future_frames)
 
 
 def write_strips(frames: torch.Tensor, pred: torch.Tensor, context: int, stem: Path) -> np.ndarray:
