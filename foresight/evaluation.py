@@ -41,6 +41,7 @@ from foresight.models import (
     untrained_models,
 )
 from foresight.models.checkpoint import save_checkpoint
+from foresight.parallel import LOCAL, Backend
 from foresight.planners.suite import NAMED_POLICIES
 from foresight.results import (
     Control,
@@ -230,6 +231,7 @@ def evaluate(
     label: str | None = None,
     progress: Any = None,
     overwrite: bool = False,
+    backend: Backend = LOCAL,
 ) -> Evaluation:
     """Evaluate one model; write ``out/evaluation.json`` and return its content.
 
@@ -248,6 +250,7 @@ def evaluate(
         overwrite: Replace a planning run in ``out/plan`` made with other settings (model,
             suite, episodes, planner) instead of refusing it; it is planned again from the
             start.
+        backend: Where the planning episodes run (:mod:`foresight.parallel`).
 
     Raises:
         ForesightError: A bad input, or ``out/plan`` holds a run with other settings and
@@ -305,6 +308,7 @@ def evaluate(
             overwrite=overwrite,
             on_start=start("planning"),
             on_episode=lambda rec: advance("planning"),
+            backend=backend,
         )
         control = control_from_summary(suite_result.summary, out)
     else:

@@ -18,6 +18,7 @@ from foresight.data.collect import collect_dataset
 from foresight.errors import ConfigError, ForesightError
 from foresight.evaluation import evaluate
 from foresight.models import load_model_config
+from foresight.parallel import LOCAL, Backend
 from foresight.progress import make_progress
 from foresight.report import build_report
 from foresight.results import EvaluateOptions, Evaluation
@@ -73,12 +74,16 @@ class Quickstart:
         out: Output folder (data, training runs, evaluations, report).
         config: What to run.
         device: ``auto``, ``cpu`` or ``cuda``.
+        backend: Where collection and planning episodes run.
     """
 
-    def __init__(self, out: Path, config: QuickstartConfig, device: str = "auto") -> None:
+    def __init__(
+        self, out: Path, config: QuickstartConfig, device: str = "auto", backend: Backend = LOCAL
+    ) -> None:
         self.out = out
         self.cfg = config
         self.device = device
+        self.backend = backend
         self.console = Console(stderr=True)
         self.data = out / "data.h5"
 
@@ -117,6 +122,7 @@ class Quickstart:
             steps=cfg.steps,
             workers=cfg.collect_workers,
             console=self.console,
+            backend=self.backend,
         )
 
     def train(self, name: str) -> tuple[str, str, int]:
@@ -148,7 +154,7 @@ class Quickstart:
         with make_progress(self.console) as progress:
             evaluate(
                 model, run_dir, data=self.data, options=options, device=self.device,
-                label=label, progress=progress, overwrite=redo,
+                label=label, progress=progress, overwrite=redo, backend=self.backend,
             )  # fmt: skip
         return run_dir
 
@@ -175,8 +181,13 @@ def _beside(config_file: Path, model: str) -> str:
     return model
 
 
-def run_quickstart(out: Path, preset: str = "default", device: str = "auto") -> Path:
-    """Run (or resume) the quickstart preset ``preset`` into ``out``."""
+def run_quickstart(
+    out: Path, preset: str = "default", device: str = "auto", backend: Backend = LOCAL
+) -> Path:
+    """Run (or resume) the quickstart preset ``preset`` into ``out``.
+
+    ``backend``: where collection and planning episodes run (:mod:`foresight.parallel`).
+    """
     path = resolve_config(preset, "quickstart")
     config = load_config(QuickstartConfig, path, kind="quickstart")
     models = tuple(_beside(path, m) for m in config.models)
@@ -191,4 +202,4 @@ def run_quickstart(out: Path, preset: str = "default", device: str = "auto") -> 
         raise ConfigError(
             f"{path}: unknown baseline '{unknown[0]}' (baselines: {', '.join(known)})"
         )
-    return Quickstart(out, dataclasses.replace(config, models=models), device).run()
+    return Quickstart(out, dataclasses.replace(config, models=models), device, backend).run()

@@ -18,9 +18,10 @@ command resumes: finished episodes are kept.
 
 from __future__ import annotations
 
+import dataclasses
 import json
-import multiprocessing as mp
 import os
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
@@ -36,6 +37,7 @@ from foresight.device import resolve_device
 from foresight.envs.spec import DEFAULT_ENV, EnvSpec
 from foresight.errors import ConfigError
 from foresight.io import atomic_write_text, check_out_dir
+from foresight.parallel import LOCAL, Backend, run_jobs
 from foresight.planners.config import (
     PlannerConfig,
     apply_budget,
@@ -181,13 +183,23 @@ def check_model(model: str | Path, env: EnvSpec | None = None) -> tuple[str, Mod
 _worker: dict[str, Any] = {}
 
 
-def _init_worker(spec: AgentSpec, threads: int, pooled: bool = False) -> None:
+def _init_worker(
+    spec: AgentSpec, threads: int, shipped: bytes | None = None, pooled: bool = False
+) -> None:
+    """Build this worker's policy and env (``shipped``: the checkpoint's bytes, via Ray)."""
     if pooled:
         ignore_interrupts()
 
     if threads:
         torch.set_num_threads(threads)
-    policy = build_policy(spec)
+    with tempfile.TemporaryDirectory(prefix="foresight-") as tmp:
+        if shipped is not None:
+            # A Ray worker reads no file of the driver's: the checkpoint came through the
+            # object store, and this copy lives only while the model is built from it.
+            local = Path(tmp) / "checkpoint.pt"
+            local.write_bytes(shipped)
+            spec = dataclasses.replace(spec, model=str(local))
+        policy = build_policy(spec)
     env = spec.env.with_image_size(policy.image_size).make()
     _worker.update(policy=policy, env=env, spec=spec)
 
@@ -211,6 +223,7 @@ def run_episodes(
     steps: int,
     workers: int = 1,
     threads: int | None = None,
+    backend: Backend = LOCAL,
 ) -> Iterator[EpisodeResult]:
     """Run one episode per task, yielding results as they finish (any order).
 
@@ -219,33 +232,40 @@ def run_episodes(
         tasks: The tasks, one episode each.
         seed: Suite seed; episode ``i`` draws from ``(seed, i)``.
         steps: Actions per episode.
-        workers: Parallel processes (1: in this process).
+        workers: Parallel workers (local: processes, 1 in this process; ray: actors).
         threads: Torch threads per worker; None: 1 on CPU (episodes are the unit of
             parallelism: small per-step tensors gain little from threads, and on a busy
             machine OpenMP threads that wait on each other made the cost 50x slower, measured),
             torch's default on CUDA.
+        backend: Where the workers run (:mod:`foresight.parallel`).
     """
     if not tasks:
         return
     if threads is None:
         threads = 1 if spec.device == "cpu" else 0
     jobs = [(t, seed, steps) for t in tasks]
-    # Episodes are CPU-bound: more processes than cores (or tasks) only add start-up cost.
-    workers = max(1, min(workers, len(tasks), os.cpu_count() or 1))
-    if workers == 1:
-        before = torch.get_num_threads()
-        _init_worker(spec, threads)
-        try:
-            for job in jobs:
-                yield _run_one(job)
-        finally:
-            _close_worker()
-            torch.set_num_threads(before)
-        return
-    # spawn: each worker creates its own GL context and torch state from scratch.
-    ctx = mp.get_context("spawn")
-    with ctx.Pool(workers, initializer=_init_worker, initargs=(spec, threads, True)) as pool:
-        yield from pool.imap_unordered(_run_one, jobs, chunksize=1)
+    shipped = None
+    if backend.remote:
+        # Workers elsewhere cannot read this machine's checkpoint: it travels once per node.
+        shipped = None if spec.model in NAMED_POLICIES else Path(spec.model).read_bytes()
+    else:
+        # Episodes are CPU-bound: more processes than cores only add start-up cost.
+        workers = max(1, min(workers, os.cpu_count() or 1))
+    gpus = 1.0 if spec.device.startswith("cuda") else 0.0
+    before = torch.get_num_threads()
+    try:
+        yield from run_jobs(
+            backend,
+            _init_worker,
+            (spec, threads, shipped),
+            _run_one,
+            jobs,
+            min(workers, len(jobs)),
+            close=_close_worker,
+            gpus=gpus,
+        )
+    finally:
+        torch.set_num_threads(before)
 
 
 @dataclass(frozen=True)
@@ -398,6 +418,7 @@ def run_suite(
     overwrite: bool = False,
     on_episode: Callable[[dict[str, Any]], None] | None = None,
     on_start: Callable[[int], None] | None = None,
+    backend: Backend = LOCAL,
 ) -> SuiteResult:
     """Plan on a task suite and judge by task success.
 
@@ -417,6 +438,7 @@ def run_suite(
         overwrite: Replace a run in ``out`` made with other settings.
         on_episode: Called with each episode record as it finishes (progress display).
         on_start: Called with the number of episodes once the inputs are checked.
+        backend: Where the episodes run (:mod:`foresight.parallel`); results are the same.
 
     Returns:
         The summary and the per-episode records.
@@ -473,7 +495,10 @@ def run_suite(
     if on_episode is not None:
         for i in sorted(records):
             on_episode(records[i])
-    for res in run_episodes(spec, tasks, seed, suite_cfg.episode_steps, workers, threads):
+    episodes_run = run_episodes(
+        spec, tasks, seed, suite_cfg.episode_steps, workers, threads, backend
+    )
+    for res in episodes_run:
         rec = res.record()
         records[res.task_id] = rec
         if out is not None:

@@ -9,6 +9,7 @@ from pathlib import Path
 from foresight.data.collect import collect_dataset
 from foresight.flags import add_flags, from_args, option
 from foresight.io import output_lock
+from foresight.parallel import Backend
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -73,6 +74,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "command is run again; once the file is complete, the same command leaves it as it is.",
     )
     add_flags(p, CollectFlags)
+    add_flags(p, Backend)
     # The --env flag's name before envs had names; kept so existing scripts run.
     p.add_argument("--config", dest="env", help=argparse.SUPPRESS)
     p.set_defaults(func=run)
@@ -83,6 +85,7 @@ def run(args: argparse.Namespace) -> int:
     from foresight.envs import load_env
 
     flags = from_args(CollectFlags, args)
+    backend = from_args(Backend, args)  # checked before any work
     overrides = {} if flags.image_size is None else {"image_size": flags.image_size}
     env = load_env(flags.env, overrides, list(flags.overrides))
     with output_lock(flags.out, "foresight collect"):
@@ -95,5 +98,6 @@ def run(args: argparse.Namespace) -> int:
             workers=flags.workers,
             valid_fraction=flags.valid_fraction,
             overwrite=flags.overwrite,
+            backend=backend,
         )
     return 0

@@ -11,6 +11,7 @@ from rich.table import Table
 
 from foresight.device import add_device_flag
 from foresight.flags import add_flags, from_args
+from foresight.parallel import Backend
 from foresight.progress import make_progress
 from foresight.results import EvaluateOptions, curve_mean, non_finite_name, non_finite_steps
 
@@ -35,6 +36,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     add_device_flag(p, "model device")
     p.add_argument("--label", default=None, help="name in reports (default: the run folder's)")
     add_flags(p, EvaluateOptions)
+    add_flags(p, Backend)
     # A flag of this call, not an EvaluateOptions field: it says what to do with an earlier
     # run, not how to evaluate, so it is neither stored in evaluation.json nor in presets.
     p.add_argument(
@@ -61,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
     from foresight.io import check_out_dir, output_lock
 
     options = from_args(EvaluateOptions, args)
+    backend = from_args(Backend, args)  # checked before any work
     console = Console(stderr=True)
     check_out_dir(args.out)
     with output_lock(args.out, "foresight evaluate"), make_progress(console) as progress:
@@ -73,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
             label=args.label,
             progress=progress,
             overwrite=args.overwrite,
+            backend=backend,
         )
     table = Table(title=f"foresight evaluate: {result.label}")
     table.add_column("measure")

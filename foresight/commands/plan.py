@@ -13,6 +13,7 @@ from rich.progress import TextColumn
 from foresight.device import device_field
 from foresight.flags import add_flags, from_args, option
 from foresight.io import output_lock
+from foresight.parallel import Backend
 from foresight.progress import make_progress
 
 
@@ -89,6 +90,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "same command resumes.",
     )
     add_flags(p, PlanFlags)
+    add_flags(p, Backend)
     p.set_defaults(func=run)
 
 
@@ -98,6 +100,7 @@ def run(args: argparse.Namespace) -> int:
     from foresight.planners.suite import run_suite, summary_table
 
     flags = from_args(PlanFlags, args)
+    backend = from_args(Backend, args)  # checked before any work
     planner = load_planner(flags.planner, flags.overrides) if flags.overrides else flags.planner
 
     console = Console(stderr=True)
@@ -132,6 +135,7 @@ def run(args: argparse.Namespace) -> int:
                 overwrite=flags.overwrite,
                 on_episode=on_episode,
                 on_start=on_start,
+                backend=backend,
             )
         finally:
             progress.stop()

@@ -6,6 +6,8 @@ import argparse
 from pathlib import Path
 
 from foresight.device import add_device_flag, resolve_device
+from foresight.flags import add_flags, from_args
+from foresight.parallel import Backend
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -25,6 +27,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="quickstart preset name or YAML (default: default, or tiny with --tiny)",
     )
     add_device_flag(p, "device for training and planning")
+    add_flags(p, Backend)
     p.set_defaults(func=run)
 
 
@@ -35,7 +38,8 @@ def run(args: argparse.Namespace) -> int:
 
     preset = args.preset or ("tiny" if args.tiny else "default")
     resolve_device(args.device)  # before the first stage, not after the collection
+    backend = from_args(Backend, args)
     check_out_dir(args.out)
     with output_lock(args.out, "foresight quickstart"):
-        run_quickstart(args.out, preset, args.device)
+        run_quickstart(args.out, preset, args.device, backend)
     return 0

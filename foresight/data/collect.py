@@ -13,7 +13,6 @@ complete, and an existing file is only replaced with ``overwrite``.
 from __future__ import annotations
 
 import json
-import multiprocessing as mp
 import os
 import shutil
 import time
@@ -34,6 +33,7 @@ from foresight.data.hdf5 import Episode, write_attrs, write_demo
 from foresight.envs.spec import DEFAULT_ENV, EnvSpec
 from foresight.errors import DataError
 from foresight.io import atomic_path, atomic_write_text, check_out_file, remove_stale_temps
+from foresight.parallel import LOCAL, Backend, run_jobs
 from foresight.progress import make_progress
 from foresight.workers import ignore_interrupts
 
@@ -110,20 +110,26 @@ def run_episode(env: ForesightEnv, settings: CollectSettings, index: int) -> Epi
 _worker: dict[str, Any] = {}
 
 
-def _init_worker(settings: CollectSettings, parts: Path) -> None:
-    ignore_interrupts()
+def _init_worker(settings: CollectSettings, pooled: bool = False) -> None:
+    if pooled:
+        ignore_interrupts()
 
     _worker["env"] = settings.env_spec.make()
     _worker["settings"] = settings
-    _worker["parts"] = parts
 
 
-def _collect_one(index: int) -> int:
-    ep = run_episode(_worker["env"], _worker["settings"], index)
-    final = part_path(_worker["parts"], index)
-    with atomic_path(final, suffix=".npz") as tmp, tmp.open("wb") as fh:
-        ep.save_npz(fh)
-    return index
+def _close_worker() -> None:
+    _worker.pop("env").close()
+
+
+def _collect_one(index: int) -> tuple[int, Episode]:
+    return index, run_episode(_worker["env"], _worker["settings"], index)
+
+
+def save_part(parts: Path, index: int, episode: Episode) -> None:
+    """Save episode ``index`` into ``parts`` atomically (a kill leaves no half part)."""
+    with atomic_path(part_path(parts, index), suffix=".npz") as tmp, tmp.open("wb") as fh:
+        episode.save_npz(fh)
 
 
 def part_path(parts: Path, index: int) -> Path:
@@ -253,23 +259,23 @@ def done_indices(parts: Path) -> set[int]:
 
 
 def collect_parts(
-    settings: CollectSettings, parts: Path, indices: list[int], workers: int
+    settings: CollectSettings,
+    parts: Path,
+    indices: list[int],
+    workers: int,
+    backend: Backend = LOCAL,
 ) -> Iterator[int]:
-    """Collect ``indices`` into ``parts``, yielding each index as it is saved."""
-    if not indices:
-        return
-    if workers <= 1:
-        _init_worker(settings, parts)
-        try:
-            for i in indices:
-                yield _collect_one(i)
-        finally:
-            _worker.pop("env").close()
-        return
-    # spawn: each worker creates its own GL context from scratch (forked contexts break).
-    ctx = mp.get_context("spawn")
-    with ctx.Pool(workers, initializer=_init_worker, initargs=(settings, parts)) as pool:
-        yield from pool.imap_unordered(_collect_one, indices, chunksize=1)
+    """Collect ``indices`` into ``parts``, yielding each index as it is saved.
+
+    Workers return their episodes and this process saves them, on any backend: a worker on
+    another machine writes nothing here, and one run again after a crash saves nothing twice.
+    """
+    jobs = run_jobs(
+        backend, _init_worker, (settings,), _collect_one, indices, workers, close=_close_worker
+    )
+    for index, episode in jobs:
+        save_part(parts, index, episode)
+        yield index
 
 
 def split_names(num: int, valid_fraction: float) -> tuple[list[str], list[str]]:
@@ -338,6 +344,7 @@ def collect_dataset(
     valid_fraction: float = 0.1,
     overwrite: bool = False,
     console: Console | None = None,
+    backend: Backend = LOCAL,
 ) -> None:
     """Collect ``episodes`` episodes into ``out``, resuming saved parts; progress on ``console``.
 
@@ -353,6 +360,7 @@ def collect_dataset(
             same settings is left as it is (the run is already done), and any other is an
             error.
         console: Where progress goes (default: stderr).
+        backend: Where the episodes run (:mod:`foresight.parallel`); the file is the same.
     """
     if not 1 <= episodes <= MAX_EPISODES:
         raise DataError(f"--episodes must be from 1 to {MAX_EPISODES:,}, got {episodes}")
@@ -373,7 +381,7 @@ def collect_dataset(
     if done & set(range(episodes)):
         console.print(f"resuming: {episodes - len(todo)} of {episodes} episodes already saved")
     cores = os.cpu_count() or 1
-    if workers > min(cores, max(len(todo), 1)):
+    if not backend.remote and workers > min(cores, max(len(todo), 1)):
         # Each worker is a CPU-bound renderer: more processes than cores (or than episodes
         # left) only cost start-up time and memory.
         used = max(1, min(cores, len(todo)))
@@ -382,7 +390,7 @@ def collect_dataset(
     start = time.perf_counter()
     with make_progress(console) as progress:
         task = progress.add_task("collecting", total=episodes, completed=episodes - len(todo))
-        for _ in collect_parts(settings, parts, todo, workers):
+        for _ in collect_parts(settings, parts, todo, workers, backend):
             progress.advance(task)
         write = progress.add_task("writing HDF5", total=episodes)
         assemble(
