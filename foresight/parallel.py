@@ -134,12 +134,26 @@ def run_jobs(
 
 
 class _RayWorker:
-    """One Ray actor: ``init`` once, then jobs one at a time (wrapped by ``ray.remote``)."""
+    """One Ray actor: ``init`` before its first job, then jobs one at a time.
 
-    def __init__(self, init: Callable[..., None], init_args: tuple[Any, ...]) -> None:
-        init(*init_args, True)
+    The setup travels with every job (a function and an object reference: a few bytes) and
+    runs on the first: a restarted actor sets itself up again when its retried job arrives,
+    and its constructor holds no object-store argument that Ray would have to keep for it.
+    """
 
-    def run(self, job: Callable[[Any], Any], item: Any) -> Any:
+    def __init__(self) -> None:
+        self.ready = False
+
+    def run(
+        self, init: Callable[..., None], init_args: list[Any], job: Callable[[Any], Any], item: Any
+    ) -> Any:
+        if not self.ready:
+            import ray
+
+            # A one-item list: Ray resolves a reference given as an argument itself, but
+            # only this first call needs the (possibly large) value.
+            init(*ray.get(init_args[0]), True)
+            self.ready = True
         return job(item)
 
 
@@ -158,7 +172,8 @@ def ray_session(backend: Backend) -> Iterator[Any]:
         ray.init(
             address=address,
             include_dashboard=False,
-            logging_level=logging.WARNING,
+            # Ray's own notes would interleave with the progress bars; its errors still show.
+            logging_level=logging.ERROR,
             log_to_driver=False,
             configure_logging=True,
         )
@@ -190,11 +205,13 @@ def _ray_jobs(
             num_cpus=1, num_gpus=gpus, max_restarts=RAY_RETRIES, max_task_retries=RAY_RETRIES
         )
         # Arguments put once: every actor on a node reads the same copy.
-        args_ref = ray.put(init_args)
-        actors = [actor.remote(init, args_ref) for _ in range(max(1, min(workers, len(items))))]
+        setup = [ray.put(init_args)]
+        actors = [actor.remote() for _ in range(max(1, min(workers, len(items))))]
         try:
             pool = ActorPool(actors)
-            yield from pool.map_unordered(lambda a, item: a.run.remote(job, item), items)
+            yield from pool.map_unordered(
+                lambda a, item: a.run.remote(init, setup, job, item), items
+            )
         finally:
             for a in actors:
                 ray.kill(a)
