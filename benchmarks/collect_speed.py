@@ -10,6 +10,8 @@ Targets (issue 2): env 1 worker >= 70% of the bare limit; 2 workers >= 1.6x one 
 
 Usage: python benchmarks/collect_speed.py [--image-size 64] [--seconds 5] [--workers 2]
        [--env push_random]   # an env preset: randomised scenes rebuild the scene per episode
+       [--backend ray]       # the end-to-end rows on Ray actors (benchmarks/backend_speed.py
+                             # compares the backends side by side)
 """
 
 from __future__ import annotations
@@ -78,7 +80,9 @@ def env_parallel(image_size: int, seconds: float, workers: int, env: str) -> flo
     return sum(n / t for n, t in results)
 
 
-def collect_end_to_end(image_size: int, episodes: int, workers: int, env: str) -> float:
+def collect_end_to_end(
+    image_size: int, episodes: int, workers: int, env: str, backend: str = "local"
+) -> float:
     from foresight.cli import main
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -99,6 +103,8 @@ def collect_end_to_end(image_size: int, episodes: int, workers: int, env: str) -
                 str(workers),
                 "--env",
                 env,
+                "--backend",
+                backend,
             ]
         )
         elapsed = time.perf_counter() - start
@@ -113,6 +119,7 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=200, help="for the end-to-end rows")
     parser.add_argument("--repeats", type=int, default=3, help="best of this many runs")
     parser.add_argument("--env", default="push", help="env preset of the env and collect rows")
+    parser.add_argument("--backend", default="local", help="backend of the collect rows")
     args = parser.parse_args()
 
     # Interleave the single-process measurements and keep the best of each, so that a burst
@@ -123,25 +130,32 @@ def main() -> None:
         n, t = env_steps((args.image_size, args.seconds, 0, args.env))
         one = max(one, n / t)
     many = env_parallel(args.image_size, args.seconds, args.workers, args.env)
-    col1 = collect_end_to_end(args.image_size, args.episodes, 1, args.env)
-    colk = collect_end_to_end(args.image_size, args.episodes, args.workers, args.env)
+    col1 = collect_end_to_end(args.image_size, args.episodes, 1, args.env, args.backend)
+    colk = collect_end_to_end(args.image_size, args.episodes, args.workers, args.env, args.backend)
 
     size = args.image_size
     table = Table(title=f"collection speed, env preset {args.env}, {size}x{size} frames")
     table.add_column("what")
+    table.add_column("backend")
     table.add_column("steps/s", justify="right")
     table.add_column("vs bare", justify="right")
     table.add_column("vs 1 worker", justify="right")
     table.caption = f"best of {args.repeats} interleaved runs of {args.seconds:g} s; targets: "
     "env 1 worker >= 70% of bare, 2 workers >= 1.6x 1 worker"
-    table.add_row("bare MuJoCo limit (mj_step + render)", f"{bare:,.0f}", "100%", "")
-    table.add_row("env, 1 worker", f"{one:,.0f}", f"{one / bare:.0%}", "1.00x")
+    b = args.backend
+    table.add_row("bare MuJoCo limit (mj_step + render)", "", f"{bare:,.0f}", "100%", "")
+    table.add_row("env, 1 worker", "local", f"{one:,.0f}", f"{one / bare:.0%}", "1.00x")
     table.add_row(
-        f"env, {args.workers} workers", f"{many:,.0f}", f"{many / bare:.0%}", f"{many / one:.2f}x"
+        f"env, {args.workers} workers",
+        "local",
+        f"{many:,.0f}",
+        f"{many / bare:.0%}",
+        f"{many / one:.2f}x",
     )
-    table.add_row("collect end to end, 1 worker", f"{col1:,.0f}", f"{col1 / bare:.0%}", "")
+    table.add_row("collect end to end, 1 worker", b, f"{col1:,.0f}", f"{col1 / bare:.0%}", "")
     table.add_row(
         f"collect end to end, {args.workers} workers",
+        b,
         f"{colk:,.0f}",
         f"{colk / bare:.0%}",
         f"{colk / col1:.2f}x",
