@@ -66,6 +66,7 @@ def test_check_env():
 def test_registered_env_steps_and_truncates():
     env = gym.make(ENV_ID, image_size=32)
     obs, info = env.reset(seed=0)
+    env.action_space.seed(0)
     assert obs["image"].shape == (32, 32, 3) and obs["image"].dtype == np.uint8
     assert obs["state"].shape == (2,) and obs["state"].dtype == np.float32
     steps = 0
@@ -75,6 +76,19 @@ def test_registered_env_steps_and_truncates():
         assert not terminated
         steps += 1
     assert steps == 30
+    env.close()
+
+
+@pytest.mark.parametrize("corner", [(1.0, 1.0), (-1.0, 1.0), (1.0, -1.0), (-1.0, -1.0)])
+def test_observations_stay_in_the_space_when_the_pusher_is_driven_into_a_corner(corner):
+    """The servo overshoots the workspace's edge a little; the declared space holds it."""
+    env = PushEnv(image_size=16)
+    obs, _ = env.reset(seed=0)
+    ws = env.sim.config.workspace
+    for _ in range(20):
+        obs, *_ = env.step(np.array(corner, np.float32))
+        assert env.observation_space.contains(obs), obs["state"]
+    assert np.all(np.abs(obs["state"]) > ws - 0.01)  # it did reach the corner
     env.close()
 
 

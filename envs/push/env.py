@@ -26,7 +26,7 @@ from foresight.config import from_dict, to_dict
 from foresight.envs.base import ExplorationPolicy, ForesightEnv, Goal, PlanarKinematics
 from foresight.envs.push.policy import InteractionPolicy, PolicyConfig
 from foresight.envs.push.scene import ObjectSpec, draw_scene
-from foresight.envs.push.sim import PushConfig, PushSim
+from foresight.envs.push.sim import WALL_GAP, PushConfig, PushSim
 from foresight.envs.push.tasks import Layout, Task, TaskDistribution, sample_layout, sample_task
 
 
@@ -69,11 +69,12 @@ class PushEnv(ForesightEnv):
         self.sim = PushSim(config)
         self._scene_plain = [to_dict(o) for o in config.objects]
         size = config.image_size
-        ws = np.float32(config.workspace)
+        # The pusher's servo may overshoot the workspace's edge; the walls bound where it can be.
+        bound = np.float32(config.workspace + WALL_GAP)
         self.observation_space = spaces.Dict(
             {
                 "image": spaces.Box(0, 255, (size, size, 3), np.uint8),
-                "state": spaces.Box(-ws, ws, (2,), np.float32),
+                "state": spaces.Box(-bound, bound, (2,), np.float32),
             }
         )
         self.action_space = spaces.Box(-1.0, 1.0, (2,), np.float32)

@@ -44,6 +44,12 @@ def _default_objects() -> tuple[ObjectSpec, ...]:
     )
 
 
+#: Space between the pusher's workspace and the walls (m). The pusher's servo target stays in
+#: the workspace; the servo can overshoot it a little where a push ends at its edge, and the
+#: walls stop the pusher centre at most this far outside.
+WALL_GAP = 0.015
+
+
 @dataclass(frozen=True)
 class PushConfig:
     """Scene and control settings of the pushing environment (``configs/env/push.yaml``).
@@ -151,7 +157,7 @@ def build_xml(config: PushConfig) -> str:
     size of the image); lighting is an even headlight so colour masks stay reliable.
     """
     size = config.image_size
-    wall = config.workspace + config.pusher_radius + 0.015
+    wall = config.workspace + config.pusher_radius + WALL_GAP
     fovy = math.degrees(2 * math.atan(config.view_half_extent / config.camera_height))
     objects = "".join(_object_xml(o, i, config.friction) for i, o in enumerate(config.objects))
     table, pusher, wall_rgb = (" ".join(f"{c:g}" for c in rgb) for rgb in FIXTURE_COLORS)
