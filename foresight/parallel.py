@@ -103,11 +103,13 @@ def run_jobs(
     Args:
         backend: Where.
         init: Module-level function each worker calls once, with ``init_args``, before its
-            first job (locally, the pooled workers get ``pooled=True`` as well).
+            first job (a worker in another process gets ``pooled=True`` as well).
         init_args: Its arguments (picklable).
         job: Module-level function of one item; its result is yielded here.
         jobs: The items.
-        workers: Parallel workers (local: processes, 1 runs in this process; ray: actors).
+        workers: Parallel workers (local: processes, 1 runs in this process; ray: actors, at
+            most as many as the cluster has CPUs, and GPUs when ``gpus``, so none waits
+            forever for room).
         close: Called in this process after its jobs when ``workers`` is 1 locally.
         gpus: GPUs each Ray worker asks for (0 on CPU).
     """
@@ -206,7 +208,15 @@ def _ray_jobs(
         )
         # Arguments put once: every actor on a node reads the same copy.
         setup = [ray.put(init_args)]
-        actors = [actor.remote() for _ in range(max(1, min(workers, len(items))))]
+        room = ray.cluster_resources()
+        limit = int(room.get("CPU", 1))
+        if gpus:
+            limit = min(limit, int(room.get("GPU", 0) / gpus))
+            if limit < 1:
+                raise ForesightError(
+                    "the Ray cluster has no GPU for --device cuda; add GPU nodes or plan on cpu"
+                )
+        actors = [actor.remote() for _ in range(max(1, min(workers, len(items), limit)))]
         try:
             pool = ActorPool(actors)
             yield from pool.map_unordered(

@@ -109,7 +109,8 @@ def _die_once_on_two(job: tuple[int, Path]) -> tuple[int, int]:
 def test_a_job_whose_worker_died_runs_again_once(tmp_path: Path) -> None:
     marker = tmp_path / "died"
     jobs = [(i, marker) for i in range(5)]
-    results = list(run_jobs(RAY, _init, (), _die_once_on_two, jobs, workers=2))
+    # More workers than the instance's 2 CPUs: the extra ones are not made (nor waited for).
+    results = list(run_jobs(RAY, _init, (), _die_once_on_two, jobs, workers=8))
     assert marker.exists()  # a worker did die
     assert sorted(results) == [(i, i * i) for i in range(5)]  # each job once
 
@@ -126,6 +127,11 @@ def test_backend_flags_are_checked(capsys, monkeypatch, tmp_path: Path) -> None:
         err = capsys.readouterr().err.strip()
         assert err.startswith("error: ") and "\n" not in err and "--backend" in err, err
     assert not Path("x").exists()
+
+
+def test_planning_on_gpus_a_cluster_lacks_is_one_line(tmp_path: Path) -> None:
+    with pytest.raises(ForesightError, match="no GPU"):
+        list(run_jobs(RAY, _init, (), _die_once_on_two, [(0, tmp_path / "m")], 1, gpus=1.0))
 
 
 def test_without_ray_the_flag_says_how_to_install_it(monkeypatch, tmp_path: Path) -> None:
