@@ -36,6 +36,18 @@ def option(help: str, flag: str | None = None, **argparse_kw: Any) -> dict[str, 
     return meta
 
 
+def overrides_field(config: str, example: str) -> Any:
+    """A verb's ``overrides`` field: positional ``KEY=VALUE`` words over its ``config``.
+
+    Args:
+        config: What they override, in words (``the env config``).
+        example: Two overrides, for the help text.
+    """
+    help = f"override {config}'s values, checked like its YAML keys (e.g. {example})"
+    meta = option(help, flag="overrides", nargs="*", metavar="KEY=VALUE")
+    return dataclasses.field(default=(), metadata=meta)
+
+
 def scalar_type(tp: Any) -> type:
     """The type a flag's text is parsed as: ``int | None`` -> ``int``, ``tuple[str]`` -> ``str``."""
     if typing.get_origin(tp) in (typing.Union, types.UnionType):

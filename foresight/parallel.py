@@ -206,8 +206,6 @@ def _ray_jobs(
         actor = ray.remote(_RayWorker).options(
             num_cpus=1, num_gpus=gpus, max_restarts=RAY_RETRIES, max_task_retries=RAY_RETRIES
         )
-        # Arguments put once: every actor on a node reads the same copy.
-        setup = [ray.put(init_args)]
         room = ray.cluster_resources()
         limit = int(room.get("CPU", 1))
         if gpus:
@@ -216,6 +214,8 @@ def _ray_jobs(
                 raise ForesightError(
                     "the Ray cluster has no GPU for --device cuda; add GPU nodes or plan on cpu"
                 )
+        # Arguments put once: every actor on a node reads the same copy.
+        setup = [ray.put(init_args)]
         actors = [actor.remote() for _ in range(max(1, min(workers, len(items), limit)))]
         try:
             pool = ActorPool(actors)

@@ -209,13 +209,7 @@ class PlanSummary:
     @classmethod
     def load(cls, path: Path) -> PlanSummary:
         """Read ``path`` (a planning run folder or its ``summary.json``); one-line errors."""
-        path = path / "summary.json" if path.is_dir() else path
-        if not path.is_file():
-            raise ForesightError(f"{path} does not exist; run 'foresight plan' first")
-        try:
-            text = path.read_text(encoding="utf-8")
-        except UnicodeDecodeError as err:
-            raise ForesightError(f"{path} is not a summary.json (not UTF-8 text)") from err
+        path, text = _run_file_text(path, "summary.json", "plan")
         return cls.from_json(text, str(path))
 
 
@@ -408,17 +402,29 @@ class Evaluation:
     @classmethod
     def load(cls, path: Path) -> Evaluation:
         """Read ``path`` (a run folder or its ``evaluation.json``); one-line errors."""
-        path = path / "evaluation.json" if path.is_dir() else path
-        if not path.is_file():
-            raise ForesightError(f"{path} does not exist; run 'foresight evaluate' first")
-        try:
-            text = path.read_text(encoding="utf-8")
-        except UnicodeDecodeError as err:
-            raise ForesightError(
-                f"{path} is not an evaluation.json (not UTF-8 text, byte {err.start}); give "
-                "a run folder written by 'foresight evaluate' or its evaluation.json"
-            ) from err
+        path, text = _run_file_text(path, "evaluation.json", "evaluate")
         return cls.from_json(text, str(path))
+
+
+def _run_file_text(path: Path, name: str, verb: str) -> tuple[Path, str]:
+    """The file ``name`` of a run folder (or ``path`` itself) and its text; one-line errors.
+
+    Args:
+        path: A run folder, or the file.
+        name: The file a run folder holds (``evaluation.json``).
+        verb: The ``foresight`` verb that writes it.
+    """
+    path = path / name if path.is_dir() else path
+    if not path.is_file():
+        raise ForesightError(f"{path} does not exist; run 'foresight {verb}' first")
+    try:
+        return path, path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        article = "an" if name[0] in "aeiou" else "a"
+        raise ForesightError(
+            f"{path} is not {article} {name} (not UTF-8 text, byte {err.start}); give a run folder "
+            f"written by 'foresight {verb}' or its {name}"
+        ) from err
 
 
 def _curves(value: Any, where: str) -> MetricCurves:

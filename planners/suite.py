@@ -192,14 +192,15 @@ def _init_worker(
 
     if threads:
         torch.set_num_threads(threads)
-    with tempfile.TemporaryDirectory(prefix="foresight-") as tmp:
-        if shipped is not None:
-            # A Ray worker reads no file of the driver's: the checkpoint came through the
-            # object store, and this copy lives only while the model is built from it.
+    if shipped is None:
+        policy = build_policy(spec)
+    else:
+        # A Ray worker reads no file of the driver's: the checkpoint came through the object
+        # store, and this copy lives only while the model is built from it.
+        with tempfile.TemporaryDirectory(prefix="foresight-") as tmp:
             local = Path(tmp) / "checkpoint.pt"
             local.write_bytes(shipped)
-            spec = dataclasses.replace(spec, model=str(local))
-        policy = build_policy(spec)
+            policy = build_policy(dataclasses.replace(spec, model=str(local)))
     env = spec.env.with_image_size(policy.image_size).make()
     _worker.update(policy=policy, env=env, spec=spec)
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from foresight.data.collect import collect_dataset
-from foresight.flags import add_flags, from_args, option
+from foresight.flags import add_flags, from_args, option, overrides_field
 from foresight.io import output_lock
 from foresight.parallel import Backend
 
@@ -52,16 +52,7 @@ class CollectFlags:
             "settings is accepted, and kept as it is)"
         ),
     )
-    overrides: tuple[str, ...] = field(
-        default=(),
-        metadata=option(
-            "override the env config's values, checked like its YAML keys "
-            "(e.g. friction=0.6 max_step=0.02)",
-            flag="overrides",
-            nargs="*",
-            metavar="KEY=VALUE",
-        ),
-    )
+    overrides: tuple[str, ...] = overrides_field("the env config", "friction=0.6 max_step=0.02")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.progress import TextColumn
 
 from foresight.device import device_field
-from foresight.flags import add_flags, from_args, option
+from foresight.flags import add_flags, from_args, option, overrides_field
 from foresight.io import output_lock
 from foresight.parallel import Backend
 from foresight.progress import make_progress
@@ -67,15 +67,8 @@ class PlanFlags:
     overwrite: bool = field(
         default=False, metadata=option("replace a run in --out with other settings")
     )
-    overrides: tuple[str, ...] = field(
-        default=(),
-        metadata=option(
-            "override the planner config's values, checked like its YAML keys "
-            "(e.g. optimizer.samples=128 horizon=8)",
-            flag="overrides",
-            nargs="*",
-            metavar="KEY=VALUE",
-        ),
+    overrides: tuple[str, ...] = overrides_field(
+        "the planner config", "optimizer.samples=128 horizon=8"
     )
 
 

@@ -12,7 +12,7 @@ from rich.console import Console
 
 from foresight.device import device_field
 from foresight.errors import ConfigError
-from foresight.flags import add_flags, from_args, option
+from foresight.flags import add_flags, from_args, option, overrides_field
 from foresight.io import check_out_dir, output_lock
 
 if TYPE_CHECKING:
@@ -65,16 +65,7 @@ class TrainFlags:
     progress: bool = field(
         default=True, metadata=option("no live progress bar", flag="--no-progress")
     )
-    overrides: tuple[str, ...] = field(
-        default=(),
-        metadata=option(
-            "override the model config's values, checked like its YAML keys "
-            "(e.g. train.lr=3e-4 channels=8)",
-            flag="overrides",
-            nargs="*",
-            metavar="KEY=VALUE",
-        ),
-    )
+    overrides: tuple[str, ...] = overrides_field("the model config", "train.lr=3e-4 channels=8")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
