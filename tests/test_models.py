@@ -61,7 +61,9 @@ B, N, T = 2, 3, 4  # sequences, samples per sequence, future frames of a rollout
 
 #: Presets that build a different network from their model's own preset (an output head, a
 #: skip path), so the contract is checked on that structure too.
-STRUCTURAL_PRESETS = ("svg_lp_cdna", "vrnn_fast_skip", "vrnn_fast_cdna")
+STRUCTURAL_PRESETS = ("svg_lp_cdna", "svg_prime", "vrnn_fast_skip", "vrnn_fast_cdna")
+#: Published models that are a configuration of a registered family, by preset name.
+NAMED_VARIANTS = {"svg_prime": "svg_lp"}
 #: Registered models, presets that once were models, and the structural presets.
 NAMES = sorted({*MODELS, *RENAMED, *STRUCTURAL_PRESETS})
 
@@ -142,8 +144,10 @@ def test_every_model_config_file_loads_and_names_its_model():
     assert names == set(MODELS), "every registered model needs a preset, every preset a model"
     for path in paths:  # <model>.yaml, or <model>_<variant>.yaml (_paper, _cdna, ...)
         model = load_model_config(path).model
-        # hvrnn.yaml configures vrnn: a renamed model keeps its presets' names.
+        # hvrnn.yaml configures vrnn: a renamed model keeps its presets' names; a published
+        # variant that is a configuration of a family keeps its paper's name.
         stems = [model, *(old for old, new in RENAMED.items() if new == model)]
+        stems += [name for name, family in NAMED_VARIANTS.items() if family == model]
         assert any(path.stem == s or path.stem.startswith(f"{s}_") for s in stems), path.name
 
 

@@ -18,8 +18,15 @@ from foresight.models import (
     load_model_config,
     model_class,
 )
-from foresight.models.backbones import BACKBONES, BackboneName, VGGDecoder, VGGEncoder
-from foresight.models.layers import CDNAComposer, conv_levels
+from foresight.models.backbones import (
+    BACKBONES,
+    BackboneName,
+    ConvDecoder,
+    ConvEncoder,
+    VGGDecoder,
+    VGGEncoder,
+)
+from foresight.models.layers import CDNAComposer, ConvLSTMStack, conv_levels
 
 SMALL = {
     "image_size": 32,
@@ -57,12 +64,20 @@ def random_batch(model: VideoModel, seed: int = 0) -> dict[str, torch.Tensor]:
 
 
 @pytest.mark.parametrize(
-    "name, output",
-    [("svg_lp", "pixels"), ("svg_fp", "pixels"), ("svg_det", "pixels"), ("svg_lp", "cdna")],
+    "name, output, latent_side",
+    [
+        ("svg_lp", "pixels", 1),
+        ("svg_fp", "pixels", 1),
+        ("svg_det", "pixels", 1),
+        ("svg_lp", "cdna", 1),
+        ("svg_lp", "pixels", 8),  # SVG′: ConvLSTMs and latents over an 8x8 map
+    ],
 )
-def test_tiny_svg_overfits_a_real_batch(name, output, real_batch):
-    model = small_model(name, output=output)
+def test_tiny_svg_overfits_a_real_batch(name, output, latent_side, real_batch):
+    over = {"g_dim": 8, "z_dim": 2, "rnn_size": 16} if latent_side > 1 else {}
+    model = small_model(name, output=output, latent_side=latent_side, **over)
     assert (model.composer is not None) == (output == "cdna")
+    assert isinstance(model.predictor, ConvLSTMStack) == (latent_side > 1)
     frames = real_batch[FRAMES]  # (4, 8, 3, 32, 32)
     copy_prev = float(((frames[:, 1:] - frames[:, :-1]) ** 2).mean())  # x_t := x_{t-1}
     copy_last = float(((frames[:, 2:] - frames[:, 1:2]) ** 2).mean())  # the copy_last model
@@ -92,8 +107,9 @@ def test_tiny_svg_overfits_a_real_batch(name, output, real_batch):
 
 
 @pytest.mark.parametrize("name", ["svg_lp", "svg_fp"])
-def test_stochastic_svg_loss_is_mse_plus_beta_kl(name):
-    model = small_model(name, image_size=16, future_frames=3)
+@pytest.mark.parametrize("latent_side", [1, 4])
+def test_stochastic_svg_loss_is_mse_plus_beta_kl(name, latent_side):
+    model = small_model(name, image_size=16, future_frames=3, latent_side=latent_side)
     torch.manual_seed(0)
     loss, terms = model.loss(random_batch(model))
     assert set(terms) == {"mse", "kl"} and terms["kl"] > 0
@@ -211,6 +227,57 @@ def test_tiny_vgg_svg_learns_a_real_batch_and_rolls_out(real_batch):
         )
     assert out.shape == (4, 3, 2, 3, 32, 32)
     assert out.min() >= 0 and out.max() <= 1
+
+
+@pytest.mark.parametrize("backbone", ["dcgan", "vgg"])
+@pytest.mark.parametrize(("image_size", "side"), [(32, 4), (32, 8), (32, 16), (64, 8)])
+def test_a_spatial_embedding_is_a_flat_map_of_its_side(backbone, image_size, side):
+    """SVG′'s encoders stop at ``side x side``; the decoder reads the flat map back."""
+    encoder, decoder = BACKBONES[backbone]
+    enc = encoder(image_size, 3, 4, 6, latent_side=side)
+    dec = decoder(image_size, 3, 4, 6, frame_channels=3, latent_side=side)
+    x = torch.rand(2, 3, image_size, image_size)
+    h, skips = enc(x)
+    assert h.shape == (2, 6 * side * side) and h.abs().max() <= 1
+    # The coarsest level feeding the map is at side 2*side (VGG, before pooling) or side.
+    assert skips[-1].shape[-1] == (2 * side if backbone == "vgg" else side)
+    frames = dec(h, skips)
+    assert frames.shape == x.shape and frames.min() >= 0 and frames.max() <= 1
+
+
+def test_a_spatial_embedding_keeps_where_a_change_is():
+    """A change in one corner of the frame reaches only the map cells near that corner."""
+    enc = ConvEncoder(32, 3, 4, 6, latent_side=8).eval()
+    x = torch.rand(1, 3, 32, 32)
+    y = x.clone()
+    y[..., :4, :4] = 1 - y[..., :4, :4]
+    with torch.no_grad():
+        diff = (enc(x)[0] - enc(y)[0]).view(6, 8, 8).abs().amax(0)
+    assert diff[0, 0] > 0 and diff[4:, :].max() == 0 and diff[:, 4:].max() == 0
+    assert isinstance(ConvDecoder(32, 3, 4, 6, latent_side=8).head[0], torch.nn.Conv2d)
+
+
+@pytest.mark.parametrize("side", [2, 3, 32, 64])
+def test_a_latent_side_the_encoder_cannot_reach_is_a_one_line_config_error(side):
+    data = {**to_dict(load_model_config("svg_lp")), "latent_side": side}
+    with pytest.raises(ConfigError, match="latent_side") as err:
+        config_from_dict(data)
+    assert "\n" not in str(err.value)
+
+
+def test_svg_prime_presets_are_svg_lp_with_conv_lstms():
+    counts = {}
+    for name in ("svg_prime", "svg_prime_paper"):
+        model = build_model(load_model_config(name))
+        assert model.config.model == "svg_lp" and model.config.latent_side == 8
+        assert all(
+            isinstance(m, ConvLSTMStack) for m in (model.predictor, model.posterior, model.prior)
+        )
+        counts[name] = n_params(model)
+    print(counts)  # measured: svg_prime 449,244, svg_prime_paper 25,283,715
+    assert counts["svg_prime"] < 0.5e6
+    paper = build_model(load_model_config("svg_prime_paper"))
+    assert isinstance(paper.encoder, VGGEncoder) and paper.config.image_size == 64
 
 
 def test_unknown_backbone_is_a_one_line_config_error():

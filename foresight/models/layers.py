@@ -1,4 +1,4 @@
-"""Building blocks more than one video model shares: CDNA, LSTM stacks, ConvLSTM, Gaussians.
+"""Building blocks more than one video model shares: CDNA, LSTM stacks, ConvLSTMs, Gaussians.
 
 SVG's frame backbones are :mod:`foresight.models.backbones`.
 """
@@ -240,3 +240,97 @@ class ConvLSTMCell(nn.Module):
         c = torch.sigmoid(f) * c.to(dtype) + torch.sigmoid(i) * torch.tanh(g)
         h = torch.sigmoid(o) * torch.tanh(c)
         return h, (h, c)
+
+
+class ConvLSTMStack(nn.Module):
+    """:class:`LSTMStack`'s convolutional form, SVG′'s recurrence (Villegas et al., NeurIPS 2019).
+
+    A ``3x3`` convolutional embedding, stacked :class:`ConvLSTMCell` layers and a ``3x3``
+    read-out over ``s x s`` maps, so the state keeps where things are. Inputs and outputs are
+    flat per step, as :class:`LSTMStack`'s, so a model is written once for both: each step's
+    input is ``maps`` channel-major flattened maps followed by a ``vector`` (actions, states)
+    that is tiled over the map.
+
+    Args:
+        maps: Channels of the spatial part of the input.
+        vector: Size of the part tiled over the map (0 for none).
+        hidden: Channels of every ConvLSTM layer.
+        layers: Stacked ConvLSTM layers.
+        out_maps: Channels of the read-out.
+        side: Side ``s`` of the maps.
+    """
+
+    def __init__(
+        self, maps: int, vector: int, hidden: int, layers: int, out_maps: int, side: int
+    ) -> None:
+        super().__init__()
+        self.maps, self.side, self.hidden = maps, side, hidden
+        self.embed = nn.Conv2d(maps + vector, hidden, 3, 1, 1)
+        self.cells = nn.ModuleList(ConvLSTMCell(hidden, hidden, 3) for _ in range(layers))
+        self.readout = nn.Conv2d(hidden, out_maps, 3, 1, 1)
+
+    def forward(
+        self, x: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor] | None = None
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """Advance the ConvLSTMs over ``x``.
+
+        Args:
+            x: ``(B, T, maps * s * s + vector)`` inputs.
+            state: ``(h, c)`` each ``(layers, B, hidden, s, s)`` from a previous call; zeros
+                if None.
+
+        Returns:
+            ``(B, T, out_maps * s * s)`` read-outs and the new ``(h, c)``.
+        """
+        b, t, s = x.shape[0], x.shape[1], self.side
+        split = self.maps * s * s
+        spatial = x[..., :split].reshape(b * t, self.maps, s, s)
+        tiled = x[..., split:].reshape(b * t, -1, 1, 1).expand(-1, -1, s, s)
+        steps = self.embed(torch.cat([spatial, tiled], dim=1)).reshape(b, t, self.hidden, s, s)
+        layers: list[tuple[torch.Tensor, torch.Tensor] | None] = (
+            [None] * len(self.cells)
+            if state is None
+            else list(zip(state[0].unbind(0), state[1].unbind(0), strict=True))
+        )
+        outs = []
+        for k in range(t):
+            y = steps[:, k]
+            for i, cell in enumerate(self.cells):
+                y, layers[i] = cell(y, layers[i])
+            outs.append(y)
+        y = torch.stack(outs, dim=1).flatten(0, 1)  # (B*T, hidden, s, s)
+        out = self.readout(y).reshape(b, t, -1)  # channel-major whatever the memory layout
+        h = torch.stack([hc[0] for hc in layers])  # type: ignore[index]
+        c = torch.stack([hc[1] for hc in layers])  # type: ignore[index]
+        return out, (h, c)
+
+
+class GaussianConvLSTM(ConvLSTMStack):
+    """A :class:`ConvLSTMStack` whose read-out is a diagonal Gaussian over ``s x s`` maps.
+
+    SVG′'s spatial latents: ``z_maps`` channels at every cell of the map.
+
+    Args:
+        maps: Channels of the spatial part of the input.
+        vector: Size of the part tiled over the map.
+        hidden: Channels of every ConvLSTM layer.
+        layers: Stacked ConvLSTM layers.
+        z_maps: Channels of the Gaussian variable.
+        side: Side ``s`` of the maps.
+    """
+
+    def __init__(
+        self, maps: int, vector: int, hidden: int, layers: int, z_maps: int, side: int
+    ) -> None:
+        super().__init__(maps, vector, hidden, layers, 2 * z_maps, side)
+
+    def forward(  # type: ignore[override]
+        self, x: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor] | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """Advance over ``x``; mean and log-variance ``(B, T, z_maps * s * s)`` and the state.
+
+        The read-out is channel-major, so its first half is the mean's maps.
+        """
+        out, state = super().forward(x, state)
+        mu, logvar = out.chunk(2, dim=-1)
+        return mu, logvar, state

@@ -26,6 +26,15 @@ the actions. Training uses the same rule, so training and rollout inputs agree.
 predict where pixels of the previous frame move instead of redrawing them: see
 :class:`~foresight.models.layers.CDNAComposer`.
 
+``latent_side: s > 1`` is **SVG′** (Villegas et al., "High Fidelity Video Prediction with Large
+Stochastic Recurrent Neural Networks", NeurIPS 2019; the model that planned best in VP2, Tian
+et al. 2023): the encoder stops at an ``s x s`` map instead of a vector, and the three LSTMs
+become convolutional LSTMs over that map
+(:class:`~foresight.models.layers.ConvLSTMStack`), so ``h``, ``g`` and ``z`` are maps: the
+recurrence and the latents keep *where* things are, which a vector bottleneck blurs. Actions
+and states are tiled over the map. Everything else (losses, skips, rollouts) is unchanged:
+maps travel flattened, channel-major.
+
 Variants are classes: :class:`SVGDeterministic` is the shared core with no latent;
 :class:`SVGFixedPrior` adds the posterior and a ``N(0, I)`` prior; :class:`SVGLearnedPrior`
 replaces that prior by the prior LSTM.
@@ -40,11 +49,13 @@ import torch
 import torch.nn.functional as F
 
 from foresight.batch import ACTIONS, FRAMES, STATES
-from foresight.models.backbones import BACKBONES, BackboneName
+from foresight.models.backbones import BACKBONES, BackboneName, check_latent_side
 from foresight.models.base import VideoModel, repeat_samples, warmup_factor
 from foresight.models.conditioning import ConditionedConfig, action_state
 from foresight.models.layers import (
     CDNAComposer,
+    ConvLSTMStack,
+    GaussianConvLSTM,
     GaussianLSTM,
     LSTMStack,
     check_cdna,
@@ -69,14 +80,17 @@ class SVGDetConfig(ConditionedConfig):
             ``dcgan`` (the default, and every checkpoint saved before this field existed) or
             ``vgg``, the authors' BAIR one (``--model vgg``, the ``paper`` presets).
         channels: Width of the first encoder level (doubles per level; 64 in the paper).
-        g_dim: Frame embedding size (128 in the paper).
-        rnn_size: Width of every LSTM (256 in the paper).
+        g_dim: Frame embedding size (128 in the paper); its channels with ``latent_side > 1``.
+        rnn_size: Width of every LSTM (256 in the paper); channels of every ConvLSTM.
         predictor_layers: Layers of the frame-predictor LSTM (2 in the paper).
         output: How a frame is made: ``pixels`` (seed 004: the decoder draws it) or ``cdna``
             (the decoder's masks mix copies of the previous frame moved by predicted kernels,
             the first context frame and a drawn frame; Finn et al. 2016).
         cdna_kernels: Moved copies of the previous frame (``output: cdna``).
         cdna_kernel_size: Side of each kernel; the largest motion per step is half of it.
+        latent_side: 1 (seed 004): the frame embedding, the LSTMs and the latent are vectors.
+            ``s`` (4, 8, ... up to half the image): SVG′, all three are ``s x s`` maps and
+            the LSTMs are ConvLSTMs (the ``svg_prime`` presets).
     """
 
     model: str = "svg_det"
@@ -88,10 +102,12 @@ class SVGDetConfig(ConditionedConfig):
     output: Literal["pixels", "cdna"] = "pixels"
     cdna_kernels: int = 4
     cdna_kernel_size: int = 5
+    latent_side: int = 1
 
     def __post_init__(self) -> None:
         super().__post_init__()
         conv_levels(self.image_size)  # raises for sizes neither backbone can take
+        check_latent_side(self.image_size, self.latent_side)
         for name in ("channels", "g_dim", "rnn_size", "predictor_layers", "context_frames"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
@@ -103,7 +119,7 @@ class SVGFPConfig(SVGDetConfig):
     """SVG with a fixed ``N(0, I)`` prior: adds the posterior LSTM and the latent.
 
     Attributes:
-        z_dim: Latent size per step (64 in the paper).
+        z_dim: Latent size per step (64 in the paper); its channels with ``latent_side > 1``.
         posterior_layers: Layers of the posterior LSTM (1 in the paper).
         beta: Weight of the KL term (1e-4 in the paper).
         beta_warmup_steps: Training steps over which the KL weight ramps linearly from
@@ -164,6 +180,9 @@ class SVGDeterministic(VideoModel):
     robot state of frame ``t`` while that frame is observed and the last observed state after
     it (never a true future state, which a planner cannot know). Subclasses add the latent by
     overriding the three ``_latent_*`` hooks, :attr:`z_dim` and :meth:`beta`.
+
+    Shapes below write ``G`` and ``Z`` for the flat sizes per step: ``g_dim * s * s`` and
+    ``z_dim * s * s`` with ``s = latent_side`` (maps flattened channel-major).
     """
 
     config_class = SVGDetConfig
@@ -174,9 +193,10 @@ class SVGDeterministic(VideoModel):
         c = config
         self.cond_dim = c.action_dim + c.state_dim
         backbone = BACKBONES.lookup(c.backbone)
-        self.encoder = backbone.encoder(c.image_size, 3, c.channels, c.g_dim)
+        side = c.latent_side
+        self.encoder = backbone.encoder(c.image_size, 3, c.channels, c.g_dim, latent_side=side)
         self.composer = (
-            CDNAComposer(c.g_dim, c.cdna_kernels, c.cdna_kernel_size, 3)
+            CDNAComposer(c.g_dim * side * side, c.cdna_kernels, c.cdna_kernel_size, 3)
             if c.output == "cdna"
             else None
         )
@@ -187,15 +207,44 @@ class SVGDeterministic(VideoModel):
             c.g_dim,
             squash=self.composer is None,
             frame_channels=3,
+            latent_side=side,
         )
-        self.predictor = LSTMStack(
-            c.g_dim + self.z_dim + self.cond_dim, c.rnn_size, c.predictor_layers, c.g_dim
+        self.predictor = self._lstm(
+            c.g_dim + self.z_dim, self.cond_dim, c.predictor_layers, c.g_dim
         )
 
     @property
     def z_dim(self) -> int:
-        """Latent size per step (none here)."""
+        """Latent channels per step (none here); ``Z`` is ``z_dim * latent_side**2``."""
         return 0
+
+    @property
+    def z_size(self) -> int:
+        """``Z``: the flat latent size per step."""
+        return self.z_dim * self.config.latent_side**2
+
+    def _lstm(self, maps: int, vector: int, layers: int, out: int) -> LSTMStack | ConvLSTMStack:
+        """A recurrence of ``rnn_size`` reading maps (flat) then a vector: seed 004's or SVG′'s.
+
+        Args:
+            maps: Channels of the input's map part (its size with ``latent_side`` 1).
+            vector: Size of the input's vector part (actions and states).
+            layers: Stacked layers.
+            out: Channels (size) of the read-out.
+        """
+        c = self.config
+        if c.latent_side == 1:
+            return LSTMStack(maps + vector, c.rnn_size, layers, out)
+        return ConvLSTMStack(maps, vector, c.rnn_size, layers, out, c.latent_side)
+
+    def _gaussian_lstm(
+        self, maps: int, vector: int, layers: int
+    ) -> GaussianLSTM | GaussianConvLSTM:
+        """:meth:`_lstm` with a Gaussian read-out of ``z_dim`` (channels)."""
+        c = self.config
+        if c.latent_side == 1:
+            return GaussianLSTM(maps + vector, c.rnn_size, layers, self.z_dim)
+        return GaussianConvLSTM(maps, vector, c.rnn_size, layers, self.z_dim, c.latent_side)
 
     def beta(self, step: int | None = None) -> float:
         """Weight of the KL term at training step ``step`` (no KL here)."""
@@ -401,13 +450,11 @@ class SVGFixedPrior(SVGDeterministic):
 
     def __init__(self, config: SVGFPConfig) -> None:
         super().__init__(config)
-        self.posterior = GaussianLSTM(
-            config.g_dim, config.rnn_size, config.posterior_layers, config.z_dim
-        )
+        self.posterior = self._gaussian_lstm(config.g_dim, 0, config.posterior_layers)
 
     @property
     def z_dim(self) -> int:
-        """Latent size per step."""
+        """Latent channels per step (its size with ``latent_side`` 1)."""
         return self.config.z_dim
 
     def beta(self, step: int | None = None) -> float:
@@ -421,7 +468,7 @@ class SVGFixedPrior(SVGDeterministic):
 
         Here the fixed ``N(0, I)`` (zeros that broadcast over the batch), with no state.
         """
-        zero = h_in.new_zeros(1, 1, self.z_dim)
+        zero = h_in.new_zeros(1, 1, self.z_size)
         return zero, zero, None
 
     def _latent_train(
@@ -451,7 +498,7 @@ class SVGFixedPrior(SVGDeterministic):
         generator: torch.Generator | None,
     ) -> tuple[torch.Tensor, LSTMState | None]:
         mu_p, logvar_p, state = self._prior(h_in, cond, state)
-        shape = (*h_in.shape[:2], self.z_dim)
+        shape = (*h_in.shape[:2], self.z_size)
         return gaussian_sample(mu_p.expand(shape), logvar_p.expand(shape), generator), state
 
 
@@ -468,9 +515,7 @@ class SVGLearnedPrior(SVGFixedPrior):
 
     def __init__(self, config: SVGLPConfig) -> None:
         super().__init__(config)
-        self.prior = GaussianLSTM(
-            config.g_dim + self.cond_dim, config.rnn_size, config.prior_layers, config.z_dim
-        )
+        self.prior = self._gaussian_lstm(config.g_dim, self.cond_dim, config.prior_layers)
 
     def _prior(
         self, h_in: torch.Tensor, cond: torch.Tensor, state: LSTMState | None
