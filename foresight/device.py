@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import re
 from dataclasses import field
 from typing import TYPE_CHECKING, Any
@@ -18,13 +17,8 @@ DEVICE_HELP = "auto (cuda when present, else cpu), cpu, cuda or cuda:N"
 _DEVICE = re.compile(r"^(auto|cpu|cuda)(?::(\d+))?$")
 
 
-def add_device_flag(parser: argparse.ArgumentParser, what: str = "device") -> None:
-    """The ``--device`` flag, declared the same way for every verb."""
-    parser.add_argument("--device", default="auto", help=f"{what}: {DEVICE_HELP}")
-
-
 def device_field(what: str = "device") -> Any:
-    """A flags dataclass's ``device`` field (:mod:`foresight.flags`): the same ``--device``."""
+    """A flags dataclass's ``device`` field (:mod:`foresight.flags`): every verb's ``--device``."""
     return field(default="auto", metadata=option(f"{what}: {DEVICE_HELP}"))
 
 

@@ -57,6 +57,7 @@ from foresight.planners.mpc import (
 from foresight.planners.predictors import ModelPredictor, OraclePredictor
 from foresight.registry import Registry
 from foresight.results import EffectiveBudget, PlanSummary
+from foresight.rundir import RunDir
 from foresight.visualize import grid, save_gif
 from foresight.workers import ignore_interrupts
 
@@ -376,33 +377,15 @@ def _read_records(path: Path) -> dict[int, dict[str, Any]]:
 
 def _prepare_out(out: Path, settings: dict[str, Any], overwrite: bool) -> dict[int, dict]:
     """Check ``out`` against ``settings``; return the episodes already done there."""
-    meta = out / "settings.json"
-    text = json.dumps(settings, indent=1, sort_keys=True)
-    if meta.is_file() and not overwrite:
-        try:
-            stored = json.loads(meta.read_text())
-            # Runs from before envs had names all ran in the default env.
-            stored.setdefault("env_name", DEFAULT_ENV)
-            same = stored == json.loads(text)
-        except (json.JSONDecodeError, AttributeError):
-            same = False
-        if not same:
-            raise ConfigError(
-                f"{out} holds a run with other settings (model, suite, episodes, seed, planner or "
-                "planner budget); choose another --out, or pass --overwrite to replace it"
-            )
-        return _read_records(out / "episodes.jsonl")
-    if (out / "episodes.jsonl").exists() and not overwrite:
-        raise ConfigError(
-            f"{out} holds episodes.jsonl but no settings.json (not a 'foresight plan' run); "
-            "choose another --out, or pass --overwrite to replace it"
-        )
-    out.mkdir(parents=True, exist_ok=True)
-    # Start from an empty record, so an interrupted overwrite never mixes two runs.
-    atomic_write_text(out / "episodes.jsonl", "")
-    (out / "summary.json").unlink(missing_ok=True)
-    atomic_write_text(meta, text)
-    return {}
+    run = RunDir(
+        out,
+        "a 'foresight plan' run",
+        owned=("episodes.jsonl", "summary.json"),
+        # Runs from before envs had names all ran in the default env.
+        legacy={"env_name": DEFAULT_ENV},
+        error=ConfigError,
+    )
+    return _read_records(out / "episodes.jsonl") if run.open(settings, overwrite) else {}
 
 
 def run_suite(

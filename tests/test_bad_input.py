@@ -156,13 +156,13 @@ CASES = [
     Case(
         "collect-parts-of-other-settings",
         (*COLLECT, "--out", "{tmp}/d.h5"),
-        "pass --overwrite to start over",
+        "other settings (",
         then(mkdir("d.h5.parts"), write("d.h5.parts/settings.json", '{"seed": 7}')),
     ),
     Case(
         "collect-parts-is-a-file",
         (*COLLECT, "--out", "{tmp}/d.h5"),
-        "is a file, not the parts folder",
+        "is a file where an interrupted collection would be kept",
         write("d.h5.parts", "x"),
     ),
     Case(

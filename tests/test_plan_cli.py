@@ -147,7 +147,7 @@ def test_plan_uses_and_records_the_models_budget(
     config = dataclasses.replace(config, plan=PlanBudget(samples=12, iterations=1))
     save_checkpoint(ckpt, build_model(config))
     err = _error(capsys, *args, "--device", "cpu", "--no-gifs")
-    assert "planner budget" in err and "--overwrite" in err
+    assert "planner.optimizer.samples differ" in err and "--overwrite" in err
     assert main(["plan", *args, "--device", "cpu", "--no-gifs", "--overwrite"]) == 0
     assert json.loads((out / "summary.json").read_text())["budget"]["samples"] == 12
 

@@ -35,6 +35,7 @@ from foresight.models.base import OptimizerSpec, repeat_samples
 from foresight.models.checkpoint import read_checkpoint
 from foresight.models.layers import ConvLSTMCell, LSTMStack
 from foresight.models.registry import load_model_config
+from foresight.rundir import settings_differences
 from foresight.training import (
     DistContext,
     Optimization,
@@ -44,8 +45,8 @@ from foresight.training import (
     pick_precision,
     train,
 )
+from foresight.training.resume import BestScore
 from foresight.training.state import EpochBatches, preserved_rng
-from foresight.training.trainer import BestScore, config_differences
 
 
 # --------------------------------------------------------------------------- test-only model
@@ -271,9 +272,11 @@ def test_preserved_rng_leaves_generators_untouched() -> None:
     assert torch.equal(torch.rand(3), expected)
 
 
-def test_config_differences_names_dotted_keys() -> None:
+def test_settings_differences_names_dotted_keys() -> None:
     old = {"model": "a", "train": {"lr": 1.0, "seed": 0}}
-    assert config_differences(old, {"model": "a", "train": {"lr": 2.0, "seed": 0}}) == ["train.lr"]
+    assert settings_differences(old, {"model": "a", "train": {"lr": 2.0, "seed": 0}}) == [
+        "train.lr"
+    ]
 
 
 # --------------------------------------------------------------------------- training

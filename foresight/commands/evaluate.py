@@ -4,16 +4,53 @@ from __future__ import annotations
 
 import argparse
 import math
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
-from foresight.device import add_device_flag
-from foresight.flags import add_flags, from_args
+from foresight.device import device_field
+from foresight.flags import add_flags, from_args, option
 from foresight.parallel import Backend
 from foresight.progress import make_progress
 from foresight.results import EvaluateOptions, curve_mean, non_finite_name, non_finite_steps
+
+
+@dataclass(frozen=True, kw_only=True)
+class EvaluateFlags:
+    """The flags of ``foresight evaluate`` that say what to evaluate and where.
+
+    How to evaluate is :class:`~foresight.results.EvaluateOptions`, which ``evaluation.json``
+    records; these are not recorded.
+
+    Attributes:
+        model: Checkpoint path, ``copy_last`` or a planner baseline.
+        data: Dataset for prediction metrics.
+        out: Run folder.
+        device: Model device.
+        label: Name in reports.
+        overwrite: Replace an evaluation in ``out`` planned with other settings.
+    """
+
+    model: str = field(
+        metadata=option("checkpoint path, copy_last, or a planner baseline: oracle, random, zero")
+    )
+    data: Path | None = field(default=None, metadata=option("dataset for prediction metrics"))
+    out: Path = field(metadata=option("run directory"))
+    device: str = device_field("model device")
+    label: str | None = field(
+        default=None, metadata=option("name in reports (default: the run folder's)")
+    )
+    # It says what to do with an earlier run, not how to evaluate, so it is neither stored in
+    # evaluation.json nor in presets.
+    overwrite: bool = field(
+        default=False,
+        metadata=option(
+            "replace an earlier evaluation in --out planned with other settings (model, "
+            "suite, episodes, planner); its planning starts again from the first episode"
+        ),
+    )
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -26,25 +63,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "(PSNR, SSIM, LPIPS per future step; mean-of-N and best-of-N). Writes "
         "RUN_DIR/evaluation.json; re-running resumes the planning part.",
     )
-    p.add_argument(
-        "--model",
-        required=True,
-        help="checkpoint path, copy_last, or a planner baseline: oracle, random, zero",
-    )
-    p.add_argument("--data", type=Path, default=None, help="dataset for prediction metrics")
-    p.add_argument("--out", type=Path, required=True, help="run directory")
-    add_device_flag(p, "model device")
-    p.add_argument("--label", default=None, help="name in reports (default: the run folder's)")
+    add_flags(p, EvaluateFlags)
     add_flags(p, EvaluateOptions)
     add_flags(p, Backend)
-    # A flag of this call, not an EvaluateOptions field: it says what to do with an earlier
-    # run, not how to evaluate, so it is neither stored in evaluation.json nor in presets.
-    p.add_argument(
-        "--overwrite",
-        action="store_true",
-        help="replace an earlier evaluation in --out planned with other settings (model, "
-        "suite, episodes, planner); its planning starts again from the first episode",
-    )
     p.set_defaults(func=run)
 
 
@@ -62,20 +83,21 @@ def run(args: argparse.Namespace) -> int:
     from foresight.evaluation import evaluate
     from foresight.io import check_out_dir, output_lock
 
+    flags = from_args(EvaluateFlags, args)
     options = from_args(EvaluateOptions, args)
     backend = from_args(Backend, args)  # checked before any work
     console = Console(stderr=True)
-    check_out_dir(args.out)
-    with output_lock(args.out, "foresight evaluate"), make_progress(console) as progress:
+    check_out_dir(flags.out)
+    with output_lock(flags.out, "foresight evaluate"), make_progress(console) as progress:
         result = evaluate(
-            args.model,
-            args.out,
-            data=args.data,
+            flags.model,
+            flags.out,
+            data=flags.data,
             options=options,
-            device=args.device,
-            label=args.label,
+            device=flags.device,
+            label=flags.label,
             progress=progress,
-            overwrite=args.overwrite,
+            overwrite=flags.overwrite,
             backend=backend,
         )
     table = Table(title=f"foresight evaluate: {result.label}")
@@ -106,5 +128,5 @@ def run(args: argparse.Namespace) -> int:
     if pred.reason is not None:
         table.add_row("prediction metrics", f"n/a: {pred.reason}")
     Console().print(table)
-    console.print(f"wrote {args.out / 'evaluation.json'}")
+    console.print(f"wrote {flags.out / 'evaluation.json'}")
     return 0

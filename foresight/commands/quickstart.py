@@ -3,11 +3,32 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from foresight.device import add_device_flag, resolve_device
-from foresight.flags import add_flags, from_args
+from foresight.device import device_field, resolve_device
+from foresight.flags import add_flags, from_args, option
 from foresight.parallel import Backend
+
+
+@dataclass(frozen=True, kw_only=True)
+class QuickstartFlags:
+    """The flags of ``foresight quickstart``.
+
+    Attributes:
+        out: Output folder.
+        tiny: The 2-minute smoke version.
+        preset: Quickstart preset name or YAML (None: ``default``, or ``tiny`` with ``tiny``).
+        device: Device for training and planning.
+    """
+
+    out: Path = field(metadata=option("output folder"))
+    tiny: bool = field(default=False, metadata=option("a 2-minute smoke version"))
+    preset: str | None = field(
+        default=None,
+        metadata=option("quickstart preset name or YAML (default: default, or tiny with --tiny)"),
+    )
+    device: str = device_field("device for training and planning")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -19,14 +40,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "random and copy_last baselines on the easy suite, and write the report. About 30 "
         "minutes on 2 CPU cores (--tiny: about 2). Run it again to resume after an interruption.",
     )
-    p.add_argument("--out", type=Path, required=True, help="output folder")
-    p.add_argument("--tiny", action="store_true", help="a 2-minute smoke version")
-    p.add_argument(
-        "--preset",
-        default=None,
-        help="quickstart preset name or YAML (default: default, or tiny with --tiny)",
-    )
-    add_device_flag(p, "device for training and planning")
+    add_flags(p, QuickstartFlags)
     add_flags(p, Backend)
     p.set_defaults(func=run)
 
@@ -36,10 +50,11 @@ def run(args: argparse.Namespace) -> int:
     from foresight.io import check_out_dir, output_lock
     from foresight.quickstart import run_quickstart
 
-    preset = args.preset or ("tiny" if args.tiny else "default")
-    resolve_device(args.device)  # before the first stage, not after the collection
+    flags = from_args(QuickstartFlags, args)
+    preset = flags.preset or ("tiny" if flags.tiny else "default")
+    resolve_device(flags.device)  # before the first stage, not after the collection
     backend = from_args(Backend, args)
-    check_out_dir(args.out)
-    with output_lock(args.out, "foresight quickstart"):
-        run_quickstart(args.out, preset, args.device, backend)
+    check_out_dir(flags.out)
+    with output_lock(flags.out, "foresight quickstart"):
+        run_quickstart(flags.out, preset, flags.device, backend)
     return 0

@@ -32,9 +32,10 @@ from foresight.config import check_seed, from_dict, to_dict
 from foresight.data.hdf5 import Episode, write_attrs, write_demo
 from foresight.envs.spec import DEFAULT_ENV, EnvSpec
 from foresight.errors import DataError
-from foresight.io import atomic_path, atomic_write_text, check_out_file, remove_stale_temps
+from foresight.io import atomic_path, check_out_file
 from foresight.parallel import LOCAL, Backend, run_jobs
 from foresight.progress import make_progress
+from foresight.rundir import RunDir, name_differences, settings_differences
 from foresight.workers import ignore_interrupts
 
 #: Limits of a collection's size, so a typo fails at once instead of exhausting memory.
@@ -175,20 +176,6 @@ def stored_collect_config(out: Path) -> dict[str, Any] | None:
     return {**stored, "env_name": env_args.get("env_name")}
 
 
-def _differences(stored: dict[str, Any], expected: dict[str, Any], prefix: str = "") -> list[str]:
-    """Names of the settings that differ, one level into nested ones (``env.image_size``)."""
-    names = []
-    for key in sorted(stored.keys() | expected.keys()):
-        a, b = stored.get(key), expected.get(key)
-        if a == b:
-            continue
-        if isinstance(a, dict) and isinstance(b, dict) and not prefix:
-            names += _differences(a, b, f"{key}.")
-        else:
-            names.append(prefix + key)
-    return names
-
-
 def check_existing(out: Path, expected: dict[str, Any]) -> None:
     """Return when ``out`` is a finished collection with ``expected`` as its collect config.
 
@@ -200,21 +187,12 @@ def check_existing(out: Path, expected: dict[str, Any]) -> None:
         return
     detail = ""
     if stored is not None:
-        detail = f" with other settings ({', '.join(_differences(stored, expected))})"
+        detail = (
+            f" with other settings ({name_differences(settings_differences(stored, expected))})"
+        )
     raise DataError(
         f"{out} already exists{detail}; pass --overwrite to replace it, or choose another --out"
     )
-
-
-def _stored_settings(meta: Path) -> Any:
-    try:
-        stored = json.loads(meta.read_text())
-    except (OSError, UnicodeDecodeError, ValueError):
-        return None
-    if isinstance(stored, dict):
-        # Parts saved before envs had names were all collected in the default env.
-        stored.setdefault("env_name", DEFAULT_ENV)
-    return stored
 
 
 def prepare_parts(out: Path, settings: CollectSettings, overwrite: bool) -> Path:
@@ -228,22 +206,15 @@ def prepare_parts(out: Path, settings: CollectSettings, overwrite: bool) -> Path
             f"{out} already exists; pass --overwrite to replace it, or choose another --out"
         )
     parts = parts_dir(out)
-    meta = parts / "settings.json"
-    text = _settings_json(settings)
-    if parts.exists() and not parts.is_dir():
-        raise DataError(f"{parts} is a file, not the parts folder of {out}; move it away")
-    if parts.is_dir() and _stored_settings(meta) != json.loads(text):
-        if not overwrite:
-            raise DataError(
-                f"{parts} holds an interrupted collection with other settings (seed, steps, "
-                "env or policy); re-run it with its settings, or pass --overwrite to start over"
-            )
-        shutil.rmtree(parts)
-    if not parts.is_dir():
-        parts.mkdir(parents=True)
-        atomic_write_text(meta, text)
-    # Killed writers leave temporary files; the caller holds the output's lock.
-    remove_stale_temps(parts)
+    run = RunDir(
+        parts,
+        "an interrupted collection",
+        owned=("demo_*.npz",),
+        # Parts saved before envs had names were all collected in the default env.
+        legacy={"env_name": DEFAULT_ENV},
+        error=DataError,
+    )
+    run.open(json.loads(_settings_json(settings)), overwrite)
     return parts
 
 

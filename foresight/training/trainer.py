@@ -43,6 +43,7 @@ from foresight.models.registry import (
     model_class,
 )
 from foresight.progress import make_progress
+from foresight.rundir import name_differences, settings_differences
 from foresight.training.distributed import (
     DistContext,
     barrier,
@@ -52,11 +53,17 @@ from foresight.training.distributed import (
 )
 from foresight.training.optim import NonFiniteLoss, Optimization
 from foresight.training.precision import Precision, kernel_settings, pick_precision
+from foresight.training.resume import (
+    BestScore,
+    ResumePoint,
+    TrainingState,
+    is_count,
+    is_finite_number,
+)
 from foresight.training.state import (
     EpochBatches,
     derived_seed,
     rng_state,
-    rng_state_problem,
     seed_everything,
     set_rng_state,
 )
@@ -137,30 +144,6 @@ class TrainResult:
     valid: ValidRecord | None
     main: bool = True
     best_score: BestScore | None = None
-
-
-@dataclass(frozen=True)
-class BestScore:
-    """What picked ``best.pt``: its measure, value and step (the checkpoints' ``best``).
-
-    Attributes:
-        metric: The validation measure (``train.best_metric``), or ``train_loss`` for a run
-            without a valid split.
-        value: Its value at ``step``.
-        step: The training step of ``best.pt``.
-    """
-
-    metric: str
-    value: float
-    step: int
-
-    def beaten_by(self, value: float, higher: bool) -> bool:
-        """True if ``value`` is better than this score (higher or lower is better)."""
-        return value > self.value if higher else value < self.value
-
-    def describe(self) -> str:
-        """``best ssim_mean 0.9012 at step 4000``."""
-        return f"best {self.metric} {self.value:.4g} at step {self.step}"
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -258,19 +241,6 @@ def train(options: TrainOptions) -> TrainResult:
         teardown(ctx)
 
 
-def config_differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
-    """Dotted keys whose values differ between two plain config dicts."""
-    out = []
-    for key in sorted(set(old) | set(new)):
-        a, b = old.get(key), new.get(key)
-        name = f"{prefix}{key}"
-        if isinstance(a, dict) and isinstance(b, dict):
-            out.extend(config_differences(a, b, f"{name}."))
-        elif a != b:
-            out.append(name)
-    return out
-
-
 def _logged_step(line: str) -> float:
     """The step of a ``metrics.jsonl`` line; a line cut short by a kill counts as never logged."""
     try:
@@ -297,67 +267,12 @@ def _describe_data(fingerprint: dict[str, Any]) -> str:
     )
 
 
-def _is_int(value: Any, minimum: int = 0) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _training_state_problem(payload: dict[str, Any]) -> str | None:
-    """What is wrong with a checkpoint's training state (None: every field is usable).
-
-    Types and ranges only; whether the optimizer state fits the model is checked once the
-    model is built (:func:`_optimizer_problem`).
-    """
-    if not _is_int(payload.get("step")):
-        return f"has step {payload.get('step')!r}, not a count of steps"
-    data = payload.get("data")
-    if not isinstance(data, dict) or not (
-        _is_int(data.get("epoch")) and _is_int(data.get("batch"))
-    ):
-        return "lacks a valid data position ('data': epoch and batch)"
-    rng = payload.get("rng")
-    if not isinstance(rng, list | tuple) or not rng:
-        return "lacks the random generator states ('rng')"
-    for state in rng:
-        problem = rng_state_problem(state)
-        if problem is not None:
-            return f"has {problem} in 'rng'"
-    if "world_size" in payload and not _is_int(payload["world_size"], 1):
-        return f"has world_size {payload['world_size']!r}, not a process count"
-    if "train_seconds" in payload and not (
-        _is_number(payload["train_seconds"]) and payload["train_seconds"] >= 0
-    ):
-        return f"has train_seconds {payload['train_seconds']!r}, not a duration"
-    best = payload.get("best") or {}
-    if not isinstance(best, dict) or (
-        best
-        and not (
-            isinstance(best.get("metric"), str)
-            and _is_number(best.get("value"))
-            and _is_int(best.get("step"))
-        )
-    ):
-        return "has a damaged 'best' record"
-    for key in ("optimizers", "scalers"):
-        if key in payload and not isinstance(payload[key] or {}, dict):
-            return f"has '{key}' that is not a mapping by optimizer name"
-    if not isinstance(payload.get("dataset", ""), str):
-        return "has a 'dataset' that is not a path"
-    fingerprint = payload.get("dataset_fingerprint")
-    if fingerprint is not None and not isinstance(fingerprint, dict):
-        return "has a damaged 'dataset_fingerprint'"
-    return None
-
-
 def _same_kind(saved: Any, current: Any) -> bool:
     """Whether an optimizer hyperparameter read from a checkpoint can stand for ``current``."""
     if current is None or isinstance(current, bool):
         return saved is None or isinstance(saved, bool)
     if isinstance(current, int | float):
-        return _is_number(saved)
+        return is_finite_number(saved)
     if isinstance(current, tuple | list):
         return (
             isinstance(saved, tuple | list)
@@ -391,7 +306,7 @@ def _optimizer_problem(saved: Any, optimizer: torch.optim.Optimizer) -> str | No
                 f"{len(own['params'])}"
             )
         for pid, param in zip(group["params"], own["params"], strict=True):
-            if not _is_int(pid):
+            if not is_count(pid):
                 return f"has a damaged parameter id {pid!r}"
             shapes[pid] = param.shape
         for key, value in group.items():
@@ -411,7 +326,7 @@ def _optimizer_problem(saved: Any, optimizer: torch.optim.Optimizer) -> str | No
                     )
                 if value.is_floating_point() and not bool(torch.isfinite(value).all()):
                     return f"has NaN or infinite values in '{key}'"
-            elif value is not None and not _is_number(value):
+            elif value is not None and not is_finite_number(value):
                 return f"has '{key}' {value!r}, not a tensor or number"
     return None
 
@@ -420,7 +335,7 @@ def _scaler_problem(saved: Any) -> str | None:
     """What keeps ``saved`` (a loss scaler's ``state_dict``, possibly empty) from loading."""
     if saved is None:
         return None
-    if not isinstance(saved, dict) or not all(_is_number(v) for v in saved.values()):
+    if not isinstance(saved, dict) or not all(is_finite_number(v) for v in saved.values()):
         return "has a damaged loss-scaler state"
     return None
 
@@ -461,11 +376,11 @@ class _Run:
         for tracker in self.trackers:
             tracker.image(step, "valid/samples", image)
 
-    def _open_trackers(self, payload: dict[str, Any] | None) -> None:
+    def _open_trackers(self, resume: ResumePoint | None) -> None:
         """Open ``train.log``'s trackers (rank 0), once the run folder is ready."""
         if not self.ctx.is_main:
             return
-        resume_step = None if payload is None else int(payload["step"])
+        resume_step = None if resume is None else resume.state.step
         config = to_dict(self.config)
         for cls in self.tracker_classes:
             self.trackers.append(cls(self.out, config, resume_step))
@@ -474,22 +389,22 @@ class _Run:
         while self.trackers:
             self.trackers.pop().close()
 
-    def _prepare_out(self, payload: dict[str, Any] | None) -> None:
+    def _prepare_out(self, resume: ResumePoint | None) -> None:
         """Start the metrics log afresh, or cut it back to the checkpoint being resumed."""
         if not self.ctx.is_main:
             return
         self.out.mkdir(parents=True, exist_ok=True)
         metrics = self.out / METRICS
         kept = ""
-        if payload is not None and metrics.is_file():
+        if resume is not None and metrics.is_file():
             # Lines logged after the checkpoint belong to steps that will be run again.
-            step = int(payload["step"])
+            step = resume.state.step
             lines = metrics.read_text().splitlines()
             kept = "".join(line + "\n" for line in lines if _logged_step(line) <= step)
         atomic_write_text(metrics, kept)
         atomic_write_text(self.out / CONFIG, yaml.safe_dump(to_dict(self.config), sort_keys=False))
 
-    def _check_out(self) -> dict[str, Any] | None:
+    def _check_out(self) -> ResumePoint | None:
         """The checkpoint to resume from (None for a fresh run), after checking it fits."""
         ckpt = self.out / CHECKPOINT
         if not self.options.resume:
@@ -516,25 +431,19 @@ class _Run:
             raise CheckpointError(f"--resume: {err}; use the version that wrote it") from err
         changed = [
             k
-            for k in config_differences(saved, to_dict(self.config))
+            for k in settings_differences(saved, to_dict(self.config))
             if k not in RESUMABLE_CHANGES and not k.startswith(RESUMABLE_PREFIXES)
         ]
         if changed:
             raise CheckpointError(
-                f"--resume: {ckpt} was trained with a different config ({', '.join(changed)} "
-                f"differ; see {self.out / CONFIG}); use that config or choose another --out"
+                f"--resume: {ckpt} was trained with a different config "
+                f"({name_differences(changed)} differ; see {self.out / CONFIG}); use that config "
+                "or choose another --out"
             )
-        if not ({"optimizer", "optimizers"} & set(payload)) or "step" not in payload:
-            raise CheckpointError(f"--resume: {ckpt} lacks the training state; it cannot resume")
-        problem = _training_state_problem(payload)
-        if problem is not None:
-            raise CheckpointError(
-                f"--resume: {ckpt} {problem}; the file is damaged, so it cannot resume "
-                f"(start a new run with another --out)"
-            )
-        return payload
+        state = TrainingState.from_payload(payload, f"--resume: {ckpt}")
+        return ResumePoint(payload["state_dict"], state)
 
-    def _check_data(self, payload: dict[str, Any] | None) -> None:
+    def _check_data(self, resume: ResumePoint | None) -> None:
         """Validate the dataset, check it fits the model and, on resume, the checkpoint."""
         data = self.options.data
         with DemoFile(data) as f:  # validates every episode, once for the whole run
@@ -553,10 +462,10 @@ class _Run:
                     f"{self.config.model} is configured with {key} {getattr(self.config, key)}, "
                     f"but {data} has {size}; set {key}: {size} in the model config"
                 )
-        if payload is None:
+        if resume is None:
             return
         ckpt = self.out / CHECKPOINT
-        saved, saved_path = payload.get("dataset_fingerprint"), payload.get("dataset", "?")
+        saved, saved_path = resume.state.dataset_fingerprint, resume.state.dataset
         if saved is None:
             self.console.print(
                 f"[yellow]note:[/] {ckpt} does not record which dataset it was trained on "
@@ -595,21 +504,21 @@ class _Run:
             states = [None] * self.ctx.world_size
             dist.all_gather_object(states, rng_state())
         if self.ctx.is_main:
-            extra: dict[str, Any] = {
-                "step": step,
-                "rng": states,
-                "data": {"epoch": position[0], "batch": position[1]},
-                "world_size": self.ctx.world_size,
-                "best": to_dict(self.best) if self.best else {},
-                "train_seconds": self.train_seconds,
-                "dataset": str(self.options.data),
-                # What --resume compares: a moved copy resumes, another dataset does not.
-                "dataset_fingerprint": self.fingerprint,
-                "env_args": self.env_args,
-            }
-            if step_fn is not None:
-                extra.update(step_fn.opt.state_dict())
-            save_checkpoint(self.out / CHECKPOINT, model, **extra)
+            optim = step_fn.opt.state_dict() if step_fn is not None else {}
+            state = TrainingState(
+                step=step,
+                epoch=position[0],
+                batch=position[1],
+                rng=states,
+                world_size=self.ctx.world_size,
+                train_seconds=self.train_seconds,
+                best=self.best,
+                optimizers=optim.get("optimizers"),
+                scalers=optim.get("scalers", {}),
+                dataset=str(self.options.data),
+                dataset_fingerprint=self.fingerprint,
+            )
+            save_checkpoint(self.out / CHECKPOINT, model, **state.payload(), env_args=self.env_args)
         self.last_saved = step
 
     def _validate(
@@ -676,9 +585,9 @@ class _Run:
     def _fit(self) -> TrainResult:
         # Everything that can be refused (checkpoint, dataset, model, optimizer state) is
         # checked before _prepare_out touches the run folder.
-        payload = self._check_out()
-        self.resumed = payload is not None
-        self._check_data(payload)
+        resume = self._check_out()
+        self.resumed = resume is not None
+        self._check_data(resume)
         seed_everything(self.tc.seed)
         model = build_model(self.config).to(self.ctx.device)
         if self.ctx.distributed and self.ctx.device.type == "cuda":
@@ -690,8 +599,8 @@ class _Run:
         if vset.note:
             self.console.print(f"[yellow]note:[/] {vset.note}")
         if not type(model).trainable:
-            self._prepare_out(payload)
-            self._open_trackers(payload)
+            self._prepare_out(resume)
+            self._open_trackers(resume)
             return self._fit_untrainable(model, vset)
         dataset = SequenceDataset(
             self.options.data,
@@ -714,13 +623,13 @@ class _Run:
             check_best_metric(model, vset, self.ctx.device)
         step_fn = TrainStep(model, self.precision, self.ctx)
         step, position = 0, (0, 0)
-        if payload is not None:
-            step, position = self._restore(payload, model, step_fn, order)
+        if resume is not None:
+            step, position = self._restore(resume, model, step_fn, order)
         else:
             # Each process draws its own training noise; the model init above is shared.
             seed_everything(derived_seed(self.tc.seed, self.ctx.rank))
-        self._prepare_out(payload)
-        self._open_trackers(payload)
+        self._prepare_out(resume)
+        self._open_trackers(resume)
         params = sum(p.numel() for p in model.parameters())
         split = (
             f"in memory, {dataset.memory_used / 2**20:.0f} MiB"
@@ -735,7 +644,7 @@ class _Run:
             f"{len(dataset)} train windows of {self.config.window} frames ({split}), "
             f"{order.per_epoch} batches of {self.tc.batch_size} per epoch"
             + (f" ({per_process} per process)" if self.ctx.distributed else "")
-            + (f", step {step} of {self.tc.max_steps}" if payload is not None else "")
+            + (f", step {step} of {self.tc.max_steps}" if resume is not None else "")
         )
         step = self._loop(model, step_fn, order, dataset, vset, step, position)
         return self._result(step)
@@ -764,16 +673,13 @@ class _Run:
         )
 
     def _restore(
-        self, payload: dict[str, Any], model: VideoModel, step_fn: TrainStep, order: EpochBatches
+        self, resume: ResumePoint, model: VideoModel, step_fn: TrainStep, order: EpochBatches
     ) -> tuple[int, tuple[int, int]]:
         """Load weights, optimizer state, generators and data position (all checked first)."""
         source = f"--resume: {self.out / CHECKPOINT}"
-        check_weights(model, payload["state_dict"], source)
-        if "optimizers" in payload:
-            state = {"optimizers": payload["optimizers"], "scalers": payload.get("scalers") or {}}
-        else:  # written before models owned their optimizers: one Adam, "model"
-            state = {"optimizers": {"model": payload["optimizer"]}}
-            state["scalers"] = {"model": payload["scaler"]} if payload.get("scaler") else {}
+        saved = resume.state
+        check_weights(model, resume.weights, source)
+        state = {"optimizers": saved.optimizers or {}, "scalers": saved.scalers}
         specs = step_fn.opt.specs
         if set(state["optimizers"]) != set(specs):
             raise CheckpointError(
@@ -789,8 +695,8 @@ class _Run:
                     f"{source}: the state of optimizer '{name}' {problem}; the file is damaged "
                     "or from another model, so it cannot resume"
                 )
-        same_world = payload.get("world_size") == self.ctx.world_size
-        epoch, batch = int(payload["data"]["epoch"]), int(payload["data"]["batch"])
+        same_world = saved.world_size == self.ctx.world_size
+        epoch, batch = saved.epoch, saved.batch
         if self.other_data:
             # The saved position counts batches of another file's windows: start an epoch.
             epoch, batch = epoch + 1, 0
@@ -801,7 +707,7 @@ class _Run:
                 "damaged or the dataset changed, so it cannot resume"
             )
         try:
-            model.load_state_dict(payload["state_dict"])
+            model.load_state_dict(resume.weights)
             step_fn.opt.load_state_dict(state)
         except (ValueError, KeyError, TypeError, RuntimeError) as err:
             text = str(err).strip()
@@ -810,19 +716,18 @@ class _Run:
                 f"{source}: its weights or optimizer state do not fit this model ({detail}); "
                 "it cannot resume"
             ) from err
-        best = payload.get("best")  # checked by _payload_problem
-        self.best = BestScore(best["metric"], float(best["value"]), best["step"]) if best else None
-        self.train_seconds = float(payload.get("train_seconds", 0.0))
-        self.last_saved = int(payload["step"])
-        states = payload["rng"]
+        self.best = saved.best
+        self.train_seconds = saved.train_seconds
+        self.last_saved = saved.step
+        states = saved.rng
         if not same_world:
             self.console.print(
-                f"[yellow]note:[/] the checkpoint was written by {payload.get('world_size')} "
+                f"[yellow]note:[/] the checkpoint was written by {saved.world_size} "
                 f"process(es), this run has {self.ctx.world_size}: the data order and noise "
                 "continue differently than an uninterrupted run would"
             )
         set_rng_state(states[self.ctx.rank % len(states)])
-        return int(payload["step"]), (epoch, batch)
+        return saved.step, (epoch, batch)
 
     def _fit_untrainable(self, model: VideoModel, vset: ValidationSet) -> TrainResult:
         self.console.print(f"{self.config.model} has nothing to train: validating it once")
