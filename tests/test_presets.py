@@ -68,3 +68,17 @@ def test_preset_resolves_as_before(name: str) -> None:
 
 def test_every_preset_is_in_the_snapshot() -> None:
     assert sorted(resolved_presets()) == sorted(json.loads(SNAPSHOT.read_text()))
+
+
+def test_the_compare_quickstart_trains_two_families_on_the_defaults_data() -> None:
+    """Seed 000's question needs models of different families on the same data and tasks."""
+    from foresight.config import resolve_config
+    from foresight.models import model_class
+
+    compare = load_config(QuickstartConfig, resolve_config("compare", "quickstart"))
+    default = load_config(QuickstartConfig, resolve_config("default", "quickstart"))
+    classes = {model_class(load_model_config(m).model) for m in compare.models}
+    assert len(compare.models) >= 2 and len(classes) == len(compare.models)
+    assert "vrnn_fast" in compare.models
+    same = ("episodes", "steps", "image_size", "baselines", "evaluate")
+    assert all(getattr(compare, k) == getattr(default, k) for k in same)
