@@ -135,9 +135,10 @@ class RunDir:
                     f"{self.settings_path} is damaged, so {self.path} cannot resume; "
                     "pass --overwrite to replace it"
                 )
-            if self._owned_files():
+            found = self._owned_files()
+            if found:
                 raise self.error(
-                    f"{self.path} holds {self.owned[0]} but no {SETTINGS} (not {self.kind}); "
+                    f"{self.path} holds {found[0].name} but no {SETTINGS} (not {self.kind}); "
                     "choose another --out, or pass --overwrite to replace it"
                 )
         self.path.mkdir(parents=True, exist_ok=True)

@@ -63,8 +63,6 @@ def _problem(payload: dict[str, Any]) -> str | None:
     Types and ranges only; whether the optimizer state fits the model is checked once the
     model is built (by the trainer).
     """
-    if not ({"optimizer", "optimizers"} & set(payload)) or "step" not in payload:
-        return "lacks the training state; it cannot resume"
     if not is_count(payload.get("step")):
         return f"has step {payload.get('step')!r}, not a count of steps"
     data = payload.get("data")
@@ -148,10 +146,10 @@ class TrainingState:
         Raises:
             CheckpointError: A field is missing, of the wrong type or out of range (one line).
         """
+        if not ({"optimizer", "optimizers"} & set(payload)) or "step" not in payload:
+            raise CheckpointError(f"{source} lacks the training state; it cannot resume")
         problem = _problem(payload)
         if problem is not None:
-            if problem.startswith("lacks the training state"):
-                raise CheckpointError(f"{source} {problem}")
             raise CheckpointError(
                 f"{source} {problem}; the file is damaged, so it cannot resume "
                 "(start a new run with another --out)"
