@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import _thread
 import argparse
+import signal
 import sys
 import threading
 from collections.abc import Sequence
+from types import FrameType
 from typing import Any
 
 from foresight import __version__
@@ -66,6 +68,30 @@ def _redeliver_interrupts(previous: Any) -> Any:
     return hook
 
 
+def _importing(frame: FrameType | None) -> bool:
+    """Whether ``frame`` runs inside a module import (an importlib frame below it)."""
+    while frame is not None:
+        if frame.f_code.co_filename.startswith("<frozen importlib"):
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _interrupt_after_imports(signum: int, frame: FrameType | None) -> None:
+    """A SIGINT handler that raises KeyboardInterrupt, but never inside a module import.
+
+    Raised while an extension module initialises (torch and mujoco run Python code from
+    C++ through pybind11 as they load), the exception can cross a C++ frame that cannot
+    pass it on, and the process aborts with "terminate called after throwing ...
+    error_already_set" (seen once in CI). Inside an import the interrupt is delivered again
+    shortly, until it lands in ordinary Python code, where it ends the run with one line.
+    """
+    if _importing(frame):
+        threading.Timer(0.05, _thread.interrupt_main).start()
+        return
+    raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; user errors print one line and exit 2, Ctrl-C exits 130.
 
@@ -74,10 +100,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     previous = sys.unraisablehook
     sys.unraisablehook = _redeliver_interrupts(previous)
+    # A process started with SIGINT ignored (a shell's background job) keeps ignoring it.
+    handler = signal.getsignal(signal.SIGINT)
+    own_handler = handler is signal.default_int_handler
+    if own_handler:
+        signal.signal(signal.SIGINT, _interrupt_after_imports)
     try:
         return _run(argv)
     finally:
         sys.unraisablehook = previous
+        if own_handler:
+            signal.signal(signal.SIGINT, handler)
 
 
 def _run(argv: Sequence[str] | None) -> int:

@@ -506,3 +506,28 @@ def test_a_ctrl_c_swallowed_by_an_interpreter_callback_is_delivered_again() -> N
     finally:
         sys.unraisablehook = previous
         signal.signal(signal.SIGINT, handler)
+
+
+def test_a_ctrl_c_during_an_import_waits_for_the_import_to_finish(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Ctrl-C while an extension module loads could abort the process from inside C++
+    (pybind11's "terminate called after throwing", seen once in CI); the CLI's handler lets
+    the import finish and then ends the run with its KeyboardInterrupt."""
+    from foresight.cli import _interrupt_after_imports
+
+    (tmp_path / "interrupted_module.py").write_text(
+        "import signal\nsignal.raise_signal(signal.SIGINT)\nLOADED = True\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    handler = signal.signal(signal.SIGINT, _interrupt_after_imports)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            import interrupted_module  # noqa: F401
+
+            for _ in range(2000):
+                time.sleep(0.001)
+        assert sys.modules["interrupted_module"].LOADED
+    finally:
+        signal.signal(signal.SIGINT, handler)
+        sys.modules.pop("interrupted_module", None)
