@@ -68,6 +68,23 @@ def trained_steps(run: Path) -> int | None:
     return max(steps) if steps else None
 
 
+def earlier_evaluation(args: argparse.Namespace, out: Path) -> bool:
+    """Whether ``out`` holds an evaluation with this board's suite, episodes and planner.
+
+    One made with other settings stops the board: skipping it would put another protocol's
+    row into this board's report.
+    """
+    path = out / "evaluation.json"
+    if not path.is_file():
+        return False
+    options = json.loads(path.read_text()).get("options", {})
+    wanted = {"suite": args.suite, "episodes": args.episodes, "planner": args.planner}
+    differ = [k for k, v in wanted.items() if options.get(k) != v]
+    if differ:
+        raise SystemExit(f"{path} was evaluated with other {', '.join(differ)}; pass another --out")
+    return True
+
+
 def evaluate_args(args: argparse.Namespace, model: str, out: Path) -> list[str]:
     """The ``foresight evaluate`` call for one model (a checkpoint or a planner baseline)."""
     argv = ["evaluate", "--model", model, "--out", str(out), "--suite", args.suite]
@@ -100,7 +117,7 @@ def main() -> None:
     evaluated: list[Path] = []
     for name in models:
         run, evaluation = args.out / name, args.out / "eval" / name
-        if not (evaluation / "evaluation.json").is_file():
+        if not earlier_evaluation(args, evaluation):
             # A run whose time is spent resumes to no further step; an interrupted one goes on.
             train = ["train", "--config", name, "--data", str(args.data), "--out", str(run)]
             train += ["--max-steps", "100000", "--time-limit", str(args.minutes)]
@@ -110,7 +127,7 @@ def main() -> None:
         evaluated.append(evaluation)
     for name in args.baselines:
         evaluation = args.out / "eval" / name
-        if not (evaluation / "evaluation.json").is_file():
+        if not earlier_evaluation(args, evaluation):
             foresight(evaluate_args(args, name, evaluation), logs / f"{name}.evaluate.log")
         evaluated.append(evaluation)
     report = ["report", *map(str, evaluated), "--out", str(args.out / "report")]
