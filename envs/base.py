@@ -23,6 +23,8 @@ tasks                  ``task_distribution_class`` (a suite's ``tasks:`` block) 
                        ``sample_task(rng, config, distribution, task_id)``; a task has
                        ``task_id``; ``reset(options={"task": task})`` starts it
 goal                   ``goal(task) -> Goal``: the goal image and what a cost may know
+task kind (optional)   ``task_kind(config, task) -> str | None``: a short label of what a task
+                       asks (e.g. the target's shape), so results break down by it
 exploration            ``exploration_policy(rng, config) -> (obs, info) -> action`` for
                        ``foresight collect``, configured by ``policy_config_class``
 scene (optional)       ``episode_scene()``: plain values of objects drawn for this episode
@@ -164,6 +166,15 @@ class ForesightEnv(gym.Env[dict[str, np.ndarray], np.ndarray], ABC):
         elif isinstance(config, dict):
             config = from_dict(cls.config_class, config, "env config")
         return config if image_size is None else replace(config, image_size=image_size)
+
+    @classmethod
+    def task_kind(cls, config: Any, task: Any) -> str | None:
+        """A short label of what ``task`` asks, e.g. the shape of the object to push.
+
+        Planning runs record it per episode and count success per kind, so a suite that mixes
+        kinds of task says which kind fails. None (the default): one kind of task.
+        """
+        return None
 
     def episode_scene(self) -> Any:
         """What this episode drew besides its state (e.g. its objects), as JSON-safe values.

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from foresight.config import from_dict, to_dict
+from foresight.config import OMIT_IF_NONE, from_dict, to_dict
 from foresight.errors import ConfigError, ForesightError
 from foresight.flags import option
 from foresight.io import atomic_write_text
@@ -141,6 +141,21 @@ class EffectiveBudget:
 PLAN_SUMMARY_FORMAT = "foresight-plan-summary/1"
 
 
+@dataclass(frozen=True)
+class KindSuccess:
+    """Task success among the episodes of one kind of task (see ``ForesightEnv.task_kind``).
+
+    Attributes:
+        kind: The env's label of the kind, e.g. the target's shape.
+        successes: Episodes of this kind whose success test held at the end.
+        episodes: Episodes of this kind.
+    """
+
+    kind: str
+    successes: int
+    episodes: int
+
+
 @dataclass(frozen=True, kw_only=True)
 class PlanSummary:
     """``summary.json`` of a planning run: one policy's task success on a suite.
@@ -163,6 +178,8 @@ class PlanSummary:
         horizon: Planning horizon (0 likewise).
         budget: The planner budget used (None: a baseline that does not plan).
         seed: Suite seed.
+        by_kind: Success per kind of task, when the env labels its tasks and every episode
+            has a label (None otherwise, and in files written before this was).
     """
 
     format: str = PLAN_SUMMARY_FORMAT
@@ -180,6 +197,7 @@ class PlanSummary:
     horizon: int
     budget: EffectiveBudget | None = None
     seed: int
+    by_kind: tuple[KindSuccess, ...] | None = field(default=None, metadata=OMIT_IF_NONE)
 
     def to_json(self) -> str:
         """The file's text."""

@@ -56,7 +56,7 @@ from foresight.planners.mpc import (
 )
 from foresight.planners.predictors import ModelPredictor, OraclePredictor
 from foresight.registry import Registry
-from foresight.results import EffectiveBudget, PlanSummary
+from foresight.results import EffectiveBudget, KindSuccess, PlanSummary
 from foresight.rundir import RunDir
 from foresight.visualize import grid, save_gif
 from foresight.workers import ignore_interrupts
@@ -303,6 +303,13 @@ def summarize(
     success = [r["success"] for r in records]
     # Episodes recorded before "ever" was (their runs resume) leave it unknown.
     ever = [r["ever_success"] for r in records if "ever_success" in r]
+    kinds = [r["kind"] for r in records if isinstance(r.get("kind"), str)]
+    by_kind = None
+    if kinds and len(kinds) == n:
+        by_kind = tuple(
+            KindSuccess(k, sum(r["success"] for r in records if r["kind"] == k), kinds.count(k))
+            for k in sorted(set(kinds))
+        )
     return PlanSummary(
         success_rate=mean("success"),
         successes=int(sum(success)),
@@ -318,7 +325,15 @@ def summarize(
         horizon=planner.horizon if planner else 0,
         budget=budget,
         seed=seed,
+        by_kind=by_kind,
     )
+
+
+def kinds_line(summary: PlanSummary) -> str | None:
+    """``box 10/12 · ell 1/8``: success per kind of task, or None for a suite of one kind."""
+    if summary.by_kind is None or len(summary.by_kind) < 2:
+        return None
+    return " · ".join(f"{k.kind} {k.successes}/{k.episodes}" for k in summary.by_kind)
 
 
 def _percent(rate: float | None) -> str:
@@ -336,6 +351,9 @@ def summary_table(summary: PlanSummary, title: str = "foresight plan") -> Table:
     # A caption, not a column: the table already fills an 80-column terminal.
     ever = _percent(s.ever_success_rate)
     table.caption = f"success: at the end; the success test held at some step: {ever}"
+    kinds = kinds_line(s)
+    if kinds is not None:
+        table.caption += f"\nsuccess by kind of task: {kinds}"
     table.add_row(
         s.model,
         s.suite,
@@ -473,7 +491,14 @@ def run_suite(
     out = Path(out) if out is not None else None
     done = _prepare_out(out, settings, overwrite) if out is not None else {}
     records = {i: r for i, r in done.items() if i < n}
-    tasks = [t for t in sample_tasks(env, suite_cfg.tasks, seed, n) if t.task_id not in records]
+    every_task = sample_tasks(env, suite_cfg.tasks, seed, n)
+    env_config = env.typed()
+    kinds = {t.task_id: env.env_class.task_kind(env_config, t) for t in every_task}
+    for i, rec in records.items():
+        # Episodes recorded before kinds were get theirs from the task, which is the same.
+        if kinds[i] is not None:
+            rec["kind"] = kinds[i]
+    tasks = [t for t in every_task if t.task_id not in records]
     if on_start is not None:
         on_start(n)
     if on_episode is not None:
@@ -484,6 +509,8 @@ def run_suite(
     )
     for res in episodes_run:
         rec = res.record()
+        if kinds[res.task_id] is not None:
+            rec["kind"] = kinds[res.task_id]
         records[res.task_id] = rec
         if out is not None:
             if gifs:

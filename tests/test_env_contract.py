@@ -108,6 +108,8 @@ def test_tasks_judge_success_in_simulator_coordinates(env_id: str) -> None:
     goal = env.goal(task)
     assert goal.image.shape == (32, 32, 3) and goal.image.dtype == np.uint8
     assert goal.target_label != goal.robot_label
+    kind = type(env).task_kind(env.config, task)
+    assert kind is None or (isinstance(kind, str) and kind)
     env.close()
 
 

@@ -24,6 +24,7 @@ from foresight.results import (
     EvaluateOptions,
     Evaluation,
     Fvd,
+    KindSuccess,
     MetricCurves,
     PlanSummary,
     Prediction,
@@ -286,7 +287,10 @@ def test_plan_summary_round_trips_and_reads_files_from_before_its_format(tmp_pat
     old = PlanSummary.from_json(json.dumps(OLD_PLAN_SUMMARY))
     assert old.ever_success_rate is None and old.format == PLAN_SUMMARY_FORMAT
     new = dataclasses.replace(
-        old, ever_success_rate=1.0, budget=EffectiveBudget(200, 3, 200, 1, ("samples",))
+        old,
+        ever_success_rate=1.0,
+        budget=EffectiveBudget(200, 3, 200, 1, ("samples",)),
+        by_kind=(KindSuccess("box", 1, 1),),
     )
     (tmp_path / "summary.json").write_text(new.to_json())
     assert PlanSummary.load(tmp_path) == new
@@ -301,6 +305,10 @@ def test_plan_summary_round_trips_and_reads_files_from_before_its_format(tmp_pat
         (json.dumps({**OLD_PLAN_SUMMARY, "format": "foresight-plan-summary/9"}), "does not read"),
         (json.dumps({**OLD_PLAN_SUMMARY, "success": 1}), "success"),
         (json.dumps({k: v for k, v in OLD_PLAN_SUMMARY.items() if k != "model"}), "model"),
+        (
+            json.dumps({**OLD_PLAN_SUMMARY, "by_kind": [{"kind": "box", "successes": "1"}]}),
+            "by_kind",
+        ),
     ],
 )
 def test_a_damaged_plan_summary_is_one_line(text: str, message: str) -> None:

@@ -201,6 +201,29 @@ def test_oracle_solves_a_novel_object_task() -> None:
     assert rec["success"], f"{rec['final_distance']:.3f} m from goal"
 
 
+def test_planning_counts_success_per_target_shape(tmp_path: Path) -> None:
+    """Episodes record their target's shape, and the summary counts success per shape."""
+    suite = load_suite("easy_random")
+    tasks = sample_tasks(suite.env_spec(), suite.tasks, suite.seed, 6)
+    shapes = [t.scene[t.target].shape for t in tasks]
+    assert len(set(shapes)) > 1, "choose a count of tasks that mixes shapes"
+    result = run_suite("random", suite="easy_random", episodes=6, out=tmp_path, gifs=False)
+    assert [r["kind"] for r in result.episodes] == shapes
+    by_kind = {k.kind: (k.successes, k.episodes) for k in result.summary.by_kind or ()}
+    assert by_kind == {
+        s: (sum(r["success"] for r in result.episodes if r["kind"] == s), shapes.count(s))
+        for s in set(shapes)
+    }
+    # A run recorded before episodes had kinds gets them on resume, without planning again.
+    path = tmp_path / "episodes.jsonl"
+    old = [json.loads(line) for line in path.read_text().splitlines()]
+    path.write_text(
+        "".join(json.dumps({k: v for k, v in r.items() if k != "kind"}) + "\n" for r in old)
+    )
+    again = run_suite("random", suite="easy_random", episodes=6, out=tmp_path, gifs=False)
+    assert again.episodes == old and again.summary.by_kind == result.summary.by_kind
+
+
 def test_oracle_predictor_follows_the_episode_scene() -> None:
     """The oracle's private env takes the live episode's drawn objects before its states."""
     from foresight.planners import Observation, OraclePredictor

@@ -200,6 +200,12 @@ class PushEnv(ForesightEnv):
         """See :func:`foresight.envs.push.tasks.sample_task`."""
         return sample_task(rng, config, distribution, task_id)
 
+    @classmethod
+    def task_kind(cls, config: PushConfig, task: Task) -> str:
+        """The target's shape (``box``, ``cylinder``, ``ell``, ...)."""
+        objects = config.objects if task.scene is None else task.scene
+        return objects[task.target].shape
+
     def goal(self, task: Task) -> Goal:
         """The goal of ``task``: its goal image and the scene's colour classes.
 
