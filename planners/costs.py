@@ -12,6 +12,8 @@ horizon and averages over samples. The planner config chooses the class by name.
   object; see DESIGN.md). The pusher is read from the imagined frame, or (``pusher:
   commanded``) from where the actions put it: the pusher is position-controlled, so its
   commanded position is exact until a contact stops it, however blurry the prediction.
+  Its masks (``mask``) are a colour kernel, or (``unmix``) each pixel's share of the object's
+  colour against the table's, which a blurry prediction keeps where the kernel loses it.
 """
 
 from __future__ import annotations
@@ -243,6 +245,14 @@ class ObjectCostConfig(CostConfig):
             towards the object before contact; small, so it never outweighs the goal).
         color_scale: Softness (in RGB units of [0, 1]) of the colour classification, so
             blurry predictions still give a centroid.
+        mask: How a pixel's membership in an object is read from its colour. ``color``: a
+            Gaussian kernel of its RGB distance to the object's colour, so a pixel that a
+            blurry prediction mixed with the table counts little or not at all. ``unmix``: the
+            share of the object's colour in the pixel when it is read as a mix of that colour
+            and the background's (the goal image's median colour, the table), weighed down by
+            what that mix leaves unexplained; blur spreads an object's colour but keeps its
+            sum, so a smeared object keeps its mass and its centroid is where the prediction
+            puts it on average. On sharp frames both give the same centroids.
         min_pixels: Below this mask mass the target counts as not visible (worst cost).
         pusher: Where the pusher-to-target term reads the pusher: ``image`` (its colour
             mask in the imagined frame) or ``commanded`` (where the actions put it, from the
@@ -265,6 +275,7 @@ class ObjectCostConfig(CostConfig):
     pusher_weight: float = 0.1
     color_scale: float = 0.08
     min_pixels: float = 1.0
+    mask: Literal["color", "unmix"] = "color"
     pusher: Literal["image", "commanded"] = "image"
     shape_weight: float = 0.0
     robot_goal_weight: float = 0.0
@@ -291,6 +302,8 @@ class ObjectCost(Cost):
         super().__init__(config, goal, device)
         self.colors = torch.as_tensor(goal.colors, device=self.device)  # (P, 3)
         self.labels = torch.as_tensor(goal.labels, device=self.device)  # (P,)
+        # Most of a goal image is the table: its median is the colour objects blur into.
+        self.background = self.goal_frame.flatten(1).median(1).values  # (3,)
         goal_centroid, mass = self.centroids(self.goal_frame[None], [goal.target_label])
         if float(mass[0, 0]) < self.config.min_pixels:  # type: ignore[attr-defined]
             raise ConfigError("the target object is not visible in the goal image")
@@ -315,6 +328,8 @@ class ObjectCost(Cost):
         below 1%), and a softmax over every scene colour would cost 3x more for the same masks.
         """
         cfg: ObjectCostConfig = self.config  # type: ignore[assignment]
+        if cfg.mask == "unmix":
+            return self._unmixed_masses(frames, labels)
         out = []
         for label in labels:
             d2 = torch.stack(
@@ -324,6 +339,30 @@ class ObjectCost(Cost):
                 ]
             ).amin(0)  # (M, H, W)
             out.append(torch.exp(d2.flatten(1) / (-2 * cfg.color_scale**2)))
+        return torch.stack(out, 1)
+
+    def _unmixed_masses(self, frames: torch.Tensor, labels: list[int]) -> torch.Tensor:
+        """``(M, L, H*W)``: each pixel read as ``background + a (shade - background)``.
+
+        ``a`` (clamped to [0, 1]) is the pixel's share of the shade. What the mix leaves
+        unexplained is weighed against ``color_scale * a`` (a Gaussian kernel), not against
+        ``color_scale``: a faint blur of another colour (the pusher smeared over the table)
+        leaves a small residual, but a large one for its share, so it stays out. Of a class's
+        shades the one that explains the pixel best counts.
+        """
+        cfg: ObjectCostConfig = self.config  # type: ignore[assignment]
+        rel = (frames - self.background[:, None, None]).flatten(2)  # (M, 3, HW)
+        out = []
+        for label in labels:
+            best = None
+            for c in self.colors[self.labels == label]:
+                v = c - self.background  # (3,)
+                share = (torch.einsum("mcp,c->mp", rel, v) / v.dot(v).clamp_min(1e-6)).clamp(0, 1)
+                residual = ((rel - share[:, None] * v[:, None]) ** 2).sum(1)
+                scale = cfg.color_scale * share.clamp_min(1e-3)
+                w = share * torch.exp(residual / (-2 * scale**2))
+                best = w if best is None else torch.maximum(best, w)
+            out.append(best)
         return torch.stack(out, 1)
 
     def centroids(

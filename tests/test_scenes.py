@@ -140,14 +140,15 @@ def test_a_corrupt_scene_attribute_is_one_line(random_h5: Path, tmp_path: Path) 
 
 
 # ------------------------------------------------------------------------------ costs
-def test_object_cost_finds_a_randomly_coloured_target_on_true_frames() -> None:
+@pytest.mark.parametrize("mask", ["color", "unmix"])
+def test_object_cost_finds_a_randomly_coloured_target_on_true_frames(mask: str) -> None:
     suite = load_suite("easy_novel")
     spec = suite.env_spec().with_image_size(32)
     env = spec.make()
     for task in sample_tasks(spec, suite.tasks, suite.seed, 3):
         obs, _ = env.reset(options={"task": task})
         goal = env.goal(task)
-        cost = build_cost(ObjectCostConfig(pusher_weight=0.0), goal)
+        cost = build_cost(ObjectCostConfig(pusher_weight=0.0, mask=mask), goal)
         target_px = env.sim.world_to_pixel(np.array(task.layout.object_xy[task.target])) / 32
         start_centroid = cost.centroids(frames_to_tensor(obs["image"])[None], [goal.target_label])
         # The mask's centroid is where the simulator has the object (within a pixel or so).
@@ -156,6 +157,38 @@ def test_object_cost_finds_a_randomly_coloured_target_on_true_frames() -> None:
         at_goal = float(cost.frame_costs(frames_to_tensor(goal.image)[None])[0])
         assert at_goal < 0.01 < at_start
     env.close()
+
+
+def test_unmixed_masks_keep_a_blurred_target_where_the_colour_kernel_loses_it() -> None:
+    """Blur mixes the target with the table: ``unmix`` keeps its mass and centroid."""
+    suite = load_suite("easy_random")
+    spec = suite.env_spec().with_image_size(32)
+    env = spec.make()
+    shifts, kept = [], []
+    for task in sample_tasks(spec, suite.tasks, suite.seed, 4):
+        obs, _ = env.reset(options={"task": task})
+        goal = env.goal(task)
+        sharp = frames_to_tensor(obs["image"])[None]
+        # A 5x5 box blur, as a model unsure where the object goes would draw it.
+        kernel = torch.full((3, 1, 5, 5), 1 / 25)
+        padded = torch.nn.functional.pad(sharp, (2, 2, 2, 2), mode="replicate")
+        blurred = torch.nn.functional.conv2d(padded, kernel, groups=3)
+        c, mass = {}, {}
+        for mask in ("color", "unmix"):
+            cost = build_cost(ObjectCostConfig(mask=mask), goal)
+            for name, frame in (("sharp", sharp), ("blurred", blurred)):
+                centroid, m = cost.centroids(frame, [goal.target_label])
+                c[mask, name], mass[mask, name] = centroid[0, 0], float(m[0, 0])
+        assert mass["unmix", "sharp"] > 5
+        torch.testing.assert_close(c["unmix", "sharp"], c["color", "sharp"])
+        # The colour kernel sees almost none of the blurred target ...
+        assert mass["color", "blurred"] < 0.25 * mass["color", "sharp"]
+        kept.append(mass["unmix", "blurred"] / mass["unmix", "sharp"])
+        shifts.append(float((c["unmix", "blurred"] - c["unmix", "sharp"]).norm()) * 32)
+    env.close()
+    # ... where unmixing keeps most of it, about where it was (in pixels).
+    assert min(kept) > 0.5 and np.mean(kept) > 0.7, kept
+    assert max(shifts) < 1.0 and np.mean(shifts) < 0.5, shifts
 
 
 # ------------------------------------------------------------------------------ suites
