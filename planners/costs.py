@@ -352,13 +352,17 @@ class ObjectCost(Cost):
         """
         cfg: ObjectCostConfig = self.config  # type: ignore[assignment]
         rel = (frames - self.background[:, None, None]).flatten(2)  # (M, 3, HW)
+        rel2 = (rel**2).sum(1)  # (M, HW)
         out = []
         for label in labels:
             best = None
             for c in self.colors[self.labels == label]:
                 v = c - self.background  # (3,)
-                share = (torch.einsum("mcp,c->mp", rel, v) / v.dot(v).clamp_min(1e-6)).clamp(0, 1)
-                residual = ((rel - share[:, None] * v[:, None]) ** 2).sum(1)
+                vv = v.dot(v).clamp_min(1e-6)
+                dot = torch.einsum("mcp,c->mp", rel, v)
+                share = (dot / vv).clamp(0, 1)
+                # |rel - share v|^2, without a (M, 3, HW) temporary per shade.
+                residual = (rel2 - 2 * share * dot + share**2 * vv).clamp_min(0)
                 scale = cfg.color_scale * share.clamp_min(1e-3)
                 w = share * torch.exp(residual / (-2 * scale**2))
                 best = w if best is None else torch.maximum(best, w)
