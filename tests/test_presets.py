@@ -4,7 +4,7 @@
 every preset was a complete file; a preset shrunk to ``base:`` plus its differences must
 resolve to exactly those values. Presets added since, and fields added since with defaults
 that keep behaviour (the object cost's ``shape_weight``, ``robot_goal_weight`` and
-``orientation_weight``, 0; the
+``orientation_weight``, 0, and its ``mask``, ``color``; the
 VRNN's ``context_skip``, false, and its ``output`` (``pixels``, with SVG's ``cdna_kernels``, 4,
 and ``cdna_kernel_size``, 5); ``train.data_memory_gb``, 4; ``train.deterministic`` and
 ``train.channels_last``, false, which ``vrnn_fast`` sets; the VPN's ``checkpoint_blocks``,
