@@ -248,8 +248,8 @@ def evaluate(
         label: Display name in reports (default: the run directory's name).
         progress: A rich Progress to report on (optional).
         overwrite: Replace a planning run in ``out/plan`` made with other settings (model,
-            suite, episodes, planner) instead of refusing it; it is planned again from the
-            start.
+            suite, planner) instead of refusing it; it is planned again from the start. Another
+            episode count is not another setting: the episodes done are kept.
         backend: Where the planning episodes run (:mod:`foresight.parallel`).
 
     Raises:
@@ -348,7 +348,7 @@ def evaluate(
 
 def control_from_summary(summary: PlanSummary, out: Path) -> Control:
     """The control block from a planning run's ``summary.json`` in ``out/plan``."""
-    # Only this run's episodes: a run replaced with fewer episodes leaves older GIFs behind.
+    # Only this run's episodes: one that asks for fewer keeps the others' records and GIFs.
     names = {f"task_{i:04d}.gif" for i in range(summary.episodes)}
     gifs = sorted(g for g in (out / "plan" / "gifs").glob("*.gif") if g.name in names)
     return Control(

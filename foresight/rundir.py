@@ -73,6 +73,8 @@ class RunDir:
         legacy: Settings added since the first runs, with the value every run made before
             them had: a stored file without such a key reads as if it had this value.
         error: The error class to raise (a :class:`~foresight.errors.ForesightError`).
+        ignored: Settings that no longer define the run's results (files written before may
+            hold them): dropped from the stored settings before they are compared.
     """
 
     path: Path
@@ -80,6 +82,7 @@ class RunDir:
     owned: tuple[str, ...] = ()
     legacy: Mapping[str, Any] = field(default_factory=dict)
     error: type[ForesightError] = ForesightError
+    ignored: tuple[str, ...] = ()
 
     @property
     def settings_path(self) -> Path:
@@ -87,14 +90,15 @@ class RunDir:
         return self.path / SETTINGS
 
     def stored_settings(self) -> dict[str, Any] | None:
-        """The recorded settings (legacy keys filled in); None when absent or unreadable."""
+        """The recorded settings, legacy keys filled in and ignored ones dropped (None: absent)."""
         try:
             stored = json.loads(self.settings_path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, ValueError):
             return None
         if not isinstance(stored, dict):
             return None
-        return {**self.legacy, **stored}
+        merged = {**self.legacy, **stored}
+        return {k: v for k, v in merged.items() if k not in self.ignored}
 
     def _owned_files(self) -> list[Path]:
         return [p for pattern in self.owned for p in self.path.glob(pattern) if p.is_file()]

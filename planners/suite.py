@@ -13,7 +13,8 @@ used (``budget``: its values and which of them the model set).
 A run directory holds ``settings.json`` (what was run), ``episodes.jsonl`` (one line per
 episode, in task order, rewritten atomically after each episode), ``summary.json`` and
 ``gifs/task_NNNN.gif`` (executed frames | best imagined future | goal). Re-running the same
-command resumes: finished episodes are kept.
+command resumes: finished episodes are kept, also when it asks for more or fewer episodes (the
+summary counts tasks ``0 .. episodes-1``; ``episodes.jsonl`` keeps every record).
 """
 
 from __future__ import annotations
@@ -402,6 +403,9 @@ def _prepare_out(out: Path, settings: dict[str, Any], overwrite: bool) -> dict[i
         # Runs from before envs had names all ran in the default env.
         legacy={"env_name": DEFAULT_ENV},
         error=ConfigError,
+        # Episode i depends only on (seed, i), so asking for more (or fewer) episodes keeps
+        # the ones done; runs recorded the count in their settings before this.
+        ignored=("episodes",),
     )
     return _read_records(out / "episodes.jsonl") if run.open(settings, overwrite) else {}
 
@@ -486,24 +490,26 @@ def run_suite(
         # refused, while runs made before budgets existed still resume.
         "planner": spec.planner,
         "seed": seed,
-        "episodes": n,
     }
     out = Path(out) if out is not None else None
     done = _prepare_out(out, settings, overwrite) if out is not None else {}
-    records = {i: r for i, r in done.items() if i < n}
+    # Every record stays in episodes.jsonl (a later run may ask for them again); the summary
+    # counts tasks 0 .. n-1.
+    records = dict(done)
     every_task = sample_tasks(env, suite_cfg.tasks, seed, n)
     env_config = env.typed()
     kinds = {t.task_id: env.env_class.task_kind(env_config, t) for t in every_task}
     for i, rec in records.items():
         # Episodes recorded before kinds were get theirs from the task, which is the same.
-        if kinds[i] is not None:
+        if kinds.get(i) is not None:
             rec["kind"] = kinds[i]
     tasks = [t for t in every_task if t.task_id not in records]
     if on_start is not None:
         on_start(n)
     if on_episode is not None:
         for i in sorted(records):
-            on_episode(records[i])
+            if i < n:
+                on_episode(records[i])
     episodes_run = run_episodes(
         spec, tasks, seed, suite_cfg.episode_steps, workers, threads, backend
     )
@@ -519,7 +525,7 @@ def run_suite(
             atomic_write_text(out / "episodes.jsonl", lines)
         if on_episode is not None:
             on_episode(rec)
-    ordered = [records[i] for i in sorted(records)]
+    ordered = [records[i] for i in sorted(records) if i < n]
     planner_run = planner_cfg if plans else None
     summary = summarize(ordered, model, suite_cfg.name, planner_run, budget, seed)
     if out is not None:

@@ -167,12 +167,6 @@ CASES = [
     ),
     # ---------------------------------------------------------------- evaluate
     Case(
-        "evaluate-episodes-changed-in-an-evaluated-folder",
-        (*ZERO[:-1], "2", "--out", "{tmp}/e"),
-        "pass --overwrite to replace it",
-        _copy_evaluated("e"),
-    ),
-    Case(
         "evaluate-suite-changed-in-an-evaluated-folder",
         (*ZERO, "--suite", "hard", "--out", "{tmp}/e"),
         "pass --overwrite to replace it",
@@ -316,7 +310,19 @@ def test_preview_overwrite_replaces_the_file_atomically(tmp_path: Path, tiny_h5:
 def test_evaluate_overwrite_is_the_way_out(evaluated: Path, tmp_path: Path) -> None:
     out = tmp_path / "e"
     shutil.copytree(evaluated, out)
-    assert main([*ZERO[:-1], "2", "--out", str(out)]) == 2
-    assert main([*ZERO[:-1], "2", "--out", str(out), "--overwrite"]) == 0
+    assert main([*ZERO, "--suite", "hard", "--out", str(out)]) == 2
+    assert main([*ZERO, "--suite", "hard", "--out", str(out), "--overwrite"]) == 0
+    saved = json.loads((out / "evaluation.json").read_text())
+    assert saved["control"]["suite"] == "hard" and saved["options"]["suite"] == "hard"
+
+
+def test_evaluate_asked_for_more_episodes_plans_only_the_new_ones(
+    evaluated: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "e"
+    shutil.copytree(evaluated, out)
+    first = (out / "plan" / "episodes.jsonl").read_text()
+    assert main([*ZERO[:-1], "2", "--out", str(out)]) == 0
     saved = json.loads((out / "evaluation.json").read_text())
     assert saved["control"]["episodes"] == 2 and saved["options"]["episodes"] == 2
+    assert (out / "plan" / "episodes.jsonl").read_text().startswith(first)

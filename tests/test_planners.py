@@ -447,6 +447,35 @@ def test_run_suite_is_reproducible_and_worker_independent(tmp_path) -> None:
         assert not r["success"]
 
 
+def test_asking_a_run_for_more_or_fewer_episodes_keeps_the_ones_done(tmp_path) -> None:
+    out = tmp_path / "run"
+    kw = dict(suite="easy", seed=5, gifs=False, out=out)
+    run_suite("random", episodes=2, **kw)
+    # Mark episode 1 as it was written: kept, not planned again, when more are asked for.
+    lines = (out / "episodes.jsonl").read_text().splitlines()
+    marked = {**json.loads(lines[1]), "final_distance": 0.123456}
+    lines[1] = json.dumps(marked)
+    (out / "episodes.jsonl").write_text("\n".join(lines) + "\n")
+    more = run_suite("random", episodes=3, **kw)
+    assert [r["task_id"] for r in more.episodes] == [0, 1, 2]
+    assert more.episodes[1]["final_distance"] == 0.123456
+    fresh = run_suite("random", episodes=3, seed=5, gifs=False, out=None)
+    strip = [{k: v for k, v in r.items() if "seconds" not in k} for r in fresh.episodes]
+    assert {k: v for k, v in more.episodes[2].items() if "seconds" not in k} == strip[2]
+    assert PlanSummary.load(out).episodes == 3
+    # Fewer: the summary counts tasks 0 .. n-1 and episodes.jsonl keeps every record.
+    fewer = run_suite("random", episodes=1, **kw)
+    assert fewer.summary.episodes == 1 and PlanSummary.load(out).episodes == 1
+    assert len((out / "episodes.jsonl").read_text().splitlines()) == 3
+    # A run whose settings recorded the episode count (before this) still resumes.
+    meta = out / "settings.json"
+    meta.write_text(json.dumps({**json.loads(meta.read_text()), "episodes": 2}))
+    assert run_suite("random", episodes=3, **kw).episodes[1]["final_distance"] == 0.123456
+    # Other settings are still refused.
+    with pytest.raises(ConfigError, match="seed differ"):
+        run_suite("random", suite="easy", seed=6, gifs=False, out=out, episodes=3)
+
+
 def test_run_suite_drives_a_checkpoint(tmp_path, monkeypatch) -> None:
     from foresight.models import save_checkpoint
 

@@ -48,7 +48,7 @@ class EvaluateFlags:
         default=False,
         metadata=option(
             "replace an earlier evaluation in --out planned with other settings (model, "
-            "suite, episodes, planner); its planning starts again from the first episode"
+            "suite, planner); its planning starts again from the first episode"
         ),
     )
 
