@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import _thread
 import argparse
+import os
 import signal
 import sys
 import threading
@@ -68,32 +69,66 @@ def _redeliver_interrupts(previous: Any) -> Any:
     return hook
 
 
-def _importing(frame: FrameType | None) -> bool:
-    """Whether ``frame`` runs inside a module import (an importlib frame below it)."""
+#: Packages whose Python code C calls back into, so that an exception raised there comes
+#: out as another one: PyOpenGL converts each GL call's arguments in Python from inside
+#: ctypes, which turns a KeyboardInterrupt raised there into ``ctypes.ArgumentError``.
+_WRAPPING_PACKAGES = ("OpenGL",)
+
+
+def _must_defer(frame: FrameType | None) -> bool:
+    """Whether a KeyboardInterrupt raised in ``frame`` could come out as something else.
+
+    True inside a module import (an importlib frame below it) and inside PyOpenGL's Python
+    code (a module of :data:`_WRAPPING_PACKAGES` on the stack).
+    """
     while frame is not None:
         if frame.f_code.co_filename.startswith("<frozen importlib"):
+            return True
+        module = frame.f_globals.get("__name__") or ""
+        if module.partition(".")[0] in _WRAPPING_PACKAGES:
             return True
         frame = frame.f_back
     return False
 
 
 def _interrupt_after_imports(signum: int, frame: FrameType | None) -> None:
-    """A SIGINT handler that raises KeyboardInterrupt, but never inside a module import.
+    """A SIGINT handler that raises KeyboardInterrupt, but never inside an import or a GL call.
 
     Raised while an extension module initialises (torch and mujoco run Python code from
     C++ through pybind11 as they load), the exception can cross a C++ frame that cannot
     pass it on, and the process aborts with "terminate called after throwing ...
-    error_already_set" (seen once in CI). Inside an import the interrupt is delivered again
-    shortly, until it lands in ordinary Python code, where it ends the run with one line.
+    error_already_set" (seen once in CI); raised while PyOpenGL converts a call's arguments
+    (rendering with EGL), it comes out as ``ctypes.ArgumentError``, a traceback (seen once
+    in CI). There the interrupt is delivered again shortly, until it lands in ordinary
+    Python code, where it ends the run with one line.
     """
-    if _importing(frame):
+    if _must_defer(frame):
         threading.Timer(0.05, _thread.interrupt_main).start()
         return
     raise KeyboardInterrupt
 
 
+def _terminate_like_interrupt(pid: int) -> Any:
+    """A SIGTERM handler that ends the run as Ctrl-C does (a scheduler's stop, ``kill PID``).
+
+    A cluster's scheduler stops a job with SIGTERM, and a shell's background job ignores
+    SIGINT, so without this such a run ends without its line saying how to resume. A process
+    forked from this one (a DataLoader worker) inherits the handler; it dies as it would
+    have, so its parent sees it go.
+    """
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        if os.getpid() != pid:
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
+        _interrupt_after_imports(signum, frame)
+
+    return handler
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; user errors print one line and exit 2, Ctrl-C exits 130.
+    """Run the CLI; user errors print one line and exit 2, Ctrl-C (or SIGTERM) exits 130.
 
     The verbs are imported inside the handlers, so a Ctrl-C while numpy or torch are still
     loading ends with the same one line as one during the work.
@@ -105,12 +140,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     own_handler = handler is signal.default_int_handler
     if own_handler:
         signal.signal(signal.SIGINT, _interrupt_after_imports)
+    # Only where SIGTERM still does its default (not when a host program set its own).
+    term = signal.getsignal(signal.SIGTERM)
+    own_term = term is signal.SIG_DFL
+    if own_term:
+        signal.signal(signal.SIGTERM, _terminate_like_interrupt(os.getpid()))
     try:
         return _run(argv)
     finally:
         sys.unraisablehook = previous
         if own_handler:
             signal.signal(signal.SIGINT, handler)
+        if own_term:
+            signal.signal(signal.SIGTERM, term)
 
 
 def _run(argv: Sequence[str] | None) -> int:

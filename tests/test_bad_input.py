@@ -465,6 +465,38 @@ def test_ctrl_c_while_loading_is_one_line(tmp_path: Path, delay: float) -> None:
     assert not lines or lines[-1].startswith("interrupted:"), result.stderr
 
 
+def test_an_interrupt_waits_out_pyopengl_frames() -> None:
+    """PyOpenGL's argument conversion runs inside ctypes, which would turn the interrupt
+    into ``ctypes.ArgumentError``: there it is delivered again later."""
+    from foresight.cli import _must_defer
+
+    assert not _must_defer(sys._getframe())
+    scope: dict = {"__name__": "OpenGL.arrays.arraydatatype", "sys": sys}
+    exec("def convert():\n    return sys._getframe()\n", scope)
+    assert _must_defer(scope["convert"]())
+
+
+@pytest.mark.parametrize("delay", [3.0, 4.0, 5.0])
+def test_sigterm_ends_a_run_like_ctrl_c(tmp_path: Path, delay: float) -> None:
+    """A scheduler's stop (SIGTERM to the process) ends with the same line and status, also
+    while the run renders (each step of the ``zero`` baseline is mostly rendering)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "foresight.cli", "plan", "--model", "zero", "--out", "p"]
+        + ["--episodes", "2000", "--no-gifs"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    time.sleep(delay)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err, err
+    assert err.strip().splitlines()[-1].startswith("interrupted:"), err
+
+
 def test_ctrl_c_with_collect_workers_is_one_line_and_resumes(tmp_path: Path) -> None:
     argv = [*COLLECT[:1], "--out", "d.h5", "--episodes", "3000", "--steps", "20", "--workers", "2"]
     argv += ["--image-size", "16"]
