@@ -149,23 +149,19 @@ def test_quickstart_tiny_end_to_end_and_resume(tmp_path: Path) -> None:
     assert "already complete" in " ".join(again.stderr.split())
 
 
-def test_overwrite_replaces_an_evaluation_planned_with_other_episodes(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_an_evaluation_asked_for_fewer_episodes_counts_the_first_ones(tmp_path: Path) -> None:
     out = tmp_path / "zero"
     args = ["evaluate", "--model", "zero", "--out", str(out)]
     assert main([*args, "--episodes", "2"]) == 0
-    first = (out / "evaluation.json").read_bytes()
-    capsys.readouterr()
-    assert main([*args, "--episodes", "1"]) == 2
-    err = capsys.readouterr().err.strip()
-    assert err.startswith("error: ") and "pass --overwrite" in err and "episodes" in err
-    assert (out / "evaluation.json").read_bytes() == first  # refused: nothing replaced
-    assert main([*args, "--episodes", "1", "--overwrite"]) == 0
+    records = (out / "plan" / "episodes.jsonl").read_text()
+    assert main([*args, "--episodes", "1"]) == 0
     result = Evaluation.load(out)
     assert result.control.episodes == 1 and result.options.episodes == 1
-    # Only this run's GIF, not the one the replaced run left behind.
+    # Only this run's GIF, not the other episode's, which stays with its record.
     assert result.control.gifs == ("plan/gifs/task_0000.gif",)
+    assert (out / "plan" / "gifs" / "task_0001.gif").is_file()
+    assert (out / "plan" / "episodes.jsonl").read_text() == records  # nothing planned again
+    assert main([*args, "--episodes", "1", "--overwrite"]) == 0
     assert "overwrite" not in json.loads((out / "evaluation.json").read_text())["options"]
 
 
