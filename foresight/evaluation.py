@@ -258,9 +258,13 @@ def evaluate(
     """
     from foresight.device import resolve_device
     from foresight.perceptual import LpipsUnavailable, lpips_metric
+    from foresight.planners.config import PlannerConfig, load_planner
     from foresight.planners.suite import run_suite
 
     opts = options or EvaluateOptions()
+    planner: str | PlannerConfig = opts.planner
+    if opts.control and opts.planner_overrides:
+        planner = load_planner(opts.planner, opts.planner_overrides)
     out.mkdir(parents=True, exist_ok=True)
     device = str(resolve_device(device))
     plan_model, video_model = resolve_model(model, out, device)
@@ -302,7 +306,7 @@ def evaluate(
             opts.suite,
             out / "plan",
             episodes=opts.episodes,
-            planner=opts.planner,
+            planner=planner,
             workers=opts.workers,
             device=device,
             overwrite=overwrite,

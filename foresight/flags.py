@@ -36,15 +36,16 @@ def option(help: str, flag: str | None = None, **argparse_kw: Any) -> dict[str, 
     return meta
 
 
-def overrides_field(config: str, example: str) -> Any:
+def overrides_field(config: str, example: str, name: str = "overrides") -> Any:
     """A verb's ``overrides`` field: positional ``KEY=VALUE`` words over its ``config``.
 
     Args:
         config: What they override, in words (``the env config``).
         example: Two overrides, for the help text.
+        name: The field's name (a positional's value lands under its name).
     """
     help = f"override {config}'s values, checked like its YAML keys (e.g. {example})"
-    meta = option(help, flag="overrides", nargs="*", metavar="KEY=VALUE")
+    meta = option(help, flag=name, nargs="*", metavar="KEY=VALUE")
     return dataclasses.field(default=(), metadata=meta)
 
 

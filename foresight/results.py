@@ -31,7 +31,7 @@ from typing import Any
 
 from foresight.config import OMIT_IF_NONE, from_dict, to_dict
 from foresight.errors import ConfigError, ForesightError
-from foresight.flags import option
+from foresight.flags import option, overrides_field
 from foresight.io import atomic_write_text
 
 #: Written by this version.
@@ -54,6 +54,8 @@ class EvaluateOptions:
         future: Predicted frames per sequence (None: the model's ``eval_future_frames``).
         episodes: Suite episodes (None: the suite's).
         planner: Planner preset or YAML.
+        planner_overrides: ``KEY=VALUE`` overrides of the planner config
+            (``cost.mask=unmix``), checked like its YAML keys.
         workers: Parallel planning episodes.
         lpips_weights: LPIPS weights path (None: the search order of
             :mod:`foresight.perceptual`).
@@ -75,6 +77,9 @@ class EvaluateOptions:
     episodes: int | None = field(default=None, metadata=option("suite episodes (default: suite's)"))
     planner: str = field(
         default="cem", metadata=option("planner preset (cem, icem, fast, mppi) or YAML path")
+    )
+    planner_overrides: tuple[str, ...] = overrides_field(
+        "the planner config", "cost.mask=unmix optimizer.samples=128", name="planner_overrides"
     )
     workers: int = field(default=1, metadata=option("parallel planning episodes"))
     lpips_weights: str | None = field(

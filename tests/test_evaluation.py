@@ -188,3 +188,22 @@ def test_the_summary_table_shows_non_finite_steps(
     assert "n/a: nan at future step 2" in table and "25.000" not in table
     assert "30.000" in table  # best-of-N is finite
     assert "FVD" in table and table.count("n/a: nan") == 2
+
+
+def test_evaluate_takes_dotted_planner_overrides(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "oracle"
+    args = ["evaluate", "--model", "oracle", "--episodes", "1", "--planner", "fast"]
+    words = ["optimizer.samples=8", "optimizer.elites=2", "optimizer.iterations=1"]
+    assert main([*args, "--out", str(out), *words, "cost.mask=unmix"]) == 0
+    result = Evaluation.load(out)
+    assert result.options.planner_overrides == (*words, "cost.mask=unmix")
+    settings = json.loads((out / "plan" / "settings.json").read_text())
+    assert settings["planner"]["cost"]["mask"] == "unmix"
+    assert result.control.budget.samples == 8 and result.control.budget.iterations == 1
+    capsys.readouterr()
+    assert main([*args, "--out", str(tmp_path / "bad"), "cost.mask=blur"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "mask" in err and "\n" not in err
+    assert not (tmp_path / "bad").exists()

@@ -9,7 +9,7 @@ VRNN's ``context_skip``, false, and its ``output`` (``pixels``, with SVG's ``cdn
 and ``cdna_kernel_size``, 5); ``train.data_memory_gb``, 4; ``train.deterministic`` and
 ``train.channels_last``, false, which ``vrnn_fast`` sets; the VPN's ``checkpoint_blocks``,
 false, which the VPN paper presets set; ``train.log``, ``[jsonl]``; SVG's ``latent_side``,
-1), were added to the
+1; ``evaluate``'s ``planner_overrides``, none), were added to the
 snapshot as they resolved when added. ``hvrnn`` and ``vpn_baseline`` became presets of
 ``vrnn`` and ``vpn``: their ``model`` key is the one value that changed.
 Fields marked ``OMIT_IF_NONE`` (scene distributions) do not appear while unset, so presets
