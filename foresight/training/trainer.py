@@ -51,6 +51,7 @@ from foresight.training.distributed import (
     setup,
     teardown,
 )
+from foresight.training.interrupts import StepBoundary, interrupted_line
 from foresight.training.optim import NonFiniteLoss, Optimization
 from foresight.training.precision import Precision, kernel_settings, pick_precision
 from foresight.training.resume import (
@@ -357,6 +358,9 @@ class _Run:
         self.last_valid: ValidRecord | None = None
         #: Steps taken so far (what an interruption reports); None until the loop starts.
         self.step: int | None = None
+        #: The (step, data position) the model, optimizer and RNG stand at, between steps;
+        #: None in the middle of one (an interruption then saves nothing).
+        self.resting: tuple[int, tuple[int, int]] | None = None
         self.resumed = False
         self.fingerprint: dict[str, Any] = {}
         self.env_args: dict[str, Any] = {}
@@ -561,26 +565,10 @@ class _Run:
         try:
             return self._fit()
         except KeyboardInterrupt:
-            self.console.print(self._interrupted())
+            self.console.print(interrupted_line(self.step, self.last_saved, self.resumed))
             raise TrainingInterrupted() from None
         finally:
             self._close_trackers()
-
-    def _interrupted(self) -> str:
-        """The line a Ctrl-C prints: where training stood, and how to go on."""
-        if self.step is None:
-            return "interrupted before the first training step: run the same command again" + (
-                " to resume" if self.resumed else ""
-            )
-        if self.last_saved is None:
-            return (
-                f"interrupted at step {self.step}, before the first checkpoint: run the same "
-                "command again to start over"
-            )
-        return (
-            f"interrupted at step {self.step}: add --resume to the same command to continue "
-            f"from the checkpoint at step {self.last_saved}"
-        )
 
     def _fit(self) -> TrainResult:
         # Everything that can be refused (checkpoint, dataset, model, optimizer state) is
@@ -768,80 +756,131 @@ class _Run:
         step: int,
         position: tuple[int, int],
     ) -> int:
-        tc = self.tc
-        limit = self.options.time_limit_s
         model.train()
-        sums: dict[str, float] = {}
-        interval_steps, interval_time = 0, 0.0
         show = self.ctx.is_main and self.options.progress
         progress = make_progress(self.console, TextColumn("loss {task.fields[loss]}"))
         self.step = step
-        with progress if show else contextlib.nullcontext():
-            task = progress.add_task("training", total=tc.max_steps, completed=step, loss="-")
+        with progress if show else contextlib.nullcontext(), StepBoundary() as boundary:
+            task = progress.add_task("training", total=self.tc.max_steps, completed=step, loss="-")
             stream = self._stream(dataset, order, *position)
-            # A run resumed with its time already spent takes no further step.
-            spent = limit is not None and broadcast_flag(self.ctx, self.train_seconds >= limit)
-            while step < tc.max_steps and not spent:
-                start = time.perf_counter()
-                position, batch = next(stream)
-                batch = {k: v.to(self.ctx.device, non_blocking=True) for k, v in batch.items()}
-                try:
-                    result = step_fn(batch, step)
-                except NonFiniteLoss as err:
-                    self._log({"step": step + 1, "split": "train", "event": "non_finite_loss"})
-                    kept = (
-                        f"the last good checkpoint {self.out / CHECKPOINT} (step "
-                        f"{self.last_saved}) is kept"
-                        if self.last_saved is not None
-                        else "no checkpoint had been written yet"
-                    )
-                    raise ForesightError(
-                        f"training stopped: the loss became {err.value} at step {step + 1}; "
-                        f"{kept}. Lower train.lr or train.grad_clip, or raise "
-                        "train.warmup_steps"
-                    ) from None
-                step += 1
-                self.step = step
-                elapsed = time.perf_counter() - start
-                interval_time += elapsed
-                self.train_seconds += elapsed
-                interval_steps += 1
-                loss = result.loss
-                for k, v in {"loss": loss, **result.terms, **result.grad_norm}.items():
-                    sums[k] = sums.get(k, 0.0) + float(v)
-                if show:
-                    progress.update(task, completed=step, loss=f"{loss:.4f}")
-                mean_loss = sums["loss"] / interval_steps
-                # Rank 0's clock decides, so every process stops at the same step.
-                out_of_time = limit is not None and broadcast_flag(
-                    self.ctx, self.train_seconds >= limit
+            try:
+                step = self._steps(
+                    model, step_fn, vset, step, position, stream, (progress, task), boundary
                 )
-                last = step == tc.max_steps or out_of_time
-                if step % tc.log_every == 0 or last:
-                    self._log(
-                        {
-                            "step": step,
-                            "split": "train",
-                            **{k: v / interval_steps for k, v in sums.items()},
-                            **result.lr,
-                            "seq_per_s": interval_steps * tc.batch_size / max(interval_time, 1e-9),
-                            "epoch": position[0],
-                            "train_seconds": round(self.train_seconds, 3),
-                        }
-                    )
-                    sums, interval_steps, interval_time = {}, 0, 0.0
-                if step % tc.eval_every == 0 or last:
-                    self.last_valid = self._validate(model, vset, step, mean_loss)
-                    self._save(model, step, step_fn, position)
-                if out_of_time:
-                    self._log({"step": step, "split": "train", "event": "time_limit"})
-                    if self.ctx.is_main:
-                        self.console.print(
-                            f"time limit: stopped at step {step} after "
-                            f"{self.train_seconds:.0f} s of training"
-                        )
-                    break
+            except KeyboardInterrupt:
+                self._save_interrupted(model, step_fn)
+                raise
         if self.last_saved != step:
             # Resumed at or past max_steps: nothing ran, but the run folder stays complete.
             self._save(model, step, step_fn, position)
+        return step
+
+    def _save_interrupted(self, model: VideoModel, step_fn: TrainStep) -> None:
+        """On Ctrl-C (or SIGTERM): save the last finished step, so ``--resume`` loses nothing.
+
+        Only between steps (``self.resting``), never in the middle of one or of a validation
+        (the weights, optimizer and RNG then match no step), and only in a single process
+        (the ranks of a distributed run stand at different places and cannot save together).
+        """
+        if self.resting is None or self.ctx.distributed:
+            return
+        step, position = self.resting
+        if step != self.last_saved:
+            self._save(model, step, step_fn, position)
+
+    def _steps(
+        self,
+        model: VideoModel,
+        step_fn: TrainStep,
+        vset: ValidationSet,
+        step: int,
+        position: tuple[int, int],
+        stream: Iterator[tuple[tuple[int, int], dict[str, torch.Tensor]]],
+        bar: tuple[Any, Any],
+        boundary: StepBoundary,
+    ) -> int:
+        """Training steps until ``max_steps`` or the time limit; returns the last step.
+
+        An interrupt during a step is held until the step is done (``boundary``; not in a
+        distributed run), so that the step can be saved; one during a validation is not.
+        """
+        tc = self.tc
+        progress, task = bar
+        limit = self.options.time_limit_s
+        show = self.ctx.is_main and self.options.progress
+        sums: dict[str, float] = {}
+        interval_steps, interval_time = 0, 0.0
+        self.resting = (step, position)
+        # A run resumed with its time already spent takes no further step.
+        spent = limit is not None and broadcast_flag(self.ctx, self.train_seconds >= limit)
+        while step < tc.max_steps and not spent:
+            # From here until the step's bookkeeping is done, the model, optimizer, RNG
+            # and data position match no step: an interrupt saves nothing.
+            self.resting = None
+            boundary.holding = not self.ctx.distributed
+            start = time.perf_counter()
+            position, batch = next(stream)
+            batch = {k: v.to(self.ctx.device, non_blocking=True) for k, v in batch.items()}
+            try:
+                result = step_fn(batch, step)
+            except NonFiniteLoss as err:
+                self._log({"step": step + 1, "split": "train", "event": "non_finite_loss"})
+                kept = (
+                    f"the last good checkpoint {self.out / CHECKPOINT} (step "
+                    f"{self.last_saved}) is kept"
+                    if self.last_saved is not None
+                    else "no checkpoint had been written yet"
+                )
+                raise ForesightError(
+                    f"training stopped: the loss became {err.value} at step {step + 1}; "
+                    f"{kept}. Lower train.lr or train.grad_clip, or raise "
+                    "train.warmup_steps"
+                ) from None
+            step += 1
+            self.step = step
+            elapsed = time.perf_counter() - start
+            interval_time += elapsed
+            self.train_seconds += elapsed
+            self.resting = (step, position)
+            interval_steps += 1
+            loss = result.loss
+            for k, v in {"loss": loss, **result.terms, **result.grad_norm}.items():
+                sums[k] = sums.get(k, 0.0) + float(v)
+            if show:
+                progress.update(task, completed=step, loss=f"{loss:.4f}")
+            mean_loss = sums["loss"] / interval_steps
+            # Rank 0's clock decides, so every process stops at the same step.
+            out_of_time = limit is not None and broadcast_flag(
+                self.ctx, self.train_seconds >= limit
+            )
+            last = step == tc.max_steps or out_of_time
+            if step % tc.log_every == 0 or last:
+                self._log(
+                    {
+                        "step": step,
+                        "split": "train",
+                        **{k: v / interval_steps for k, v in sums.items()},
+                        **result.lr,
+                        "seq_per_s": interval_steps * tc.batch_size / max(interval_time, 1e-9),
+                        "epoch": position[0],
+                        "train_seconds": round(self.train_seconds, 3),
+                    }
+                )
+                sums, interval_steps, interval_time = {}, 0, 0.0
+            boundary.check()  # the step and its log line are done: an interrupt held stops here
+            if step % tc.eval_every == 0 or last:
+                # Validation may draw random numbers: saved halfway, a resumed run would
+                # go on from another RNG state than this one does.
+                self.resting = None
+                self.last_valid = self._validate(model, vset, step, mean_loss)
+                self._save(model, step, step_fn, position)
+                self.resting = (step, position)
+            if out_of_time:
+                self._log({"step": step, "split": "train", "event": "time_limit"})
+                if self.ctx.is_main:
+                    self.console.print(
+                        f"time limit: stopped at step {step} after "
+                        f"{self.train_seconds:.0f} s of training"
+                    )
+                break
         return step
