@@ -90,7 +90,7 @@ class RunDir:
         return self.path / SETTINGS
 
     def stored_settings(self) -> dict[str, Any] | None:
-        """The recorded settings, legacy keys filled in and ignored ones dropped (None: absent)."""
+        """The recorded settings, legacy filled in, ignored dropped (None: absent or unreadable)."""
         try:
             stored = json.loads(self.settings_path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, ValueError):

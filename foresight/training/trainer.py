@@ -763,13 +763,14 @@ class _Run:
         with progress if show else contextlib.nullcontext(), StepBoundary() as boundary:
             task = progress.add_task("training", total=self.tc.max_steps, completed=step, loss="-")
             stream = self._stream(dataset, order, *position)
+            bar = (progress, task) if show else None
             try:
-                step = self._steps(
-                    model, step_fn, vset, step, position, stream, (progress, task), boundary
-                )
+                self._steps(model, step_fn, vset, step, position, stream, bar, boundary)
             except KeyboardInterrupt:
                 self._save_interrupted(model, step_fn)
                 raise
+        # Where the steps stopped (no step is in flight once _steps has returned).
+        step, position = self.resting or (step, position)
         if self.last_saved != step:
             # Resumed at or past max_steps: nothing ran, but the run folder stays complete.
             self._save(model, step, step_fn, position)
@@ -796,18 +797,17 @@ class _Run:
         step: int,
         position: tuple[int, int],
         stream: Iterator[tuple[tuple[int, int], dict[str, torch.Tensor]]],
-        bar: tuple[Any, Any],
+        bar: tuple[Any, Any] | None,
         boundary: StepBoundary,
-    ) -> int:
-        """Training steps until ``max_steps`` or the time limit; returns the last step.
+    ) -> None:
+        """Training steps until ``max_steps`` or the time limit (where: ``self.resting``).
 
-        An interrupt during a step is held until the step is done (``boundary``; not in a
-        distributed run), so that the step can be saved; one during a validation is not.
+        ``bar`` is the progress bar and its task (None: not shown). An interrupt during a step
+        is held until the step is done (``boundary``; not in a distributed run), so that the
+        step can be saved; one during a validation is not.
         """
         tc = self.tc
-        progress, task = bar
         limit = self.options.time_limit_s
-        show = self.ctx.is_main and self.options.progress
         sums: dict[str, float] = {}
         interval_steps, interval_time = 0, 0.0
         self.resting = (step, position)
@@ -846,8 +846,8 @@ class _Run:
             loss = result.loss
             for k, v in {"loss": loss, **result.terms, **result.grad_norm}.items():
                 sums[k] = sums.get(k, 0.0) + float(v)
-            if show:
-                progress.update(task, completed=step, loss=f"{loss:.4f}")
+            if bar is not None:
+                bar[0].update(bar[1], completed=step, loss=f"{loss:.4f}")
             mean_loss = sums["loss"] / interval_steps
             # Rank 0's clock decides, so every process stops at the same step.
             out_of_time = limit is not None and broadcast_flag(
@@ -883,4 +883,3 @@ class _Run:
                         f"{self.train_seconds:.0f} s of training"
                     )
                 break
-        return step
