@@ -37,18 +37,30 @@ class CostConfig:
 
     Attributes:
         name: Registry name (``pixel``, ``lpips``, ``object``).
-        frames: ``last``: only the final imagined frame counts; ``all``: every frame,
-            weighted by ``discount ** (H - 1 - t)`` (later frames weigh more), normalised.
-        discount: Per-step weight decay towards earlier frames when ``frames: all``.
+        frames: Which imagined frames count. ``last``: the final one. ``all``: every frame.
+            ``handover``: the frame where a plan's executed actions end (after the MPC's
+            ``replan_every`` steps, where the next plan starts) and the final one: with ``last``
+            alone the steps an MPC executes are never scored, so the robot may wander through
+            them, and an episode that ends between replans is judged where no cost looked.
+            Frames are weighted by ``discount ** (H - 1 - t)`` (later frames weigh more),
+            normalised.
+        discount: Per-step weight decay towards earlier frames.
+        action_weight: Weight of the candidate's mean squared action (a control cost, as
+            in MPC's usual quadratic cost): among futures the frames score alike it prefers
+            the one that moves least, so a robot at its goal holds still instead of executing
+            whichever random jitter scored best (the frames between scored ones are free).
     """
 
     name: str
-    frames: Literal["last", "all"] = "last"
+    frames: Literal["last", "all", "handover"] = "last"
     discount: float = 1.0
+    action_weight: float = 0.0
 
     def __post_init__(self) -> None:
         if not 0.0 < self.discount <= 1.0:
             raise ConfigError(f"cost discount must be in (0, 1], got {self.discount}")
+        if self.action_weight < 0:
+            raise ConfigError(f"cost action_weight must be >= 0, got {self.action_weight}")
 
 
 @dataclass(frozen=True)
@@ -81,14 +93,25 @@ class Cost(ABC):
         config: The cost's settings (an instance of ``config_class``).
         goal: The goal of the current task.
         device: Where predicted frames live.
+        executed: Actions the MPC executes from each plan (its ``replan_every``), which
+            ``frames: handover`` scores the frame after.
     """
 
     config_class: ClassVar[type[CostConfig]] = CostConfig
 
-    def __init__(self, config: CostConfig, goal: Goal, device: str | torch.device = "cpu") -> None:
+    def __init__(
+        self,
+        config: CostConfig,
+        goal: Goal,
+        device: str | torch.device = "cpu",
+        executed: int = 1,
+    ) -> None:
+        if executed < 1:
+            raise ConfigError(f"a cost's executed actions must be at least 1, got {executed}")
         self.config = config
         self.goal = goal
         self.device = torch.device(device)
+        self.executed = executed
         self.goal_frame = frames_to_tensor(goal.image, self.device)  # (3, H, W)
 
     @classmethod
@@ -100,8 +123,12 @@ class Cost(ABC):
         del config
 
     def steps(self, horizon: int) -> list[int]:
-        """Indices in ``[0, H)`` of the imagined frames this cost reads."""
-        return [horizon - 1] if self.config.frames == "last" else list(range(horizon))
+        """Indices in ``[0, H)`` of the imagined frames this cost reads, ascending."""
+        if self.config.frames == "all":
+            return list(range(horizon))
+        if self.config.frames == "handover":
+            return sorted({min(self.executed, horizon) - 1, horizon - 1})
+        return [horizon - 1]
 
     def weights(self, horizon: int) -> torch.Tensor:
         """``(len(steps),)`` weights of those frames, summing to 1."""
@@ -161,7 +188,11 @@ class Cost(ABC):
             aux = Auxiliary(per_frame_rows(state), per_frame_rows(kin.to_image(state)))
         flat = frames.reshape(n * s * t, *frames.shape[3:]).float()
         per_frame = self.frame_costs(flat, aux).reshape(n, s, t)
-        return (per_frame * self.weights(horizon)).sum(-1).mean(-1)
+        cost = (per_frame * self.weights(horizon)).sum(-1).mean(-1)
+        if self.config.action_weight and actions is not None:
+            effort = (torch.as_tensor(actions, dtype=torch.float32) ** 2).mean((1, 2))
+            cost = cost + self.config.action_weight * effort.to(cost)
+        return cost
 
 
 #: Costs by the name a planner config's ``cost.name`` gives.
@@ -208,8 +239,14 @@ class LpipsCost(Cost):
 
     config_class = LpipsCostConfig
 
-    def __init__(self, config: CostConfig, goal: Goal, device: str | torch.device = "cpu") -> None:
-        super().__init__(config, goal, device)
+    def __init__(
+        self,
+        config: CostConfig,
+        goal: Goal,
+        device: str | torch.device = "cpu",
+        executed: int = 1,
+    ) -> None:
+        super().__init__(config, goal, device, executed)
         from foresight.perceptual import build_lpips
 
         cfg: LpipsCostConfig = config  # type: ignore[assignment]
@@ -298,8 +335,14 @@ class ObjectCost(Cost):
 
     config_class = ObjectCostConfig
 
-    def __init__(self, config: CostConfig, goal: Goal, device: str | torch.device = "cpu") -> None:
-        super().__init__(config, goal, device)
+    def __init__(
+        self,
+        config: CostConfig,
+        goal: Goal,
+        device: str | torch.device = "cpu",
+        executed: int = 1,
+    ) -> None:
+        super().__init__(config, goal, device, executed)
         self.colors = torch.as_tensor(goal.colors, device=self.device)  # (P, 3)
         self.labels = torch.as_tensor(goal.labels, device=self.device)  # (P,)
         # Most of a goal image is the table: its median is the colour objects blur into.
@@ -460,6 +503,8 @@ def cost_from_dict(data: dict[str, Any], source: str) -> CostConfig:
     return from_dict(cost.config_class, data, f"{source}: 'cost'")
 
 
-def build_cost(config: CostConfig, goal: Goal, device: str | torch.device = "cpu") -> Cost:
-    """The cost a config describes, for ``goal``."""
-    return COSTS[config.name](config, goal, device)
+def build_cost(
+    config: CostConfig, goal: Goal, device: str | torch.device = "cpu", executed: int = 1
+) -> Cost:
+    """The cost a config describes, for ``goal`` (``executed``: the MPC's ``replan_every``)."""
+    return COSTS[config.name](config, goal, device, executed)

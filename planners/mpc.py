@@ -119,7 +119,7 @@ class MPCPolicy(Policy):
 
     def reset(self, env: Any, goal: Goal, obs: Observation, rng: np.random.Generator) -> None:
         """Build the cost of ``goal``; forget the previous plan."""
-        self.cost = build_cost(self.config.cost, goal, self.device)
+        self.cost = build_cost(self.config.cost, goal, self.device, self.replan_every)
         self.predictor.reset(obs, int(rng.integers(2**31)))
         self._robot_state = np.asarray(obs.state, dtype=np.float32)
         self._rng = rng

@@ -162,6 +162,9 @@ class CEMConfig(OptimizerConfig):
             search space shrinks to ``ceil(H / action_repeat)`` actions.
         include_mean: Score the initial mean (the warm start) as one of the first samples,
             so a good plan from the previous step is never lost to sampling noise.
+        include_zero: Score the all-zero sequence too (no motion: foresight's actions move
+            the robot's target relative to where it is), so once at the goal, holding still
+            is never lost to sampling noise.
         noise_beta: Spectral exponent of the sampling noise along the horizon (iCEM,
             Pinneri et al. 2020): 0 is white noise (classic CEM); 2 to 3 give smooth,
             persistent pushes.
@@ -175,6 +178,7 @@ class CEMConfig(OptimizerConfig):
     momentum: float = 0.0
     action_repeat: int = 1
     include_mean: bool = True
+    include_zero: bool = False
     noise_beta: float = 0.0
     keep_elites: float = 0.0
 
@@ -235,6 +239,8 @@ class CEM(Optimizer):
             samples = np.clip(mean + std * noise, -1.0, 1.0)
             if it == 0 and cfg.include_mean:
                 samples[0] = mean
+            if it == 0 and cfg.include_zero:
+                samples[-1] = 0.0
             samples[: len(kept)] = kept
             full = np.repeat(samples, r, axis=1)[:, :horizon]
             costs = _check_costs(cost_fn(full), cfg.samples)

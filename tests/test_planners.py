@@ -95,6 +95,20 @@ def test_cem_warm_start_keeps_a_good_plan_and_action_repeat_holds_actions() -> N
     assert odd.actions.shape == (5, 2) and odd.mean.shape == (5, 2)
 
 
+def test_cem_include_zero_scores_holding_still() -> None:
+    def effort(actions: np.ndarray) -> np.ndarray:
+        return np.abs(actions).sum(axis=(1, 2))
+
+    warm = np.full((6, 2), 0.5)
+    cfg = CEMConfig(samples=20, iterations=1, elites=5)
+    moved = CEM(cfg).optimize(effort, 6, 2, np.random.default_rng(0), init_mean=warm)
+    assert moved.cost > 0.5  # 20 random draws around a moving warm start never stand still
+    cfg = dataclasses.replace(cfg, include_zero=True)
+    still = CEM(cfg).optimize(effort, 6, 2, np.random.default_rng(0), init_mean=warm)
+    assert still.cost == 0.0
+    np.testing.assert_array_equal(still.actions, 0.0)
+
+
 @pytest.mark.parametrize("steps", [10, 7])
 def test_colored_noise_has_unit_variance_and_smoothness_grows_with_beta(steps) -> None:
     rng = np.random.default_rng(0)
@@ -336,6 +350,23 @@ def test_cost_frames_and_weights() -> None:
     frames = torch.zeros(1, 2, 4, 3, 8, 8)
     frames[:, :, 0] = 1.0
     assert float(every(frames, 4)[0]) == pytest.approx(3 * 64 / 15)
+    # handover: where the executed actions end, and the last; each once when they coincide.
+    cfg = planner_from_dict({"cost": {"name": "pixel", "frames": "handover"}}).cost
+    assert build_cost(cfg, goal, executed=5).steps(20) == [4, 19]
+    assert build_cost(cfg, goal, executed=5).steps(5) == [4]
+    assert build_cost(cfg, goal).steps(3) == [0, 2]
+    frames = torch.zeros(1, 1, 2, 3, 8, 8)
+    frames[:, :, 0] = 1.0
+    assert float(build_cost(cfg, goal, executed=2)(frames, 6)[0]) == pytest.approx(3 * 64 / 2)
+    # action_weight: the same frames, the sequence that moves less costs less, by w * mean(a^2).
+    cfg = planner_from_dict({"cost": {"name": "pixel", "action_weight": 0.5}}).cost
+    frames = torch.zeros(2, 1, 1, 3, 8, 8)
+    actions = torch.zeros(2, 4, 2)
+    actions[1, :2] = 1.0
+    costs = build_cost(cfg, goal)(frames, 4, actions).numpy()
+    np.testing.assert_allclose(costs, [0.0, 0.5 * 4 / 8])
+    with pytest.raises(ConfigError, match="action_weight"):
+        planner_from_dict({"cost": {"name": "pixel", "action_weight": -1.0}})
 
 
 def _stub_goal(image: np.ndarray):

@@ -143,7 +143,7 @@ def test_oracle_solves_a_pusht_task_on_a_small_budget(tmp_path: Path) -> None:
     )
     suite = tmp_path / "one.yaml"
     suite.write_text(
-        "name: one\nenv: pusht\nseed: 2\nepisode_steps: 12\nreplan_every: 3\n"
+        "name: one\nenv: pusht\nseed: 2\nepisode_steps: 18\nreplan_every: 3\n"
         "tasks: {goal_steps: 8, include_agent: false, min_block_motion: 0.01}\n"
     )
     result = run_suite("oracle", suite, episodes=1, planner=planner)
