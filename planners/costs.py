@@ -113,6 +113,14 @@ class Cost(ABC):
         self.device = torch.device(device)
         self.executed = executed
         self.goal_frame = frames_to_tensor(goal.image, self.device)  # (3, H, W)
+        self.setup()
+
+    def setup(self) -> None:  # noqa: B027  (optional hook; most costs need nothing)
+        """Build what this cost reads besides the goal image (masks, networks), once a goal.
+
+        Called at the end of ``__init__``: costs override this rather than the constructor,
+        whose arguments are the planner's business.
+        """
 
     @classmethod
     def validate(cls, config: CostConfig) -> None:
@@ -239,17 +247,11 @@ class LpipsCost(Cost):
 
     config_class = LpipsCostConfig
 
-    def __init__(
-        self,
-        config: CostConfig,
-        goal: Goal,
-        device: str | torch.device = "cpu",
-        executed: int = 1,
-    ) -> None:
-        super().__init__(config, goal, device, executed)
+    def setup(self) -> None:
+        """See :meth:`Cost.setup`."""
         from foresight.perceptual import build_lpips
 
-        cfg: LpipsCostConfig = config  # type: ignore[assignment]
+        cfg: LpipsCostConfig = self.config  # type: ignore[assignment]
         self.net = build_lpips(cfg.weights, self.device)
         self.batch_size = cfg.batch_size
 
@@ -335,14 +337,9 @@ class ObjectCost(Cost):
 
     config_class = ObjectCostConfig
 
-    def __init__(
-        self,
-        config: CostConfig,
-        goal: Goal,
-        device: str | torch.device = "cpu",
-        executed: int = 1,
-    ) -> None:
-        super().__init__(config, goal, device, executed)
+    def setup(self) -> None:
+        """See :meth:`Cost.setup`."""
+        goal = self.goal
         self.colors = torch.as_tensor(goal.colors, device=self.device)  # (P, 3)
         self.labels = torch.as_tensor(goal.labels, device=self.device)  # (P,)
         # Most of a goal image is the table: its median is the colour objects blur into.
