@@ -23,7 +23,13 @@ from gymnasium.envs.registration import register
 from foresight.envs.gl import select_gl_backend
 
 if TYPE_CHECKING:
-    from foresight.envs.base import ExplorationPolicy, ForesightEnv, Goal, PlanarKinematics
+    from foresight.envs.base import (
+        ExplorationPolicy,
+        ForesightEnv,
+        Goal,
+        PDKinematics,
+        PlanarKinematics,
+    )
     from foresight.envs.push.env import PushEnv
     from foresight.envs.push.policy import InteractionPolicy, PolicyConfig
     from foresight.envs.push.sim import ObjectSpec, PushConfig, PushSim
@@ -52,6 +58,7 @@ _LAZY = {
     "ExplorationPolicy": "base",
     "ForesightEnv": "base",
     "Goal": "base",
+    "PDKinematics": "base",
     "PlanarKinematics": "base",
     "DEFAULT_ENV": "spec",
     "EnvSpec": "spec",
@@ -83,6 +90,7 @@ __all__ = [
     "InteractionPolicy",
     "Layout",
     "ObjectSpec",
+    "PDKinematics",
     "PlanarKinematics",
     "PolicyConfig",
     "PushConfig",

@@ -73,11 +73,30 @@ class PlanarKinematics:
     view_half_extent: float
     image_size: int
 
+    def track(
+        self, robot: torch.Tensor | None, action: np.ndarray | None, state: np.ndarray
+    ) -> torch.Tensor:
+        """The robot's kinematic state now, from what was observed (:meth:`commanded`'s start).
+
+        Args:
+            robot: The kinematic state this returned one step ago, or None at an episode's
+                start.
+            action: ``(A,)`` the action executed since (None at the start).
+            state: ``(S,)`` the observed robot state now (the observation's ``state``).
+
+        Returns:
+            ``(2,)`` the robot's xy: a position-controlled robot is where it was observed.
+        """
+        del robot, action
+        import torch
+
+        return torch.as_tensor(np.asarray(state, dtype=np.float32)[:2])
+
     def commanded(self, start: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         """Commanded robot positions after each action (contacts ignored).
 
         Args:
-            start: ``(2,)`` robot xy now.
+            start: The robot's kinematic state now (from :meth:`track`); here ``(2,)`` xy.
             actions: ``(N, H, 2)`` candidate actions in [-1, 1].
 
         Returns:
@@ -86,7 +105,7 @@ class PlanarKinematics:
         """
         import torch
 
-        xy = start.to(actions).expand(actions.shape[0], 2)
+        xy = start[:2].to(actions).expand(actions.shape[0], 2)
         out = []
         for t in range(actions.shape[1]):
             xy = (xy + actions[:, t].clamp(-1, 1) * self.max_step).clamp(
@@ -103,6 +122,89 @@ class PlanarKinematics:
         col = (xy[..., 0] + half) / (2 * half) - 0.5 / size
         row = (half - xy[..., 1]) / (2 * half) - 0.5 / size
         return torch.stack([row, col], -1)
+
+
+@dataclass(frozen=True)
+class PDKinematics(PlanarKinematics):
+    """A planar robot that a PD controller drives towards a target set by each action.
+
+    Push-T's agent (gym-pusht): an action sets the target ``max_step`` from the agent
+    (clipped to the workspace), and ``substeps`` times per step the controller adds
+    ``(k_p (target - p) - k_v v) dt`` to the velocity, then the agent moves ``v dt``. The agent
+    is kinematic (contacts never push it back), so this is exact, but it lags: from rest it
+    closes about a quarter of the way to its target in one step, and it coasts after. Its
+    kinematic state is ``(x, y, vx, vy)``; the velocity is not observed, so :meth:`track`
+    infers it from two observed positions and the action between them (the map is linear and
+    its position row invertible), which needs no assumption about how the episode began.
+
+    Attributes:
+        k_p: Proportional gain (1/s^2).
+        k_v: Derivative gain (1/s).
+        substeps: Controller updates per action.
+        dt: Seconds per update.
+    """
+
+    k_p: float = 100.0
+    k_v: float = 20.0
+    substeps: int = 10
+    dt: float = 0.01
+
+    def step_map(self) -> np.ndarray:
+        """``(2, 3)``: one action's map of ``(p, v, target)`` to ``(p', v')``, per axis."""
+        m = np.eye(3)
+        for _ in range(self.substeps):
+            p, v, target = m
+            v = v + (self.k_p * (target - p) - self.k_v * v) * self.dt
+            m = np.stack([p + v * self.dt, v, target])
+        return m[:2]
+
+    def _target(self, xy: np.ndarray, action: np.ndarray) -> np.ndarray:
+        step = np.clip(np.asarray(action, dtype=np.float64), -1, 1) * self.max_step
+        return np.clip(xy + step, -self.workspace, self.workspace)
+
+    def track(
+        self, robot: torch.Tensor | None, action: np.ndarray | None, state: np.ndarray
+    ) -> torch.Tensor:
+        """``(4,)`` xy and velocity now; see :meth:`PlanarKinematics.track`.
+
+        At an episode's start the velocity is taken as 0 (every suite starts at rest); after
+        each step it is solved from the previous and current positions and the action.
+        """
+        import torch
+
+        xy = np.asarray(state, dtype=np.float64)[:2]
+        if robot is None or action is None:
+            return torch.as_tensor(np.concatenate([xy, np.zeros(2)]), dtype=torch.float32)
+        (pp, pv, pt), (vp, vv, vt) = self.step_map()
+        before = robot.double().numpy()[:2]
+        target = self._target(before, action)
+        v_before = (xy - pp * before - pt * target) / pv
+        v = vp * before + vv * v_before + vt * target
+        return torch.as_tensor(np.concatenate([xy, v]), dtype=torch.float32)
+
+    def commanded(self, start: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """Where the controller takes the robot after each action.
+
+        Args:
+            start: ``(4,)`` xy and velocity now (from :meth:`track`).
+            actions: ``(N, H, 2)`` candidate actions in [-1, 1].
+
+        Returns:
+            ``(N, H, 2)`` robot xy after each action.
+        """
+        import torch
+
+        (pp, pv, pt), (vp, vv, vt) = self.step_map()
+        n = actions.shape[0]
+        xy = start[:2].to(actions).expand(n, 2)
+        v = start[2:4].to(actions).expand(n, 2)
+        out = []
+        for t in range(actions.shape[1]):
+            step = actions[:, t].clamp(-1, 1) * self.max_step
+            target = (xy + step).clamp(-self.workspace, self.workspace)
+            xy, v = pp * xy + pv * v + pt * target, vp * xy + vv * v + vt * target
+            out.append(xy)
+        return torch.stack(out, 1)
 
 
 @dataclass(frozen=True)

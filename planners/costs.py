@@ -67,11 +67,12 @@ class CostConfig:
 class Auxiliary:
     """What a cost may read besides the frames: the robot, from the commanded actions.
 
-    The robot is position-controlled, so where the actions put it is exact until a contact
-    stops it, however blurry the predicted frame. One row per scored frame.
+    The robot's own motion is known to it (position control on Push-v0, a PD controller on
+    Push-T; see the goal's ``kinematics``), so where the actions put it is exact until a
+    contact stops it, however blurry the predicted frame. One row per scored frame.
 
     Attributes:
-        robot_state: ``(M, S)`` commanded robot state at each frame (the env's units).
+        robot_state: ``(M, 2)`` commanded robot xy at each frame (the env's units).
         robot_pixel: ``(M, 2)`` where that puts the robot in the image: (row, col) in image
             widths (pixel ``i`` is at ``i / size``).
     """
@@ -173,7 +174,8 @@ class Cost(ABC):
             horizon: ``H``, the planning horizon the frames came from.
             actions: ``(N, H, A)`` the candidate actions (with ``robot_state``: costs may read
                 the commanded robot from them, through the goal's kinematics).
-            robot_state: ``(S,)`` the robot's state now (the observation's ``state``).
+            robot_state: The robot's kinematic state now (from the goal's
+                ``kinematics.track``, e.g. ``(2,)`` xy, or xy and velocity).
 
         Returns:
             ``(N,)`` costs: frames weighted over the horizon, samples averaged.
@@ -188,7 +190,7 @@ class Cost(ABC):
         kin = self.goal.kinematics
         if actions is not None and robot_state is not None and kin is not None:
             commanded = kin.commanded(torch.as_tensor(robot_state), torch.as_tensor(actions))
-            state = commanded[:, self.steps(horizon)].to(self.device).float()  # (N, T', S)
+            state = commanded[:, self.steps(horizon)].to(self.device).float()  # (N, T', 2)
 
             def per_frame_rows(x: torch.Tensor) -> torch.Tensor:
                 return x[:, None].expand(n, s, *x.shape[1:]).reshape(n * s * t, -1)

@@ -121,7 +121,8 @@ class MPCPolicy(Policy):
         """Build the cost of ``goal``; forget the previous plan."""
         self.cost = build_cost(self.config.cost, goal, self.device, self.replan_every)
         self.predictor.reset(obs, int(rng.integers(2**31)))
-        self._robot_state = np.asarray(obs.state, dtype=np.float32)
+        self._kinematics = goal.kinematics
+        self._robot = self._track(None, None, obs)
         self._rng = rng
         self._dim = int(env.action_space.shape[0])
         self._plan: np.ndarray | None = None
@@ -141,7 +142,7 @@ class MPCPolicy(Policy):
             frames,
             h,
             torch.as_tensor(actions, dtype=torch.float32),
-            torch.as_tensor(self._robot_state),
+            self._robot,
         )
         best = int(torch.argmin(costs))
         if float(costs[best]) < self._best_cost:
@@ -180,7 +181,15 @@ class MPCPolicy(Policy):
     def observe(self, action: np.ndarray, obs: Observation) -> None:
         """Pass the executed step on to the predictor."""
         self.predictor.observe(action, obs)
-        self._robot_state = np.asarray(obs.state, dtype=np.float32)
+        self._robot = self._track(self._robot, action, obs)
+
+    def _track(
+        self, robot: torch.Tensor | None, action: np.ndarray | None, obs: Observation
+    ) -> torch.Tensor | None:
+        """The robot's kinematic state for the cost (None when the goal has no kinematics)."""
+        if self._kinematics is None:
+            return None
+        return self._kinematics.track(robot, action, obs.state)
 
     def close(self) -> None:
         """Release the predictor."""

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from foresight.cli import main
 from foresight.data.hdf5 import DemoFile
@@ -120,6 +121,32 @@ def test_actions_move_the_agent_in_foresights_axes(spec: EnvSpec) -> None:
         obs, *_ = env.step(np.array([1.0, 1.0], np.float32))
     moved = obs["state"] - start
     assert moved[0] > 0.03 and moved[1] > 0.03  # +x right, +y up, both in metres
+
+
+def test_goal_kinematics_predict_the_pd_driven_agent_exactly(spec: EnvSpec) -> None:
+    env = spec.make()
+    task = sample_tasks(spec, load_suite("pusht").tasks, seed=99, num=1)[0]
+    obs, _ = env.reset(options={"task": task})
+    kin = env.goal(task).kinematics
+    rng = np.random.default_rng(0)
+    for action in rng.uniform(-1, 1, (3, 2)).astype(np.float32):
+        obs, *_ = env.step(action)  # the agent is moving now
+    robot = kin.track(None, None, obs["state"])  # taken as at rest: its velocity is wrong
+    action = np.array([0.5, -1.0], np.float32)
+    obs, *_ = env.step(action)
+    robot = kin.track(robot, action, obs["state"])  # two positions and an action fix it
+    state = env.get_state()
+    np.testing.assert_allclose(robot[2:].numpy(), [state[2] / 1000, -state[3] / 1000], atol=1e-6)
+    # Hard into a wall and back: the targets clip as the env's do, and the agent coasts.
+    actions = np.concatenate([np.tile([1.0, 1.0], (12, 1)), rng.uniform(-1, 1, (8, 2))])
+    actions = torch.as_tensor(actions, dtype=torch.float32)
+    commanded = kin.commanded(robot, torch.stack([actions, -actions]))
+    assert commanded.shape == (2, 20, 2)
+    for t, a in enumerate(actions.numpy()):
+        obs, *_ = env.step(a)
+        np.testing.assert_allclose(commanded[0, t].numpy(), obs["state"], atol=1e-5)
+    assert float(commanded[0, 11].max()) > 0.2  # it reached the wall's side of the table
+    assert not torch.allclose(commanded[0], commanded[1])
 
 
 def test_a_missing_gym_pusht_is_one_line() -> None:

@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
-from foresight.envs.base import ExplorationPolicy, ForesightEnv, Goal, PlanarKinematics
+from foresight.envs.base import ExplorationPolicy, ForesightEnv, Goal, PDKinematics
 from foresight.envs.pusht.tasks import MM, PushTTask, PushTTasks, sample_task
 from foresight.errors import ConfigError
 
@@ -359,7 +359,7 @@ class PushTEnv(ForesightEnv):
         cfg = self.config
         robot_goal = None
         if task.include_agent:
-            # (row, col) in image widths, as PlanarKinematics.to_image places the robot.
+            # (row, col) in image widths, as PDKinematics.to_image places the robot.
             x, y = np.asarray(task.goal_agent) / TABLE
             robot_goal = (float(y - 0.5 / image.shape[0]), float(x - 0.5 / image.shape[0]))
         return Goal(
@@ -368,11 +368,16 @@ class PushTEnv(ForesightEnv):
             labels=np.array([label for _, label in shades]),
             target_label=list(COLORS).index("block"),
             robot_label=list(COLORS).index("agent"),
-            kinematics=PlanarKinematics(
+            # gym-pusht's controller; its gains and rates are its own, in any length unit.
+            kinematics=PDKinematics(
                 cfg.max_step / MM,
                 (AGENT_HIGH - TABLE / 2) / MM,
                 TABLE / 2 / MM,
                 int(image.shape[0]),
+                k_p=float(self.sim.k_p),
+                k_v=float(self.sim.k_v),
+                substeps=round(1 / (self.sim.dt * self.sim.control_hz)),
+                dt=float(self.sim.dt),
             ),
             robot_goal=robot_goal,
         )
