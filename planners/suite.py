@@ -499,10 +499,14 @@ def run_suite(
     every_task = sample_tasks(env, suite_cfg.tasks, seed, n)
     env_config = env.typed()
     kinds = {t.task_id: env.env_class.task_kind(env_config, t) for t in every_task}
-    for i, rec in records.items():
-        # Episodes recorded before kinds were get theirs from the task, which is the same.
-        if kinds.get(i) is not None:
-            rec["kind"] = kinds[i]
+
+    def stamp_kind(task_id: int, rec: dict[str, Any]) -> dict[str, Any]:
+        if kinds.get(task_id) is not None:
+            rec["kind"] = kinds[task_id]
+        return rec
+
+    # Episodes recorded before kinds were get theirs from the task, which is the same.
+    records = {i: stamp_kind(i, rec) for i, rec in records.items()}
     tasks = [t for t in every_task if t.task_id not in records]
     if on_start is not None:
         on_start(n)
@@ -514,10 +518,7 @@ def run_suite(
         spec, tasks, seed, suite_cfg.episode_steps, workers, threads, backend
     )
     for res in episodes_run:
-        rec = res.record()
-        if kinds[res.task_id] is not None:
-            rec["kind"] = kinds[res.task_id]
-        records[res.task_id] = rec
+        rec = records[res.task_id] = stamp_kind(res.task_id, res.record())
         if out is not None:
             if gifs:
                 episode_gif(res, out / "gifs" / f"task_{res.task_id:04d}.gif")
