@@ -185,6 +185,8 @@ class PlanSummary:
         seed: Suite seed.
         by_kind: Success per kind of task, when the env labels its tasks and every episode
             has a label (None otherwise, and in files written before this was).
+        tasks: The task ids counted, when a run chose them (``--tasks``); None: tasks
+            ``0 .. episodes-1``.
     """
 
     format: str = PLAN_SUMMARY_FORMAT
@@ -203,6 +205,7 @@ class PlanSummary:
     budget: EffectiveBudget | None = None
     seed: int
     by_kind: tuple[KindSuccess, ...] | None = field(default=None, metadata=OMIT_IF_NONE)
+    tasks: tuple[int, ...] | None = field(default=None, metadata=OMIT_IF_NONE)
 
     def to_json(self) -> str:
         """The file's text."""

@@ -23,7 +23,7 @@ import dataclasses
 import json
 import os
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -355,6 +355,8 @@ def summary_table(summary: PlanSummary, title: str = "foresight plan") -> Table:
     kinds = kinds_line(s)
     if kinds is not None:
         table.caption += f"\nsuccess by kind of task: {kinds}"
+    if s.tasks is not None:
+        table.caption += f"\ntasks: {', '.join(map(str, s.tasks))}"
     table.add_row(
         s.model,
         s.suite,
@@ -410,6 +412,20 @@ def _prepare_out(out: Path, settings: dict[str, Any], overwrite: bool) -> dict[i
     return _read_records(out / "episodes.jsonl") if run.open(settings, overwrite) else {}
 
 
+def _check_tasks(tasks: Sequence[int] | None, episodes: int | None) -> tuple[int, ...] | None:
+    """The chosen task ids, sorted and unique (None: tasks ``0 .. N-1``)."""
+    if tasks is None:
+        return None
+    if episodes is not None:
+        raise ConfigError("give --episodes or --tasks, not both")
+    chosen = tuple(sorted(set(tasks)))
+    if not chosen:
+        raise ConfigError("--tasks names no task: give ids such as --tasks 15,42")
+    if chosen[0] < 0 or chosen[-1] >= MAX_EPISODES:
+        raise ConfigError(f"--tasks ids must be from 0 to {MAX_EPISODES - 1:,}, got {chosen}")
+    return chosen
+
+
 def run_suite(
     model: str | Path,
     suite: str | Path = "easy",
@@ -417,6 +433,7 @@ def run_suite(
     episodes: int | None = None,
     seed: int | None = None,
     planner: str | Path | PlannerConfig = "cem",
+    tasks: Sequence[int] | None = None,
     workers: int = 1,
     device: str = "auto",
     threads: int | None = None,
@@ -437,6 +454,8 @@ def run_suite(
         planner: Planner preset (``cem``, ``mppi``), YAML path, or config; a checkpoint's
             ``plan:`` budget overrides its samples, iterations, batch size and futures per
             candidate (see :func:`~foresight.planners.config.apply_budget`).
+        tasks: Plan and summarize only these task ids (instead of ``episodes``): task ``i``
+            depends only on ``(seed, i)``, so task 15 alone is task 15 of the whole suite.
         workers: Parallel worker processes.
         device: Model device (``auto``: CUDA when available).
         threads: Torch threads per worker (None: 1 on CPU, torch's default on CUDA).
@@ -456,7 +475,10 @@ def run_suite(
 
     suite_cfg = load_suite(suite)
     planner_cfg = planner if isinstance(planner, PlannerConfig) else load_planner(planner)
+    chosen = _check_tasks(tasks, episodes)
     n = suite_cfg.episodes if episodes is None else episodes
+    if chosen is not None:
+        n = chosen[-1] + 1
     if not 1 <= n <= MAX_EPISODES:
         raise ConfigError(f"--episodes must be from 1 to {MAX_EPISODES:,}, got {n}")
     if workers < 1:
@@ -494,9 +516,12 @@ def run_suite(
     out = Path(out) if out is not None else None
     done = _prepare_out(out, settings, overwrite) if out is not None else {}
     # Every record stays in episodes.jsonl (a later run may ask for them again); the summary
-    # counts tasks 0 .. n-1.
+    # counts tasks 0 .. n-1, or the chosen ones.
     records = dict(done)
     every_task = sample_tasks(env, suite_cfg.tasks, seed, n)
+    if chosen is not None:
+        every_task = [t for t in every_task if t.task_id in chosen]
+    counted = range(n) if chosen is None else chosen
     env_config = env.typed()
     kinds = {t.task_id: env.env_class.task_kind(env_config, t) for t in every_task}
 
@@ -509,10 +534,10 @@ def run_suite(
     records = {i: stamp_kind(i, rec) for i, rec in records.items()}
     tasks = [t for t in every_task if t.task_id not in records]
     if on_start is not None:
-        on_start(n)
+        on_start(len(counted))
     if on_episode is not None:
-        for i in sorted(records):
-            if i < n:
+        for i in counted:
+            if i in records:
                 on_episode(records[i])
     episodes_run = run_episodes(
         spec, tasks, seed, suite_cfg.episode_steps, workers, threads, backend
@@ -526,9 +551,11 @@ def run_suite(
             atomic_write_text(out / "episodes.jsonl", lines)
         if on_episode is not None:
             on_episode(rec)
-    ordered = [records[i] for i in sorted(records) if i < n]
+    ordered = [records[i] for i in counted]
     planner_run = planner_cfg if plans else None
     summary = summarize(ordered, model, suite_cfg.name, planner_run, budget, seed)
+    if chosen is not None:
+        summary = dataclasses.replace(summary, tasks=chosen)
     if out is not None:
         atomic_write_text(out / "summary.json", summary.to_json())
     return SuiteResult(summary=summary, episodes=ordered)

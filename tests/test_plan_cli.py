@@ -102,6 +102,8 @@ def test_plan_bad_inputs_give_one_line_errors(
         capsys, "--model", "zero", "--out", str(tmp_path / "r"), "--episodes", "0"
     )
     assert "no suite preset" in _error(capsys, "--model", "zero", "--suite", "medium", *out)
+    assert "15,42" in _error(capsys, "--model", "zero", "--tasks", "1,x", *out)
+    assert "not both" in _error(capsys, "--model", "zero", "--tasks", "1", *out)
     assert not (tmp_path / "run").exists()  # nothing was started
 
 

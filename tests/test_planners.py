@@ -507,6 +507,30 @@ def test_asking_a_run_for_more_or_fewer_episodes_keeps_the_ones_done(tmp_path) -
         run_suite("random", suite="easy", seed=6, gifs=False, out=out, episodes=3)
 
 
+def test_chosen_tasks_are_the_same_tasks_as_in_the_whole_suite(tmp_path) -> None:
+    out = tmp_path / "run"
+    kw = dict(suite="easy", seed=5, gifs=False)
+    whole = run_suite("random", episodes=4, out=None, **kw)
+    chosen = run_suite("random", tasks=[3, 1, 3], out=out, **kw)
+    assert [r["task_id"] for r in chosen.episodes] == [1, 3]
+
+    def strip(r: dict) -> dict:
+        return {k: v for k, v in r.items() if "seconds" not in k}
+
+    assert [strip(r) for r in chosen.episodes] == [strip(whole.episodes[i]) for i in (1, 3)]
+    saved = PlanSummary.load(out)
+    assert saved.tasks == (1, 3) and saved.episodes == 2
+    assert saved.successes == sum(whole.episodes[i]["success"] for i in (1, 3))
+    # The whole suite in the same folder plans only the tasks not yet run.
+    rest = run_suite("random", episodes=4, out=out, **kw)
+    assert [strip(r) for r in rest.episodes] == [strip(r) for r in whole.episodes]
+    assert PlanSummary.load(out).tasks is None
+    with pytest.raises(ConfigError, match="not both"):
+        run_suite("random", episodes=2, tasks=[1], out=None, **kw)
+    with pytest.raises(ConfigError, match="from 0"):
+        run_suite("random", tasks=[-1], out=None, **kw)
+
+
 def test_run_suite_drives_a_checkpoint(tmp_path, monkeypatch) -> None:
     from foresight.models import save_checkpoint
 

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.progress import TextColumn
 
 from foresight.device import device_field
+from foresight.errors import ConfigError
 from foresight.flags import add_flags, from_args, option, overrides_field
 from foresight.io import output_lock
 from foresight.parallel import Backend
@@ -25,6 +26,7 @@ class PlanFlags:
         model: Checkpoint path or a named policy.
         suite: Suite preset or YAML path.
         episodes: Tasks ``0 .. N-1`` (None: the suite's).
+        tasks: Only these task ids, comma-separated (``15,42``), instead of ``episodes``.
         seed: Suite seed (None: the suite's).
         out: Run folder.
         planner: Planner preset or YAML path.
@@ -44,6 +46,14 @@ class PlanFlags:
     )
     suite: str = field(default="easy", metadata=option("suite preset (easy, hard) or YAML path"))
     episodes: int | None = field(default=None, metadata=option("tasks 0..N-1 (default: suite's)"))
+    tasks: str | None = field(
+        default=None,
+        metadata=option(
+            "only these task ids, comma-separated (e.g. 15,42: the same tasks as in the "
+            "whole suite), instead of --episodes",
+            metavar="IDS",
+        ),
+    )
     seed: int | None = field(default=None, metadata=option("suite seed (default: suite's)"))
     out: Path = field(metadata=option("run directory"))
     planner: str = field(
@@ -87,6 +97,22 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def task_ids(text: str | None) -> tuple[int, ...] | None:
+    """``--tasks 15,42`` as ids (None when not given).
+
+    Raises:
+        ConfigError: Text that is not comma-separated whole numbers.
+    """
+    if text is None:
+        return None
+    try:
+        return tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise ConfigError(
+            f"--tasks takes comma-separated task ids such as 15,42, got {text!r}"
+        ) from None
+
+
 def run(args: argparse.Namespace) -> int:
     """Plan every episode, then print the summary table."""
     from foresight.planners.config import load_planner
@@ -119,6 +145,7 @@ def run(args: argparse.Namespace) -> int:
                 suite=flags.suite,
                 out=flags.out,
                 episodes=flags.episodes,
+                tasks=task_ids(flags.tasks),
                 seed=flags.seed,
                 planner=planner,
                 workers=flags.workers,
