@@ -36,9 +36,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "quickstart",
         help="run the whole loop on a small default: collect, train, evaluate, report",
-        description="Collect a dataset, train the cpu SVG-LP, evaluate it beside the oracle, "
-        "random and copy_last baselines on the easy suite, and write the report. About 30 "
-        "minutes on 2 CPU cores (--tiny: about 2). Run it again to resume after an interruption.",
+        description="Collect a dataset, train the preset's models (the default: vrnn_fast), "
+        "evaluate them beside the oracle, random and copy_last baselines on the easy suite, and "
+        "write the report. About 40 minutes on 2 CPU cores (--tiny: about 2; --preset compare, "
+        "two families: about 50). Run it again to resume after an interruption.",
     )
     add_flags(p, QuickstartFlags)
     add_flags(p, Backend)
