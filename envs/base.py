@@ -108,11 +108,14 @@ class PlanarKinematics:
         xy = start[:2].to(actions).expand(actions.shape[0], 2)
         out = []
         for t in range(actions.shape[1]):
-            xy = (xy + actions[:, t].clamp(-1, 1) * self.max_step).clamp(
-                -self.workspace, self.workspace
-            )
+            xy = self.target(xy, actions[:, t])
             out.append(xy)
         return torch.stack(out, 1)
+
+    def target(self, xy: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        """Where an action sends the robot from ``xy`` (``(..., 2)`` each), within the walls."""
+        step = action.clamp(-1, 1) * self.max_step
+        return (xy + step).clamp(-self.workspace, self.workspace)
 
     def to_image(self, xy: torch.Tensor) -> torch.Tensor:
         """Robot xy ``(..., 2)`` -> (row, col) in image widths (pixel ``i`` is at ``i / size``)."""
@@ -158,10 +161,6 @@ class PDKinematics(PlanarKinematics):
             m = np.stack([p + v * self.dt, v, target])
         return m[:2]
 
-    def _target(self, xy: np.ndarray, action: np.ndarray) -> np.ndarray:
-        step = np.clip(np.asarray(action, dtype=np.float64), -1, 1) * self.max_step
-        return np.clip(xy + step, -self.workspace, self.workspace)
-
     def track(
         self, robot: torch.Tensor | None, action: np.ndarray | None, state: np.ndarray
     ) -> torch.Tensor:
@@ -177,7 +176,7 @@ class PDKinematics(PlanarKinematics):
             return torch.as_tensor(np.concatenate([xy, np.zeros(2)]), dtype=torch.float32)
         (pp, pv, pt), (vp, vv, vt) = self.step_map()
         before = robot.double().numpy()[:2]
-        target = self._target(before, action)
+        target = self.target(torch.as_tensor(before), torch.as_tensor(action).double()).numpy()
         v_before = (xy - pp * before - pt * target) / pv
         v = vp * before + vv * v_before + vt * target
         return torch.as_tensor(np.concatenate([xy, v]), dtype=torch.float32)
@@ -200,8 +199,7 @@ class PDKinematics(PlanarKinematics):
         v = start[2:4].to(actions).expand(n, 2)
         out = []
         for t in range(actions.shape[1]):
-            step = actions[:, t].clamp(-1, 1) * self.max_step
-            target = (xy + step).clamp(-self.workspace, self.workspace)
+            target = self.target(xy, actions[:, t])
             xy, v = pp * xy + pv * v + pt * target, vp * xy + vv * v + vt * target
             out.append(xy)
         return torch.stack(out, 1)
