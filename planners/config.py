@@ -31,6 +31,11 @@ class PlannerConfig:
         cost: The cost's config.
         num_samples: Futures sampled per sequence by stochastic models.
         batch_size: Sequences per model ``rollout`` call (halved on CUDA out-of-memory).
+        to_episode_end: Where an episode's step budget ends inside the horizon, score the
+            imagined future there (the cost's last frame is the episode's last step, not a
+            frame past it). An MPC whose horizon runs past the budget trades the state the task
+            is judged on for a better one after it: on Push-T, the block's angle fixed in a
+            future the episode never reaches, at the price of the agent's place at the end.
     """
 
     optimizer: Any = None
@@ -38,6 +43,7 @@ class PlannerConfig:
     cost: Any = None
     num_samples: int = 1
     batch_size: int = 200
+    to_episode_end: bool = False
 
     def __post_init__(self) -> None:
         # Frozen dataclass: defaults that are themselves configs are filled in here.
@@ -86,6 +92,7 @@ def planner_to_dict(config: PlannerConfig) -> dict[str, Any]:
         "cost": to_dict(config.cost),
         "num_samples": config.num_samples,
         "batch_size": config.batch_size,
+        "to_episode_end": config.to_episode_end,
     }
 
 

@@ -305,6 +305,11 @@ class ObjectCostConfig(CostConfig):
         robot_goal_weight: Weight of the pusher's distance to where the task wants it to end,
             for tasks that judge it (the goal's ``robot_goal``, e.g. DINO-WM's Push-T test);
             ignored by tasks that do not.
+        robot_goal_within: Where the agent term starts to count (image widths; 0: always in
+            full). It counts in full once the target's centroid is within this distance of its
+            goal and fades linearly to nothing at twice it: while the target is far, an agent
+            term in full parks the pusher at its own goal, beside a block it can then no longer
+            push home without paying for leaving it.
         orientation_weight: Weight of the target's orientation error (radians / π, in [0, 1])
             against its goal orientation, both read from the mask's image moments (see
             :meth:`ObjectCost.orientations`). Unlike ``shape_weight`` it does not vanish while
@@ -320,7 +325,13 @@ class ObjectCostConfig(CostConfig):
     pusher: Literal["image", "commanded"] = "image"
     shape_weight: float = 0.0
     robot_goal_weight: float = 0.0
+    robot_goal_within: float = 0.0
     orientation_weight: float = 0.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.robot_goal_within < 0:
+            raise ConfigError(f"cost robot_goal_within must be >= 0, got {self.robot_goal_within}")
 
 
 @COSTS.register("object")
@@ -480,7 +491,11 @@ class ObjectCost(Cost):
             cost = cost + cfg.orientation_weight * error
         if cfg.robot_goal_weight and self.robot_goal is not None:
             robot = aux.robot_pixel.to(target) if commanded else c[:, 1]  # type: ignore[union-attr]
-            cost = cost + cfg.robot_goal_weight * (robot - self.robot_goal).norm(dim=-1)
+            weight = torch.full_like(cost, cfg.robot_goal_weight)
+            if cfg.robot_goal_within:
+                far = (target - self.goal_centroid).norm(dim=-1) / cfg.robot_goal_within
+                weight = weight * (2.0 - far).clamp(0.0, 1.0)
+            cost = cost + weight * (robot - self.robot_goal).norm(dim=-1)
         if cfg.pusher_weight and commanded:
             assert aux is not None
             cost = cost + cfg.pusher_weight * (aux.robot_pixel.to(target) - target).norm(dim=-1)

@@ -42,8 +42,18 @@ class Policy(ABC):
         self.model_seconds = 0.0
 
     @abstractmethod
-    def reset(self, env: Any, goal: Goal, obs: Observation, rng: np.random.Generator) -> None:
-        """Start an episode towards ``goal`` in ``env`` (a reset :class:`ForesightEnv`)."""
+    def reset(
+        self,
+        env: Any,
+        goal: Goal,
+        obs: Observation,
+        rng: np.random.Generator,
+        steps: int | None = None,
+    ) -> None:
+        """Start an episode towards ``goal`` in ``env`` (a reset :class:`ForesightEnv`).
+
+        ``steps``: the episode's length in actions, where it is fixed (None: unknown).
+        """
 
     @abstractmethod
     def act(self, obs: Observation) -> np.ndarray:
@@ -59,7 +69,14 @@ class Policy(ABC):
 class ZeroPolicy(Policy):
     """Baseline: never move (what success costs if the planner does nothing)."""
 
-    def reset(self, env: Any, goal: Goal, obs: Observation, rng: np.random.Generator) -> None:
+    def reset(
+        self,
+        env: Any,
+        goal: Goal,
+        obs: Observation,
+        rng: np.random.Generator,
+        steps: int | None = None,
+    ) -> None:
         """Remember the action size."""
         self._dim = int(env.action_space.shape[0])
         self.plan_seconds = []
@@ -75,7 +92,14 @@ class ZeroPolicy(Policy):
 class RandomPolicy(Policy):
     """Baseline: uniformly random actions (what success costs without foresight)."""
 
-    def reset(self, env: Any, goal: Goal, obs: Observation, rng: np.random.Generator) -> None:
+    def reset(
+        self,
+        env: Any,
+        goal: Goal,
+        obs: Observation,
+        rng: np.random.Generator,
+        steps: int | None = None,
+    ) -> None:
         """Take the episode's generator."""
         self._dim = int(env.action_space.shape[0])
         self._rng = rng
@@ -117,7 +141,14 @@ class MPCPolicy(Policy):
         self.image_size = predictor.image_size
         self.cost: Cost | None = None
 
-    def reset(self, env: Any, goal: Goal, obs: Observation, rng: np.random.Generator) -> None:
+    def reset(
+        self,
+        env: Any,
+        goal: Goal,
+        obs: Observation,
+        rng: np.random.Generator,
+        steps: int | None = None,
+    ) -> None:
         """Build the cost of ``goal``; forget the previous plan."""
         self.cost = build_cost(self.config.cost, goal, self.device, self.replan_every)
         self.predictor.reset(obs, int(rng.integers(2**31)))
@@ -128,6 +159,7 @@ class MPCPolicy(Policy):
         self._plan: np.ndarray | None = None
         self._warm: np.ndarray | None = None
         self._next = 0
+        self._left = steps if self.config.to_episode_end else None
         self.imagined = None
         self.plan_seconds = []
         self.model_seconds = 0.0
@@ -135,7 +167,7 @@ class MPCPolicy(Policy):
     def cost_fn(self, actions: np.ndarray) -> np.ndarray:
         """``(N, H, A) -> (N,)``: imagine, then score; remembers the best imagined future."""
         assert self.cost is not None
-        h = actions.shape[1]
+        h = actions.shape[1] if self._left is None else min(actions.shape[1], self._left)
         steps = self.cost.steps(h)
         frames = self.predictor.predict(actions, steps)  # (N, S, T', 3, H, W)
         costs = self.cost(
@@ -176,6 +208,8 @@ class MPCPolicy(Policy):
         assert self._plan is not None
         action = self._plan[self._next]
         self._next += 1
+        if self._left is not None:
+            self._left = max(1, self._left - 1)
         return action
 
     def observe(self, action: np.ndarray, obs: Observation) -> None:
@@ -266,7 +300,7 @@ def run_episode(
     obs = _observation(env, raw)
     initial = float(info["target_distance"])
     goal = env.goal(task)
-    policy.reset(env, goal, obs, rng)
+    policy.reset(env, goal, obs, rng, steps)
     frames = [obs.image]
     imagined: list[np.ndarray] = []
     ever = False

@@ -29,6 +29,7 @@ from foresight.planners import (
     run_episode,
     run_suite,
 )
+from foresight.planners.config import planner_to_dict
 from foresight.planners.costs import (
     LpipsCostConfig,
     ObjectCost,
@@ -460,6 +461,41 @@ def test_mpc_episode_records_imagined_futures() -> None:
     assert result.frames.shape == (6, 32, 32, 3)
     assert result.imagined is not None and result.imagined.shape == (5, 32, 32, 3)
     assert len(policy.plan_seconds) == 3  # replanned at steps 0, 2, 4
+    policy.close()
+    env.close()
+
+
+class _SeenSteps(OraclePredictor):
+    """The oracle, remembering which imagined frames each plan asked it for."""
+
+    def __init__(self, env: EnvSpec) -> None:
+        super().__init__(env)
+        self.seen: list[list[int]] = []
+
+    def _predict(self, actions: np.ndarray, steps: list[int]) -> torch.Tensor:
+        if not self.seen or self.seen[-1] != steps:
+            self.seen.append(list(steps))
+        return super()._predict(actions, steps)
+
+
+@pytest.mark.parametrize("to_end", [False, True])
+def test_a_plan_scores_the_episodes_last_step_when_asked(to_end) -> None:
+    """``to_episode_end``: a horizon past the episode's budget scores its last step instead."""
+    suite = load_suite("easy")
+    env = PushEnv(image_size=32)
+    task = sample_tasks(EnvSpec.of(env), suite.tasks, suite.seed, 1)[0]
+    tiny = PlannerConfig(
+        optimizer=CEMConfig(samples=8, iterations=1, elites=2),
+        horizon=6,
+        cost=ObjectCostConfig(frames="handover"),
+        to_episode_end=to_end,
+    )
+    oracle = _SeenSteps(EnvSpec.of(env))
+    policy = MPCPolicy(oracle, tiny, replan_every=2)
+    run_episode(env, policy, task, 5, np.random.default_rng(0))
+    # Plans at steps 0, 2 and 4, with 5, 3 and 1 steps of the episode left.
+    assert oracle.seen == ([[1, 4], [1, 2], [0]] if to_end else [[1, 5]])
+    assert planner_from_dict(planner_to_dict(tiny)) == tiny
     policy.close()
     env.close()
 

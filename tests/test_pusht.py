@@ -18,6 +18,7 @@ from foresight.cli import main
 from foresight.data.hdf5 import DemoFile
 from foresight.envs import EnvSpec, load_env, load_suite, sample_tasks
 from foresight.envs.pusht.tasks import PushTTask, PushTTasks, angle_error
+from foresight.errors import ConfigError
 from foresight.planners import run_suite
 from foresight.planners.config import load_planner
 from foresight.planners.costs import ObjectCost, ObjectCostConfig, frames_to_tensor
@@ -111,6 +112,33 @@ def test_the_cost_sees_the_whole_block_and_its_angle(angle: float) -> None:
     turn = float(cost.orientations(mask, (64, 64))[0] - cost.goal_orientation)
     assert math.degrees(angle_error(turn, -angle)) < 8
     assert float(cost.frame_costs(frame)) > 0.9 * angle_error(0.0, angle) / math.pi
+
+
+def test_the_agent_term_waits_for_the_block_when_asked() -> None:
+    """``robot_goal_within``: the agent's distance to its goal counts in full with the block
+    home and not at all with the block far (beyond twice the radius), so the planner does not
+    park the agent at its goal beside a block it must still push."""
+    env = load_env("pusht", {"image_size": 64}).make()
+    task = PushTTask(0, (100.0, 100.0, *[0.0] * 8), (256.0, 256.0, 0.0), (100.0, 100.0))
+    goal = env.goal(task)
+
+    def frame(agent_x: float, block_y: float) -> torch.Tensor:
+        env.set_state(np.array([agent_x, 100.0, 0, 0, 256.0, block_y, 0.0, 0, 0, 0]))
+        return frames_to_tensor(env.render_image())
+
+    home = torch.stack([frame(100.0, 256.0), frame(400.0, 256.0)])  # agent at its goal, away
+    far = torch.stack([frame(100.0, 420.0), frame(400.0, 420.0)])  # block 164 px off
+    away = 300 / 512  # the agent's extra distance, in image widths
+    for within, far_gap in ((0.0, away), (0.1, 0.0)):
+        cfg = ObjectCostConfig(pusher_weight=0.0, robot_goal_weight=1.0, robot_goal_within=within)
+        cost = ObjectCost(cfg, goal)
+        at_goal, moved = cost.frame_costs(home).tolist()
+        assert moved - at_goal == pytest.approx(away, abs=0.02)
+        at_goal, moved = cost.frame_costs(far).tolist()
+        assert moved - at_goal == pytest.approx(far_gap, abs=0.02)
+    with pytest.raises(ConfigError, match="robot_goal_within"):
+        ObjectCostConfig(robot_goal_within=-0.1)
+    env.close()
 
 
 def test_actions_move_the_agent_in_foresights_axes(spec: EnvSpec) -> None:
