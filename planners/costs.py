@@ -481,7 +481,8 @@ class ObjectCost(Cost):
         w = self.class_masses(frames, labels)  # (M, L, HW)
         c, mass = self._centroids_of(w, frames.shape[-2:])
         target = c[:, 0]
-        cost = (target - self.goal_centroid).norm(dim=-1)
+        distance = (target - self.goal_centroid).norm(dim=-1)  # (M,) image widths
+        cost = distance
         if cfg.shape_weight:
             mismatch = (w[:, 0] - self.goal_mask).abs().sum(-1) / self.goal_mask.sum()
             cost = cost + cfg.shape_weight * mismatch
@@ -493,7 +494,7 @@ class ObjectCost(Cost):
             robot = aux.robot_pixel.to(target) if commanded else c[:, 1]  # type: ignore[union-attr]
             weight = torch.full_like(cost, cfg.robot_goal_weight)
             if cfg.robot_goal_within:
-                far = (target - self.goal_centroid).norm(dim=-1) / cfg.robot_goal_within
+                far = distance / cfg.robot_goal_within
                 weight = weight * (2.0 - far).clamp(0.0, 1.0)
             cost = cost + weight * (robot - self.robot_goal).norm(dim=-1)
         if cfg.pusher_weight and commanded:
