@@ -17,6 +17,7 @@ time (:mod:`foresight.io`).
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -60,6 +61,19 @@ def name_differences(names: list[str], limit: int = 6) -> str:
     return shown if len(names) <= limit else f"{shown} and {len(names) - limit} more"
 
 
+def _fill_nested(
+    stored: dict[str, Any], asked: Mapping[str, Any], path: list[str], value: Any
+) -> None:
+    """Set ``stored[path]`` to ``value`` where absent, its block exists and ``asked`` has it."""
+    *blocks, leaf = path
+    for key in blocks:
+        stored, asked = stored.get(key), asked.get(key)
+        if not isinstance(stored, dict) or not isinstance(asked, Mapping):
+            return
+    if leaf in asked and leaf not in stored:
+        stored[leaf] = copy.deepcopy(value)
+
+
 @dataclass(frozen=True)
 class RunDir:
     """A folder a resumable run writes, with the settings it was made with.
@@ -71,7 +85,10 @@ class RunDir:
             presence without ``settings.json`` means the folder is someone else's, and a
             fresh start removes them (and nothing else).
         legacy: Settings added since the first runs, with the value every run made before
-            them had: a stored file without such a key reads as if it had this value.
+            them had: a stored file without such a key reads as if it had this value. A
+            dotted name (``planner.to_episode_end``) names a key inside a nested block; it
+            is filled in only where the settings asked for have that key too (a field of one
+            cost's config is not added to a run of another cost).
         error: The error class to raise (a :class:`~foresight.errors.ForesightError`).
         ignored: Settings that no longer define the run's results (files written before may
             hold them): dropped from the stored settings before they are compared.
@@ -89,15 +106,24 @@ class RunDir:
         """Where the settings are recorded."""
         return self.path / SETTINGS
 
-    def stored_settings(self) -> dict[str, Any] | None:
-        """The recorded settings, legacy filled in, ignored dropped (None: absent or unreadable)."""
+    def stored_settings(self, asked: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
+        """The recorded settings, legacy filled in, ignored dropped (None: absent or unreadable).
+
+        Args:
+            asked: The settings of the run being asked for; dotted legacy names are filled in
+                only where these have the key (None: dotted names are not filled in).
+        """
         try:
             stored = json.loads(self.settings_path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, ValueError):
             return None
         if not isinstance(stored, dict):
             return None
-        merged = {**self.legacy, **stored}
+        top = {k: v for k, v in self.legacy.items() if "." not in k}
+        merged = {**top, **stored}
+        for name, value in self.legacy.items():
+            if "." in name and asked is not None:
+                _fill_nested(merged, asked, name.split("."), value)
         return {k: v for k, v in merged.items() if k not in self.ignored}
 
     def _owned_files(self) -> list[Path]:
@@ -122,7 +148,7 @@ class RunDir:
         if self.path.exists() and not self.path.is_dir():
             raise self.error(f"{self.path} is a file where {self.kind} would be kept; move it away")
         settings = json.loads(json.dumps(settings))  # as it reads back from the file
-        stored = self.stored_settings()
+        stored = self.stored_settings(settings)
         if stored == settings:
             # Killed writers leave temporary files; callers hold the output's lock.
             remove_stale_temps(self.path)

@@ -85,15 +85,12 @@ def load_planner(name_or_path: str | Path, overrides: Sequence[str] = ()) -> Pla
 
 
 def planner_to_dict(config: PlannerConfig) -> dict[str, Any]:
-    """Plain values of a planner config (round-trips through :func:`planner_from_dict`)."""
-    return {
-        "optimizer": to_dict(config.optimizer),
-        "horizon": config.horizon,
-        "cost": to_dict(config.cost),
-        "num_samples": config.num_samples,
-        "batch_size": config.batch_size,
-        "to_episode_end": config.to_episode_end,
-    }
+    """Plain values of a planner config (round-trips through :func:`planner_from_dict`).
+
+    Every field is written, so a field added to :class:`PlannerConfig` is recorded in a run's
+    settings without being listed here.
+    """
+    return to_dict(config)
 
 
 def apply_budget(

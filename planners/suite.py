@@ -402,8 +402,13 @@ def _prepare_out(out: Path, settings: dict[str, Any], overwrite: bool) -> dict[i
         out,
         "a 'foresight plan' run",
         owned=("episodes.jsonl", "summary.json"),
-        # Runs from before envs had names all ran in the default env.
-        legacy={"env_name": DEFAULT_ENV},
+        # Runs from before envs had names all ran in the default env; runs from before the
+        # planner fields below ran with their defaults.
+        legacy={
+            "env_name": DEFAULT_ENV,
+            "planner.to_episode_end": False,
+            "planner.cost.robot_goal_within": 0.0,
+        },
         error=ConfigError,
         # Episode i depends only on (seed, i), so asking for more (or fewer) episodes keeps
         # the ones done; runs recorded the count in their settings before this.

@@ -69,6 +69,26 @@ def test_legacy_settings_read_with_the_value_older_runs_had(tmp_path: Path) -> N
         run_dir(folder).open({**SETTINGS_A, "env": "pusht"}, overwrite=False)
 
 
+def test_a_nested_legacy_setting_fills_only_where_the_run_asked_for_it(tmp_path: Path) -> None:
+    """A planner field added since: older runs resume, a run of another cost gains no key."""
+    legacy = {"planner.cost.within": 0.0}
+    old = {"planner": {"cost": {"name": "object", "weight": 1.0}}, "seed": 3}
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / SETTINGS).write_text(json.dumps(old))
+    run = RunDir(folder, "a test run", legacy=legacy)
+    asked = {"planner": {"cost": {"name": "object", "weight": 1.0, "within": 0.0}}, "seed": 3}
+    assert run.open(asked, overwrite=False) is True
+    changed = {"planner": {"cost": {"name": "object", "weight": 1.0, "within": 0.1}}, "seed": 3}
+    with pytest.raises(ForesightError, match=r"\(planner\.cost\.within differ\)"):
+        run.open(changed, overwrite=False)
+    # A cost without the field: the stored run is read as it was written, and resumes.
+    pixel = {"planner": {"cost": {"name": "pixel"}}, "seed": 3}
+    (folder / SETTINGS).write_text(json.dumps(pixel))
+    assert run.open(pixel, overwrite=False) is True
+    assert run.stored_settings(pixel) == pixel
+
+
 @pytest.mark.parametrize("content", [b"{not json", b"\xff\xfe", b"[1, 2]"])
 def test_damaged_settings_need_overwrite(tmp_path: Path, content: bytes) -> None:
     folder = tmp_path / "run"
