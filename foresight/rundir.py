@@ -61,7 +61,7 @@ def name_differences(names: list[str], limit: int = 6) -> str:
     return shown if len(names) <= limit else f"{shown} and {len(names) - limit} more"
 
 
-def _fill_nested(
+def _fill_legacy(
     stored: dict[str, Any], asked: Mapping[str, Any], path: list[str], value: Any
 ) -> None:
     """Set ``stored[path]`` to ``value`` where absent, its block exists and ``asked`` has it."""
@@ -85,10 +85,10 @@ class RunDir:
             presence without ``settings.json`` means the folder is someone else's, and a
             fresh start removes them (and nothing else).
         legacy: Settings added since the first runs, with the value every run made before
-            them had: a stored file without such a key reads as if it had this value. A
-            dotted name (``planner.to_episode_end``) names a key inside a nested block; it
-            is filled in only where the settings asked for have that key too (a field of one
-            cost's config is not added to a run of another cost).
+            them had: a stored file without such a key reads as if it had this value, where
+            the settings asked for have that key too (a field of one cost's config is not
+            added to a run of another cost). A dotted name (``planner.to_episode_end``)
+            names a key inside a nested block.
         error: The error class to raise (a :class:`~foresight.errors.ForesightError`).
         ignored: Settings that no longer define the run's results (files written before may
             hold them): dropped from the stored settings before they are compared.
@@ -106,12 +106,12 @@ class RunDir:
         """Where the settings are recorded."""
         return self.path / SETTINGS
 
-    def stored_settings(self, asked: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
+    def stored_settings(self, asked: Mapping[str, Any]) -> dict[str, Any] | None:
         """The recorded settings, legacy filled in, ignored dropped (None: absent or unreadable).
 
         Args:
-            asked: The settings of the run being asked for; dotted legacy names are filled in
-                only where these have the key (None: dotted names are not filled in).
+            asked: The settings of the run being asked for; legacy names are filled in only
+                where these have the key.
         """
         try:
             stored = json.loads(self.settings_path.read_text(encoding="utf-8"))
@@ -119,12 +119,9 @@ class RunDir:
             return None
         if not isinstance(stored, dict):
             return None
-        top = {k: v for k, v in self.legacy.items() if "." not in k}
-        merged = {**top, **stored}
         for name, value in self.legacy.items():
-            if "." in name and asked is not None:
-                _fill_nested(merged, asked, name.split("."), value)
-        return {k: v for k, v in merged.items() if k not in self.ignored}
+            _fill_legacy(stored, asked, name.split("."), value)
+        return {k: v for k, v in stored.items() if k not in self.ignored}
 
     def _owned_files(self) -> list[Path]:
         return [p for pattern in self.owned for p in self.path.glob(pattern) if p.is_file()]
