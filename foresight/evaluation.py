@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from foresight.batch import ACTIONS, FRAMES, STATES
-from foresight.data.dataset import SequenceDataset
+from foresight.data.dataset import SequenceDataset, frames_at_skip
 from foresight.data.hdf5 import DemoFile
 from foresight.errors import DataError, ForesightError
 from foresight.fvd import I3D, frechet_distance, i3d_embeddings, load_i3d
@@ -96,7 +96,7 @@ def prediction_windows(
         raise ForesightError(f"--future must be at least 1, got {future}")
     wanted = c + future
     with DemoFile(path) as f:
-        lengths = [f.num_samples(d) + 1 for d in f.split("valid")]
+        lengths = [frames_at_skip(f.num_samples(d) + 1, cfg.frame_skip) for d in f.split("valid")]
     if not lengths or max(lengths) < c + 1:
         raise DataError(
             f"{path} has no valid episode long enough to predict from {c} context frames"
@@ -105,7 +105,14 @@ def prediction_windows(
     note = None
     if length < wanted:
         note = f"valid episodes allow only {length - c} future frames ({future} asked)"
-    dataset = SequenceDataset(path, length, split="valid", image_size=cfg.image_size, stride=length)
+    dataset = SequenceDataset(
+        path,
+        length,
+        split="valid",
+        image_size=cfg.image_size,
+        stride=(length - 1) * cfg.frame_skip + 1,
+        frame_skip=cfg.frame_skip,
+    )
     idx = np.unique(
         np.linspace(0, len(dataset) - 1, min(sequences, len(dataset))).round().astype(int)
     )

@@ -145,7 +145,10 @@ class ModelPredictor(Predictor):
 
     Keeps the episode's frames, states and actions so the model always gets its
     ``context_frames`` of history; before enough steps exist, the first frame is repeated
-    with zero actions (the pusher at rest).
+    with zero actions (the pusher at rest). A model with ``frame_skip`` ``k`` sees every
+    ``k``-th frame of that history and imagines one frame per ``k`` env steps: a candidate's
+    env actions are grouped ``k`` at a time (the last group padded with zeros), and a wanted
+    env step is read from the first imagined frame at or after it.
 
     Args:
         model: A :class:`~foresight.models.VideoModel` in eval mode, on ``device``.
@@ -166,6 +169,10 @@ class ModelPredictor(Predictor):
         cfg = model.config  # type: ignore[attr-defined]
         self.image_size = int(cfg.image_size)
         self.context = int(cfg.context_frames)
+        self.skip = int(cfg.frame_skip)
+        self.env_action_dim = int(cfg.env_action_dim)
+        #: Env frames of history the context reads.
+        self.history = (self.context - 1) * self.skip + 1
         self.num_samples = num_samples
         self.batch_size = batch_size
         self.device = torch.device(device)
@@ -188,25 +195,47 @@ class ModelPredictor(Predictor):
         self._frames.append(frames_to_tensor(obs.image, self.device))
         self._states.append(torch.as_tensor(obs.state, dtype=torch.float32, device=self.device))
         # Only the last context window is ever read.
-        keep = self.context
+        keep = self.history
         self._frames, self._states = self._frames[-keep:], self._states[-keep:]
         self._actions = self._actions[-(keep - 1) :] if keep > 1 else []
 
     def context_window(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The last ``Tc`` frames ``(Tc, 3, H, W)``, states ``(Tc, S)``, actions ``(Tc-1, A)``."""
-        pad = self.context - len(self._frames)
-        frames = [self._frames[0]] * pad + self._frames
-        states = [self._states[0]] * pad + self._states
-        zero = torch.zeros(self.model.config.action_dim, device=self.device)  # type: ignore[attr-defined]
-        actions = [zero] * (self.context - 1 - len(self._actions)) + self._actions
-        act = torch.stack(actions) if actions else torch.zeros(0, zero.numel(), device=self.device)
+        """The last ``Tc`` frames ``(Tc, 3, H, W)``, states ``(Tc, S)``, actions ``(Tc-1, A)``.
+
+        With ``frame_skip`` ``k``, frames ``k`` env steps apart and the ``k`` env actions
+        between two of them concatenated (``A = k * env actions``).
+        """
+        pad = self.history - len(self._frames)
+        frames = ([self._frames[0]] * pad + self._frames)[:: self.skip]
+        states = ([self._states[0]] * pad + self._states)[:: self.skip]
+        zero = torch.zeros(self.env_action_dim, device=self.device)
+        actions = [zero] * (self.history - 1 - len(self._actions)) + self._actions
+        if actions:
+            act = torch.stack(actions).reshape(self.context - 1, -1)
+        else:
+            act = torch.zeros(0, self.env_action_dim * self.skip, device=self.device)
         return torch.stack(frames), torch.stack(states), act
+
+    def model_steps(self, steps: list[int]) -> tuple[list[int], list[int]]:
+        """Imagined frames to decode for env ``steps``, and where each step reads from them.
+
+        Env step ``t`` (the frame after action ``t``) is imagined frame ``ceil((t + 1) / k)
+        - 1``: exact where ``t + 1`` is a multiple of ``k``, else the first frame after it.
+        """
+        wanted = [-(-(t + 1) // self.skip) - 1 for t in steps]
+        decode = sorted(set(wanted))
+        return decode, [decode.index(m) for m in wanted]
 
     @torch.no_grad()
     def _predict(self, actions: np.ndarray, steps: list[int]) -> torch.Tensor:
         frames, states, past = self.context_window()
         cand = torch.as_tensor(actions, dtype=torch.float32, device=self.device)
-        n = cand.shape[0]
+        n, h, a = cand.shape
+        if h % self.skip:
+            # A last group shorter than frame_skip: the pusher at rest for the rest of it.
+            cand = torch.cat([cand, cand.new_zeros(n, self.skip - h % self.skip, a)], dim=1)
+        cand = cand.reshape(n, -1, a * self.skip)
+        decode, pick = self.model_steps(steps)
         out: list[torch.Tensor] = []
         start = 0
         while start < n:
@@ -218,7 +247,7 @@ class ModelPredictor(Predictor):
                     states[None].expand(b, *states.shape),
                     torch.cat([past[None].expand(b, *past.shape), chunk], dim=1),
                     num_samples=self.num_samples,
-                    decode_steps=steps,
+                    decode_steps=decode,
                     generator=self.generator,
                 )
             except torch.cuda.OutOfMemoryError:
@@ -230,4 +259,5 @@ class ModelPredictor(Predictor):
                 continue
             out.append(pred.float())
             start += b
-        return torch.cat(out)
+        pred = torch.cat(out)
+        return pred if pick == list(range(len(decode))) else pred[:, :, pick]

@@ -431,6 +431,18 @@ CASES = [
     config("future-frames-0", "future_frames must be a positive integer", future_frames=0),
     config("channels-0", "channels must be at least 1", channels=0),
     config("action-dim-other", "configured with action_dim 3, but", action_dim=3),
+    config(
+        "action-dim-without-frame-skip",
+        "has 4 (2 x frame_skip 2); set action_dim: 4 in the model config",
+        frame_skip=2,
+    ),
+    config("frame-skip-0", "frame_skip must be a positive integer", frame_skip=0),
+    config(
+        "frame-skip-not-dividing",
+        "action_dim 3 is not a multiple of frame_skip 2",
+        frame_skip=2,
+        action_dim=3,
+    ),
     Case(
         "train-config-not-utf8",
         (*TRAIN, "--config", "{tmp}/cfg.yaml", "--data", "{h5}", "--out", NEW),

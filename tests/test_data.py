@@ -296,6 +296,23 @@ def test_a_damaged_frame_chunk_is_a_data_error_when_the_split_is_read_into_memor
         SequenceDataset(path, length=4, split="all", memory_bytes=2**30, validate=False)
 
 
+@pytest.mark.parametrize("memory_bytes", [0, 2**30])
+def test_frame_skip_keeps_every_kth_frame_and_joins_the_actions_between(tiny_h5, memory_bytes):
+    skip = SequenceDataset(tiny_h5, length=4, split="all", frame_skip=3, memory_bytes=memory_bytes)
+    dense = SequenceDataset(tiny_h5, length=10, split="all")
+    # A window of 4 frames at frame_skip 3 spans 10 stored frames: as many starts as dense's.
+    assert skip.span == 10 and skip.index == dense.index
+    for i in (0, 5, len(dense) - 1):
+        a, b = skip[i], dense[i]
+        assert torch.equal(a["frames"], b["frames"][::3])
+        assert torch.equal(a["states"], b["states"][::3])
+        assert a["actions"].shape == (3, 6)
+        # Model action j is env actions 3j, 3j+1, 3j+2, in order.
+        assert torch.equal(a["actions"], b["actions"][:9].reshape(3, 6))
+    with pytest.raises(DataError, match="17 stored frames at frame_skip 2"):
+        SequenceDataset(tiny_h5, length=9, frame_skip=2, split="all")
+
+
 def test_actions_line_up_with_frames(tiny_h5):
     """Action t moves the pusher from state t to state t+1 (by max_step per unit)."""
     ds = SequenceDataset(tiny_h5, length=15, split="all")

@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 import torch
 
+from foresight.data.dataset import SequenceDataset
+from foresight.data.hdf5 import DemoFile
 from foresight.envs import EnvSpec, PushEnv, load_suite, sample_tasks
 from foresight.errors import ConfigError, ForesightError
 from foresight.models import build_model, load_model_config
@@ -421,6 +423,32 @@ def test_model_predictor_batches_with_context_history() -> None:
     assert out.shape == (7, 2, 1, 3, 32, 32)
     torch.testing.assert_close(out[6, 1, 0], frames_to_tensor(obs["image"]))
     env.close()
+
+
+def test_a_frame_skip_model_sees_its_history_as_its_training_windows(tiny_h5: Path) -> None:
+    """At frame_skip 3 the predictor's context is the dataset's window ending now, and an env
+    step is read from the first imagined frame at or after it."""
+    cfg = load_model_config("copy_last", ["frame_skip=3", "action_dim=6"])
+    pred = ModelPredictor(build_model(cfg).eval())
+    windows = SequenceDataset(tiny_h5, length=2, split="all", frame_skip=3, frame_dtype=torch.uint8)
+    demo = windows.index[0][0]
+    with DemoFile(tiny_h5) as f:
+        images, states = f.frames(demo), f.read(demo, "obs/state")
+        actions = f.read(demo, "actions")
+    pred.reset(Observation(images[0], states[0], None), seed=0)
+    frames, _, past = pred.context_window()
+    assert torch.equal(frames[0], frames[1]) and not past.any()  # padded at rest
+    for t in range(7):
+        pred.observe(actions[t], Observation(images[t + 1], states[t + 1], None))
+    frames, seen, past = pred.context_window()
+    truth = windows[windows.index.index((demo, 4))]  # frames 4 and 7, actions 4, 5, 6
+    torch.testing.assert_close(frames, truth["frames"].float() / 255)
+    assert torch.equal(seen, truth["states"]) and torch.equal(past, truth["actions"])
+    # Env steps 0-2 read imagined frame 0, 3-5 frame 1; 5 actions are padded to 2 frames.
+    assert pred.model_steps([0, 2, 3, 4]) == ([0, 1], [0, 0, 1, 1])
+    out = pred.predict(np.zeros((4, 5, 2)), [2, 4])
+    assert out.shape == (4, 1, 2, 3, 32, 32)
+    torch.testing.assert_close(out[0, 0, 1], frames[-1])
 
 
 # --------------------------------------------------------------------------- configs / MPC

@@ -208,7 +208,10 @@ def test_oracle_solves_a_pusht_task_on_a_small_budget(tmp_path: Path) -> None:
     assert rec["final_distance"] < rec["initial_distance"] / 2
 
 
-def test_collect_train_plan_on_pusht(tmp_path: Path) -> None:
+@pytest.mark.parametrize("frame_skip", [1, 2])
+def test_collect_train_plan_on_pusht(tmp_path: Path, frame_skip: int) -> None:
+    """The whole loop on Push-T; at frame_skip 2 a model step is 2 env steps (its 3-step
+    horizon padded to 4), and its validation windows fall back to what 8 steps allow."""
     data = tmp_path / "pusht.h5"
     argv = ["collect", "--env", "pusht", "--out", str(data), "--episodes", "6", "--steps", "8"]
     assert main([*argv, "--image-size", "16", "--seed", "1"]) == 0
@@ -224,6 +227,8 @@ def test_collect_train_plan_on_pusht(tmp_path: Path) -> None:
         "eval_future_frames=4",
         "train.batch_size=2",
         "train.eval_every=2",
+        f"frame_skip={frame_skip}",
+        f"action_dim={2 * frame_skip}",
     ]
     assert main([*train, "--max-steps", "2", "--device", "cpu", *sizes, *horizon]) == 0
     suite = tmp_path / "short.yaml"

@@ -1,7 +1,8 @@
 """A torch ``Dataset`` of fixed-length windows cut from a foresight HDF5 file.
 
-Every window has ``length`` consecutive frames with their robot states and the
-``length - 1`` actions between them (see :mod:`foresight.batch`). A split that fits the
+Every window has ``length`` frames with their robot states and the ``length - 1`` actions
+between them (see :mod:`foresight.batch`): consecutive frames, or every ``frame_skip``-th
+with the actions between two of them concatenated into one. A split that fits the
 caller's memory budget is read once into memory as the stored uint8 frames and windows are cut
 there (a window of ``L`` frames would otherwise decode each gzip frame ``L`` times an epoch);
 otherwise the HDF5 file is opened lazily in each process, so the dataset works with
@@ -37,6 +38,11 @@ def resize_frames(frames: torch.Tensor, size: int) -> torch.Tensor:
     kwargs = {} if mode == "area" else {"align_corners": False}
     out = F.interpolate(flat, size=(size, size), mode=mode, **kwargs)
     return out.reshape(*lead, *out.shape[-3:])
+
+
+def frames_at_skip(stored: int, frame_skip: int) -> int:
+    """How many frames a window can hold from an episode of ``stored`` frames at ``frame_skip``."""
+    return (stored - 1) // frame_skip + 1
 
 
 def _channels_first(frames: np.ndarray) -> torch.Tensor:
@@ -80,9 +86,12 @@ class SequenceDataset(Dataset[dict[str, torch.Tensor]]):
         memory_bytes: Read the split into memory when its frames, states and actions take at
             most this many bytes (0: always read windows from the file). Items are the same
             either way.
+        frame_skip: Env steps between two frames of a window (a model's ``frame_skip``); a
+            window spans ``(length - 1) * frame_skip + 1`` stored frames.
 
     Items are dicts: ``frames`` ``(L, 3, S, S)`` in ``frame_dtype``, ``states`` ``(L, 2)``
-    float32, ``actions`` ``(L-1, 2)`` float32.
+    float32, ``actions`` ``(L-1, 2 * frame_skip)`` float32 (the env actions between two
+    frames, in order).
     """
 
     def __init__(
@@ -95,6 +104,7 @@ class SequenceDataset(Dataset[dict[str, torch.Tensor]]):
         frame_dtype: torch.dtype = torch.float32,
         validate: bool = True,
         memory_bytes: int = 0,
+        frame_skip: int = 1,
     ) -> None:
         self.path = Path(path)
         if frame_dtype not in (torch.float32, torch.uint8):
@@ -104,6 +114,10 @@ class SequenceDataset(Dataset[dict[str, torch.Tensor]]):
             raise DataError(f"windows need at least 2 frames, got length={length}")
         if stride < 1:
             raise DataError(f"stride must be at least 1, got {stride}")
+        if frame_skip < 1:
+            raise DataError(f"frame_skip must be at least 1, got {frame_skip}")
+        self.frame_skip = frame_skip
+        span = (length - 1) * frame_skip + 1
         with DemoFile(self.path, validate=validate) as f:
             demos = f.split(split)
             if not demos:
@@ -118,7 +132,7 @@ class SequenceDataset(Dataset[dict[str, torch.Tensor]]):
             self.index: list[tuple[str, int]] = []
             for demo in demos:
                 frames = f.num_samples(demo) + 1
-                self.index.extend((demo, s) for s in range(0, frames - length + 1, stride))
+                self.index.extend((demo, s) for s in range(0, frames - span + 1, stride))
             #: The split's arrays by demo, when held in memory (else None: read the file).
             self.episodes: dict[str, dict[str, torch.Tensor]] | None = None
             #: Bytes the split takes in memory (0 when windows are read from the file).
@@ -129,11 +143,13 @@ class SequenceDataset(Dataset[dict[str, torch.Tensor]]):
                 self.memory_used = needed
         if not self.index:
             raise DataError(
-                f"{self.path}: no window of {length} frames in split '{split}' "
-                "(episodes too short or split empty); collect longer episodes or shorten the "
-                "model's window"
+                f"{self.path}: no window of {length} frames"
+                + (f" ({span} stored frames at frame_skip {frame_skip})" if frame_skip > 1 else "")
+                + f" in split '{split}' (episodes too short or split empty); collect longer "
+                "episodes (foresight collect --steps) or shorten the model's window"
             )
         self.length = length
+        self.span = span
         self.split = split
         self._file: DemoFile | None = None
 
@@ -152,8 +168,8 @@ class SequenceDataset(Dataset[dict[str, torch.Tensor]]):
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         demo, s = self.index[i]
-        window = slice(s, s + self.length)
-        actions = slice(s, s + self.length - 1)
+        window = slice(s, s + self.span, self.frame_skip)
+        actions = slice(s, s + self.span - 1)
         if self.episodes is not None:
             episode = self.episodes[demo]
             stored = episode[FRAMES][window]  # uint8 (L, 3, H, W)
@@ -165,6 +181,8 @@ class SequenceDataset(Dataset[dict[str, torch.Tensor]]):
             stored = _channels_first(f.read(demo, f"obs/{IMAGE_KEY}", window))
             states = torch.from_numpy(f.read(demo, "obs/state", window))
             moves = torch.from_numpy(f.read(demo, "actions", actions))
+        # The env actions between two kept frames, as one: (L-1, frame_skip * A).
+        moves = moves.reshape(self.length - 1, -1)
         if self.image_size == self.source_image_size and self.frame_dtype == torch.uint8:
             frames = stored.clone()
         else:

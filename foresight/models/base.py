@@ -231,8 +231,13 @@ class ModelConfig:
         context_frames: Observed frames before the predicted ones.
         future_frames: Predicted frames per training window.
         eval_future_frames: Predicted frames in validation/evaluation rollouts.
-        action_dim: Size of an action.
+        action_dim: Size of an action: the env's action size times ``frame_skip``.
         state_dim: Size of the robot state.
+        frame_skip: Env steps per model step (DINO-WM's frameskip). The model sees every
+            ``frame_skip``-th frame, and as one action the ``frame_skip`` env actions between
+            two of them, concatenated; so a horizon of ``H`` env steps costs ``H / frame_skip``
+            imagined frames, and a window of ``W`` frames spans ``(W - 1) * frame_skip + 1``
+            env frames.
         train: Optimisation settings.
         plan: Planner budget this model asks for (None fields: the planner preset's).
     """
@@ -244,6 +249,7 @@ class ModelConfig:
     eval_future_frames: int = 28
     action_dim: int = ACTION_DIM
     state_dim: int = STATE_DIM
+    frame_skip: int = 1
     train: TrainConfig = field(default_factory=TrainConfig)
     plan: PlanBudget = field(default_factory=PlanBudget)
 
@@ -251,13 +257,23 @@ class ModelConfig:
         """Check the fields every model shares; a model's config calls it first from its own."""
         for name in ("image_size", "context_frames", "future_frames", "eval_future_frames"):
             _check_int(name, getattr(self, name), 1)
-        for name in ("action_dim", "state_dim"):
+        for name in ("action_dim", "state_dim", "frame_skip"):
             _check_int(name, getattr(self, name), 1)
+        if self.action_dim % self.frame_skip:
+            raise ValueError(
+                f"action_dim {self.action_dim} is not a multiple of frame_skip "
+                f"{self.frame_skip}; set action_dim to the env's action size times frame_skip"
+            )
 
     @property
     def window(self) -> int:
         """Frames per training window: context + future."""
         return self.context_frames + self.future_frames
+
+    @property
+    def env_action_dim(self) -> int:
+        """Size of one env action (``action_dim / frame_skip``)."""
+        return self.action_dim // self.frame_skip
 
 
 def repeat_samples(x: torch.Tensor, num_samples: int) -> torch.Tensor:

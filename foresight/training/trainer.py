@@ -454,7 +454,8 @@ class _Run:
             self.fingerprint = f.fingerprint()
             # Recorded in checkpoints, so planning knows which env the model has seen.
             self.env_args = f.env_args
-            dims = {"action_dim": f.action_dim, "state_dim": f.state_dim}
+            # One model action is frame_skip env actions.
+            dims = {"action_dim": f.action_dim * self.config.frame_skip, "state_dim": f.state_dim}
             if not f.split("train") and model_class(self.config.model).trainable:
                 raise DataError(
                     f"{data}: mask/train lists no episodes, so there is nothing to train on; "
@@ -462,9 +463,15 @@ class _Run:
                 )
         for key, size in dims.items():
             if getattr(self.config, key) != size:
+                skip = self.config.frame_skip
+                has = (
+                    f"{size} ({size // skip} x frame_skip {skip})"
+                    if key == "action_dim" and skip > 1
+                    else size
+                )
                 raise ConfigError(
                     f"{self.config.model} is configured with {key} {getattr(self.config, key)}, "
-                    f"but {data} has {size}; set {key}: {size} in the model config"
+                    f"but {data} has {has}; set {key}: {size} in the model config"
                 )
         if resume is None:
             return
@@ -598,6 +605,7 @@ class _Run:
             frame_dtype=type(model).frame_dtype,
             validate=False,  # _check_data has just validated the file
             memory_bytes=int(self.tc.data_memory_gb * 2**30),
+            frame_skip=self.config.frame_skip,
         )
         per_process = self._per_process_batch()
         order = EpochBatches(dataset, per_process, self.tc.seed, self.ctx.rank, self.ctx.world_size)

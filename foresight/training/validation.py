@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from foresight.batch import ACTIONS, FRAMES, STATES, frames_as
-from foresight.data.dataset import SequenceDataset
+from foresight.data.dataset import SequenceDataset, frames_at_skip
 from foresight.data.hdf5 import DemoFile
 from foresight.errors import ConfigError, DataError
 from foresight.metrics import FRAME_METRICS, rollout_scores
@@ -62,7 +62,9 @@ def make_validation_set(path: Path, config: ModelConfig) -> ValidationSet:
     c = config.context_frames
     wanted = c + config.eval_future_frames
     with DemoFile(path) as f:
-        lengths = [f.num_samples(d) + 1 for d in f.split("valid")]
+        lengths = [
+            frames_at_skip(f.num_samples(d) + 1, config.frame_skip) for d in f.split("valid")
+        ]
     if not lengths:
         return ValidationSet(None, [], 0, f"{path} has no valid episodes: validation skipped")
     length = min(wanted, max(lengths))
@@ -82,7 +84,13 @@ def make_validation_set(path: Path, config: ModelConfig) -> ValidationSet:
             "eval_future_frames asks for"
         )
     try:
-        dataset = SequenceDataset(path, length, split="valid", image_size=config.image_size)
+        dataset = SequenceDataset(
+            path,
+            length,
+            split="valid",
+            image_size=config.image_size,
+            frame_skip=config.frame_skip,
+        )
     except DataError as err:  # only reachable if the file changed under us
         return ValidationSet(None, [], 0, f"validation skipped: {err}")
     wanted_n = config.train.eval_batches * config.train.batch_size
