@@ -1,7 +1,8 @@
 """Seconds per planning step of visual-foresight MPC, and the share spent outside the model.
 
 Times MPC planning steps (CEM by default: 200 samples x 3 iterations, horizon 10, the object
-cost on the last frame) on an easy task, for
+cost on the last frame) on the first task of a suite (``easy`` by default; ``--suite pusht``
+times Push-T), for
 
 * the simulator oracle (true dynamics, rendering the frames the cost reads),
 * a video model: a trained checkpoint (``--model PATH``), else an untrained ``cpu``-preset
@@ -16,6 +17,7 @@ Also printed: the FLOPs of one planning step (the models' matrix products and co
 and their share of the measured float32 matmul peak at the same thread count.
 
     python benchmarks/plan_speed.py [--model run/checkpoint.pt] [--steps 4] [--planner cem]
+        [--suite easy|pusht|...]
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from rich.console import Console
 from rich.table import Table
 
 from foresight.device import resolve_device
-from foresight.envs import EnvSpec, PushEnv, load_env, load_suite, sample_tasks
+from foresight.envs import load_suite, sample_tasks
 from foresight.models import build_model, load_model, load_model_config
 from foresight.planners import ModelPredictor, MPCPolicy, OraclePredictor, load_planner
 from foresight.planners.config import apply_budget
@@ -39,13 +41,17 @@ from foresight.planners.mpc import Policy, run_episode
 from foresight.training.flops import counted_flops, matmul_peak
 
 
-def time_policy(name: str, policy: Policy, env_size: int | None, steps: int) -> dict:
-    suite = load_suite("easy")
-    env = PushEnv(image_size=env_size)
-    task = sample_tasks(EnvSpec.of(env), suite.tasks, suite.seed, 1)[0]
+def time_policy(
+    name: str, policy: Policy, env_size: int | None, steps: int, suite_name: str = "easy"
+) -> dict:
+    suite = load_suite(suite_name)
+    spec = suite.env_spec().with_image_size(env_size)
+    env = spec.make()
+    task = sample_tasks(spec, suite.tasks, suite.seed, 1)[0]
     # A one-step episode first, counted and untimed (counting slows every operation).
     flops = counted_flops(lambda: run_episode(env, policy, task, 1, np.random.default_rng(0)))
     start = time.perf_counter()
+    # A planning call every step, whatever the suite's replanning interval.
     run_episode(env, policy, task, steps, np.random.default_rng(0))
     wall = time.perf_counter() - start
     env.close()
@@ -53,7 +59,7 @@ def time_policy(name: str, policy: Policy, env_size: int | None, steps: int) -> 
     model = policy.model_seconds / len(policy.plan_seconds)
     return {
         "name": name,
-        "size": env.config.image_size,
+        "size": spec.image_size,
         "s/step": per_step,
         "model s/step": model,
         "outside": max(0.0, 1.0 - model / per_step),
@@ -68,6 +74,7 @@ def main() -> None:
     parser.add_argument("--config", default="svg_lp", help="model preset when no --model")
     parser.add_argument("--planner", default="cem", help="planner preset or YAML")
     parser.add_argument("--steps", type=int, default=4, help="planning steps per row")
+    parser.add_argument("--suite", default="easy", help="suite whose first task (and env) is timed")
     parser.add_argument("--device", default="auto")
     # 1 thread, as `foresight plan` uses per worker on CPU: on a shared machine more OpenMP
     # threads than free cores made small ops up to 50x slower (measured).
@@ -77,15 +84,21 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     device = str(resolve_device(args.device))
     peak = matmul_peak(torch.device(device))
-    planner = load_planner(args.planner)
+    # Every timed call plans the whole horizon: the few steps timed here are not an episode's
+    # end, where a planner with to_episode_end would imagine less.
+    planner = replace(load_planner(args.planner), to_episode_end=False)
     torch.manual_seed(0)
 
     rows = []
-    oracle_env = load_env("push")
+    oracle_env = load_suite(args.suite).env_spec()
     rows.append(
         {
             **time_policy(
-                "oracle", MPCPolicy(OraclePredictor(oracle_env), planner), None, args.steps
+                "oracle",
+                MPCPolicy(OraclePredictor(oracle_env), planner),
+                None,
+                args.steps,
+                args.suite,
             ),
             "budget": apply_budget(planner, None)[1].label(),
         }
@@ -105,13 +118,14 @@ def main() -> None:
         run_planner, budget = apply_budget(planner, model.config.plan)
         predictor = ModelPredictor(model, run_planner.num_samples, run_planner.batch_size, device)
         policy = MPCPolicy(predictor, run_planner, device=device)
-        row = time_policy(name, policy, model.config.image_size, args.steps)
+        row = time_policy(name, policy, model.config.image_size, args.steps, args.suite)
         rows.append({**row, "budget": budget.label()})
 
     opt = planner.optimizer
     table = Table(
         title=f"planning step: {opt.name} {opt.samples}x{opt.iterations}, horizon "
-        f"{planner.horizon}, cost {planner.cost.name}/{planner.cost.frames}, device {device}, "
+        f"{planner.horizon}, cost {planner.cost.name}/{planner.cost.frames}, suite {args.suite}, "
+        f"device {device}, "
         f"{torch.get_num_threads()} threads, matmul peak {peak / 1e9:.0f} GFLOP/s"
     )
     columns = ("predictor", "frames", "budget", "s / step", "model s / step", "outside the model")
