@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from foresight.batch import ACTIONS, FRAMES, STATES
-from foresight.data.dataset import SequenceDataset, frames_at_skip
+from foresight.data.dataset import SequenceDataset, frames_at_skip, stored_span
 from foresight.data.hdf5 import DemoFile
 from foresight.errors import DataError, ForesightError
 from foresight.fvd import I3D, frechet_distance, i3d_embeddings, load_i3d
@@ -110,7 +110,7 @@ def prediction_windows(
         length,
         split="valid",
         image_size=cfg.image_size,
-        stride=(length - 1) * cfg.frame_skip + 1,
+        stride=stored_span(length, cfg.frame_skip),  # windows that do not overlap
         frame_skip=cfg.frame_skip,
     )
     idx = np.unique(

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from foresight.data.dataset import stored_span
 from foresight.planners.costs import frames_to_tensor
 
 if TYPE_CHECKING:
@@ -172,7 +173,7 @@ class ModelPredictor(Predictor):
         self.skip = int(cfg.frame_skip)
         self.env_action_dim = int(cfg.env_action_dim)
         #: Env frames of history the context reads.
-        self.history = (self.context - 1) * self.skip + 1
+        self.history = stored_span(self.context, self.skip)
         self.num_samples = num_samples
         self.batch_size = batch_size
         self.device = torch.device(device)

@@ -45,6 +45,11 @@ def frames_at_skip(stored: int, frame_skip: int) -> int:
     return (stored - 1) // frame_skip + 1
 
 
+def stored_span(length: int, frame_skip: int) -> int:
+    """Stored frames a window of ``length`` frames at ``frame_skip`` spans (first to last)."""
+    return (length - 1) * frame_skip + 1
+
+
 def _channels_first(frames: np.ndarray) -> torch.Tensor:
     """uint8 ``(T, H, W, 3)`` -> uint8 ``(T, 3, H, W)``, a view in channels-last layout.
 
@@ -117,7 +122,7 @@ class SequenceDataset(Dataset[dict[str, torch.Tensor]]):
         if frame_skip < 1:
             raise DataError(f"frame_skip must be at least 1, got {frame_skip}")
         self.frame_skip = frame_skip
-        span = (length - 1) * frame_skip + 1
+        span = stored_span(length, frame_skip)
         with DemoFile(self.path, validate=validate) as f:
             demos = f.split(split)
             if not demos:
