@@ -58,8 +58,8 @@ from foresight.training.resume import (
     BestScore,
     ResumePoint,
     TrainingState,
-    is_count,
-    is_finite_number,
+    optimizer_problem,
+    scaler_problem,
 )
 from foresight.training.state import (
     EpochBatches,
@@ -266,79 +266,6 @@ def _describe_data(fingerprint: dict[str, Any]) -> str:
         f"{fingerprint.get('episodes', '?')} episodes, {fingerprint.get('steps', '?')} steps, "
         f"{fingerprint.get('image_size', '?')} px frames"
     )
-
-
-def _same_kind(saved: Any, current: Any) -> bool:
-    """Whether an optimizer hyperparameter read from a checkpoint can stand for ``current``."""
-    if current is None or isinstance(current, bool):
-        return saved is None or isinstance(saved, bool)
-    if isinstance(current, int | float):
-        return is_finite_number(saved)
-    if isinstance(current, tuple | list):
-        return (
-            isinstance(saved, tuple | list)
-            and len(saved) == len(current)
-            and all(_same_kind(a, b) for a, b in zip(saved, current, strict=True))
-        )
-    return isinstance(saved, type(current))
-
-
-def _optimizer_problem(saved: Any, optimizer: torch.optim.Optimizer) -> str | None:
-    """What keeps ``saved`` (an optimizer ``state_dict``) from driving ``optimizer``.
-
-    torch checks only the number of parameters per group: a state tensor of another shape,
-    or a hyperparameter of another type, would fail at the first step instead.
-    """
-    if not isinstance(saved, dict):
-        return "is not a mapping"
-    groups, state = saved.get("param_groups"), saved.get("state")
-    if not isinstance(groups, list) or not isinstance(state, dict):
-        return "lacks 'param_groups' or 'state'"
-    current = optimizer.param_groups
-    if len(groups) != len(current):
-        return f"has {len(groups)} parameter groups, the model's optimizer {len(current)}"
-    shapes: dict[int, torch.Size] = {}
-    for i, (group, own) in enumerate(zip(groups, current, strict=True)):
-        if not isinstance(group, dict) or not isinstance(group.get("params"), list):
-            return f"has a damaged parameter group {i}"
-        if len(group["params"]) != len(own["params"]):
-            return (
-                f"has {len(group['params'])} parameters in group {i}, the model "
-                f"{len(own['params'])}"
-            )
-        for pid, param in zip(group["params"], own["params"], strict=True):
-            if not is_count(pid):
-                return f"has a damaged parameter id {pid!r}"
-            shapes[pid] = param.shape
-        for key, value in group.items():
-            # Keys only one torch version knows are left to torch's own defaults.
-            known = key not in ("params", "param_names") and key in own
-            if known and not _same_kind(value, own[key]):
-                return f"has {key} {value!r} in group {i}"
-    for pid, entry in state.items():
-        if pid not in shapes or not isinstance(entry, dict):
-            return f"has state for an unknown parameter {pid!r}"
-        for key, value in entry.items():
-            if isinstance(value, torch.Tensor):
-                if value.ndim > 0 and value.shape != shapes[pid]:
-                    return (
-                        f"has '{key}' of shape {tuple(value.shape)} for a parameter of shape "
-                        f"{tuple(shapes[pid])}"
-                    )
-                if value.is_floating_point() and not bool(torch.isfinite(value).all()):
-                    return f"has NaN or infinite values in '{key}'"
-            elif value is not None and not is_finite_number(value):
-                return f"has '{key}' {value!r}, not a tensor or number"
-    return None
-
-
-def _scaler_problem(saved: Any) -> str | None:
-    """What keeps ``saved`` (a loss scaler's ``state_dict``, possibly empty) from loading."""
-    if saved is None:
-        return None
-    if not isinstance(saved, dict) or not all(is_finite_number(v) for v in saved.values()):
-        return "has a damaged loss-scaler state"
-    return None
 
 
 class _Run:
@@ -683,9 +610,9 @@ class _Run:
                 f"{sorted(specs)}; it cannot resume this model"
             )
         for name, spec in specs.items():
-            problem = _optimizer_problem(state["optimizers"][name], spec.optimizer)
+            problem = optimizer_problem(state["optimizers"][name], spec.optimizer)
             if problem is None:
-                problem = _scaler_problem(state["scalers"].get(name))
+                problem = scaler_problem(state["scalers"].get(name))
             if problem is not None:
                 raise CheckpointError(
                     f"{source}: the state of optimizer '{name}' {problem}; the file is damaged "
