@@ -36,6 +36,10 @@ class PlannerConfig:
             frame past it). An MPC whose horizon runs past the budget trades the state the task
             is judged on for a better one after it: on Push-T, the block's angle fixed in a
             future the episode never reaches, at the price of the agent's place at the end.
+        replan_every: Actions the MPC executes from each plan before replanning; None keeps
+            the suite's (its protocol's). A planner for a model with ``frame_skip: k`` may
+            replan every ``k`` steps, one imagined frame, so that each plan starts where the
+            model's frames do.
     """
 
     optimizer: Any = None
@@ -44,6 +48,7 @@ class PlannerConfig:
     num_samples: int = 1
     batch_size: int = 200
     to_episode_end: bool = False
+    replan_every: int | None = None
 
     def __post_init__(self) -> None:
         # Frozen dataclass: defaults that are themselves configs are filled in here.
@@ -59,6 +64,11 @@ class PlannerConfig:
             raise ConfigError(f"planner horizon must be at least 1, got {self.horizon}")
         if self.num_samples < 1 or self.batch_size < 1:
             raise ConfigError("planner num_samples and batch_size must be at least 1")
+        if self.replan_every is not None and self.replan_every < 1:
+            raise ConfigError(
+                f"planner replan_every must be at least 1 (or null: the suite's), got "
+                f"{self.replan_every}"
+            )
 
 
 def planner_from_dict(data: dict[str, Any], source: str = "planner config") -> PlannerConfig:

@@ -244,6 +244,8 @@ class EpisodeResult:
         steps: Actions executed.
         seconds_per_step: Mean wall time of a planning call.
         model_seconds_per_step: Of that, mean time inside the predictor.
+        plans: Planning calls (one per ``replan_every`` steps; 0 for a policy that does not
+            plan).
         frames: ``(T+1, H, W, 3)`` executed frames (not written to JSON).
         imagined: ``(T, H, W, 3)`` best imagined final frame at each step, or None.
         goal: ``(H, W, 3)`` goal image.
@@ -257,6 +259,7 @@ class EpisodeResult:
     steps: int
     seconds_per_step: float
     model_seconds_per_step: float
+    plans: int
     frames: np.ndarray = field(repr=False)
     imagined: np.ndarray | None = field(repr=False)
     goal: np.ndarray = field(repr=False)
@@ -272,6 +275,7 @@ class EpisodeResult:
             "steps": self.steps,
             "seconds_per_step": round(self.seconds_per_step, 6),
             "model_seconds_per_step": round(self.model_seconds_per_step, 6),
+            "plans": self.plans,
         }
 
 
@@ -323,6 +327,7 @@ def run_episode(
         steps=steps,
         seconds_per_step=float(np.mean(times)),
         model_seconds_per_step=policy.model_seconds / len(times),
+        plans=len(policy.plan_seconds),
         frames=np.stack(frames),
         imagined=np.stack(imagined) if len(imagined) == steps else None,
         goal=goal.image,

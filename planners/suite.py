@@ -408,6 +408,7 @@ def _prepare_out(out: Path, settings: dict[str, Any], overwrite: bool) -> dict[i
             "env_name": DEFAULT_ENV,
             "planner.to_episode_end": False,
             "planner.cost.robot_goal_within": 0.0,
+            "planner.replan_every": None,
         },
         error=ConfigError,
         # Episode i depends only on (seed, i), so asking for more (or fewer) episodes keeps
@@ -505,7 +506,7 @@ def run_suite(
         model=model,
         planner=planner_to_dict(planner_cfg),
         env=env,
-        replan_every=suite_cfg.replan_every,
+        replan_every=planner_cfg.replan_every or suite_cfg.replan_every,
         device=device,
     )
     settings = {

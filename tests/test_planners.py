@@ -493,6 +493,29 @@ def test_mpc_episode_records_imagined_futures() -> None:
     env.close()
 
 
+def test_a_planner_may_replan_at_its_own_interval(tmp_path) -> None:
+    """``replan_every`` on the planner overrides the suite's; the run records it and the plans."""
+    assert load_suite("easy").replan_every == 1
+    tiny = PlannerConfig(
+        optimizer=CEMConfig(samples=4, iterations=1, elites=2), horizon=4, replan_every=3
+    )
+    out = tmp_path / "every3"
+    every3 = run_suite("oracle32", suite="easy", episodes=1, planner=tiny, out=out, gifs=False)
+    rec = every3.episodes[0]
+    assert rec["plans"] == -(-rec["steps"] // 3)  # steps 0, 3, 6, ...
+    assert json.loads((out / "settings.json").read_text())["planner"]["replan_every"] == 3
+    suites = run_suite(
+        "oracle32",
+        suite="easy",
+        episodes=1,
+        planner=dataclasses.replace(tiny, replan_every=None),
+        out=None,
+    )
+    assert suites.episodes[0]["plans"] == rec["steps"]
+    with pytest.raises(ConfigError, match="replan_every must be at least 1"):
+        dataclasses.replace(tiny, replan_every=0)
+
+
 class _SeenSteps(OraclePredictor):
     """The oracle, remembering which imagined frames each plan asked it for."""
 

@@ -1,21 +1,21 @@
 """Every shipped preset resolves to the config it had before presets could inherit.
 
-``tests/data/resolved_presets.json`` holds each preset's resolved values as they were when
-every preset was a complete file; a preset shrunk to ``base:`` plus its differences must
-resolve to exactly those values. Presets added since, and fields added since with defaults that
-keep behaviour (the object cost's ``shape_weight``, ``robot_goal_weight`` and
-``orientation_weight``, 0, and its ``mask``, ``color``; the VRNN's ``context_skip``, false, and
-its ``output`` (``pixels``, with SVG's ``cdna_kernels``, 4, and ``cdna_kernel_size``, 5);
-``train.data_memory_gb``, 4; ``train.deterministic`` and ``train.channels_last``, false, which
-``vrnn_fast`` sets; the VPN's ``checkpoint_blocks``, false, which the VPN paper presets set;
-``train.log``, ``[jsonl]``; SVG's ``latent_side``, 1; ``evaluate``'s ``planner_overrides``,
-none; every cost's ``action_weight``, 0, and CEM's ``include_zero``, false; the object cost's
-``robot_goal_within``, 0, and the planner's ``to_episode_end``, false; every model's
-``frame_skip``, 1), were added to the snapshot as they resolved when added. ``hvrnn`` and
-``vpn_baseline`` became presets of ``vrnn`` and ``vpn``: their ``model`` key is the one value
-that changed. The ``pusht`` planner was re-tuned on purpose (horizon 20, handover frames; then
-horizon 30 held for 3, the agent term waiting for the block, the episode's end; docs/pusht.md)
-and its entry replaced.
+``tests/data/resolved_presets.json`` holds each preset's resolved values as they were when every
+preset was a complete file; a preset shrunk to ``base:`` plus its differences must resolve to
+exactly those values. Presets added since, and fields added since with defaults that keep behaviour
+(the object cost's ``shape_weight``, ``robot_goal_weight`` and ``orientation_weight``, 0, and its
+``mask``, ``color``; the VRNN's ``context_skip``, false, and its ``output`` (``pixels``, with SVG's
+``cdna_kernels``, 4, and ``cdna_kernel_size``, 5); ``train.data_memory_gb``, 4;
+``train.deterministic`` and ``train.channels_last``, false, which ``vrnn_fast`` sets; the VPN's
+``checkpoint_blocks``, false, which the VPN paper presets set; ``train.log``, ``[jsonl]``; SVG's
+``latent_side``, 1; ``evaluate``'s ``planner_overrides``, none; every cost's ``action_weight``, 0,
+and CEM's ``include_zero``, false; the object cost's ``robot_goal_within``, 0, and the planner's
+``to_episode_end``, false; every model's ``frame_skip``, 1; the planner's ``replan_every``, none),
+were added to the snapshot as they resolved when added. ``hvrnn`` and ``vpn_baseline`` became
+presets of ``vrnn`` and ``vpn``: their ``model`` key is the one value that changed. The ``pusht``
+planner was re-tuned on purpose (horizon 20, handover frames; then horizon 30 held for 3, the agent
+term waiting for the block, the episode's end; docs/pusht.md) and its entry replaced; so was
+``pusht_skip``'s (40 samples, replanning every 3 steps, one model step of ``vrnn_fast_pusht``).
 Fields marked ``OMIT_IF_NONE`` (scene distributions) do not appear while unset, so presets
 without them resolve as before.
 """
