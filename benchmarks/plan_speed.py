@@ -33,7 +33,7 @@ from rich.console import Console
 from rich.table import Table
 
 from foresight.device import resolve_device
-from foresight.envs import load_suite, sample_tasks
+from foresight.envs import SuiteConfig, load_suite, sample_tasks
 from foresight.models import build_model, load_model, load_model_config
 from foresight.planners import ModelPredictor, MPCPolicy, OraclePredictor, load_planner
 from foresight.planners.config import apply_budget
@@ -42,9 +42,8 @@ from foresight.training.flops import counted_flops, matmul_peak
 
 
 def time_policy(
-    name: str, policy: Policy, env_size: int | None, steps: int, suite_name: str = "easy"
+    name: str, policy: Policy, env_size: int | None, steps: int, suite: SuiteConfig
 ) -> dict:
-    suite = load_suite(suite_name)
     spec = suite.env_spec().with_image_size(env_size)
     env = spec.make()
     task = sample_tasks(spec, suite.tasks, suite.seed, 1)[0]
@@ -90,15 +89,15 @@ def main() -> None:
     torch.manual_seed(0)
 
     rows = []
-    oracle_env = load_suite(args.suite).env_spec()
+    suite = load_suite(args.suite)
     rows.append(
         {
             **time_policy(
                 "oracle",
-                MPCPolicy(OraclePredictor(oracle_env), planner),
+                MPCPolicy(OraclePredictor(suite.env_spec()), planner),
                 None,
                 args.steps,
-                args.suite,
+                suite,
             ),
             "budget": apply_budget(planner, None)[1].label(),
         }
@@ -118,15 +117,14 @@ def main() -> None:
         run_planner, budget = apply_budget(planner, model.config.plan)
         predictor = ModelPredictor(model, run_planner.num_samples, run_planner.batch_size, device)
         policy = MPCPolicy(predictor, run_planner, device=device)
-        row = time_policy(name, policy, model.config.image_size, args.steps, args.suite)
+        row = time_policy(name, policy, model.config.image_size, args.steps, suite)
         rows.append({**row, "budget": budget.label()})
 
     opt = planner.optimizer
     table = Table(
         title=f"planning step: {opt.name} {opt.samples}x{opt.iterations}, horizon "
         f"{planner.horizon}, cost {planner.cost.name}/{planner.cost.frames}, suite {args.suite}, "
-        f"device {device}, "
-        f"{torch.get_num_threads()} threads, matmul peak {peak / 1e9:.0f} GFLOP/s"
+        f"device {device}, {torch.get_num_threads()} threads, matmul peak {peak / 1e9:.0f} GFLOP/s"
     )
     columns = ("predictor", "frames", "budget", "s / step", "model s / step", "outside the model")
     for col in (*columns, "GFLOP/step", "GFLOP/s", "% peak"):
