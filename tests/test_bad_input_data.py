@@ -422,6 +422,12 @@ CASES = [
         **{"train.grad_clip": -1.0},
     ),
     config("warmup-negative", "train.warmup_steps", **{"train.warmup_steps": -2}),
+    config("decay-negative", "train.decay_steps", **{"train.decay_steps": -1}),
+    config(
+        "final-lr-ratio-above-1",
+        "train.final_lr_ratio must be a number in [0, 1], got 1.5",
+        **{"train.final_lr_ratio": 1.5},
+    ),
     config("weight-decay-negative", "train.weight_decay", **{"train.weight_decay": -1e-3}),
     config("num-workers-negative", "train.num_workers", **{"train.num_workers": -1}),
     config("seed-negative", "train.seed", **{"train.seed": -1}),

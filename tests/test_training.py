@@ -31,7 +31,7 @@ from foresight.models import (
     load_model,
     register_model,
 )
-from foresight.models.base import OptimizerSpec, repeat_samples
+from foresight.models.base import OptimizerSpec, TrainConfig, repeat_samples
 from foresight.models.checkpoint import read_checkpoint
 from foresight.models.layers import ConvLSTMCell, LSTMStack
 from foresight.models.registry import load_model_config
@@ -251,6 +251,21 @@ def test_warmup_is_linear_then_constant() -> None:
     assert OptimizerSpec(adam, 2e-3, 0).lr_at(0) == 2e-3
 
 
+def test_decay_is_a_half_cosine_after_warmup_then_held() -> None:
+    adam = torch.optim.Adam([nn.Parameter(torch.zeros(1))])
+    spec = OptimizerSpec(adam, 1.0, warmup_steps=2, decay_steps=4, final_lr_ratio=0.1)
+    rates = [spec.lr_at(s) for s in range(9)]
+    assert rates[:3] == [0.5, 1.0, 1.0]
+    assert rates[4] == pytest.approx(0.55)  # halfway down: (1 + 0.1) / 2
+    assert rates[6:] == pytest.approx([0.1] * 3)
+    assert all(a >= b for a, b in zip(rates[1:], rates[2:], strict=False))
+    # A model's optimizers take the schedule from its train: block, with their own changes.
+    train = TrainConfig(lr=1e-3, warmup_steps=5, decay_steps=10, final_lr_ratio=0.0)
+    other = OptimizerSpec.from_train(adam, train, lr=2.0, warmup_steps=0)
+    assert (other.lr, other.warmup_steps, other.decay_steps) == (2.0, 0, 10)
+    assert other.lr_at(10) == pytest.approx(0.0) and other.lr_at(0) == 2.0
+
+
 def test_epoch_batches_resume_mid_epoch_and_shard_ranks() -> None:
     data = list(range(23))
     order = EpochBatches(data, batch_size=4, seed=3)
@@ -302,6 +317,16 @@ def test_loss_decreases_and_run_folder_is_complete(tmp_path: Path, tiny_h5: Path
     assert best["step"] == best["best"]["step"] in (20, 40)
     model = load_model(run / "checkpoint.pt")
     assert model.config.train.max_steps == 40 and int(model.calls) > 0
+
+
+def test_the_logged_learning_rate_decays_to_its_floor(tmp_path: Path, tiny_h5: Path) -> None:
+    cfg = tiny_config(tmp_path, max_steps=12, decay_steps=6, final_lr_ratio=0.25)
+    run = tmp_path / "run"
+    train(options(cfg, tiny_h5, run))
+    rates = [r["lr"] for r in records(run, "train") if "lr" in r]
+    assert len(rates) == 6 and rates[0] == pytest.approx(3e-3)
+    assert all(a > b for a, b in zip(rates[:3], rates[1:4], strict=True))
+    assert rates[-2:] == pytest.approx([3e-3 * 0.25] * 2)
 
 
 def test_time_limit_stops_with_a_validated_checkpoint(tmp_path: Path, tiny_h5: Path) -> None:

@@ -12,7 +12,7 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, Literal, Protocol
 
 import torch
@@ -53,6 +53,13 @@ class TrainConfig:
         betas: Adam betas.
         weight_decay: Adam weight decay.
         warmup_steps: Linear LR warm-up from 0 to ``lr``.
+        decay_steps: Steps, counted from the end of warm-up, over which the learning rate
+            falls on a half cosine from ``lr`` to ``lr * final_lr_ratio``, and stays there;
+            0 keeps it constant. A count of steps rather than ``max_steps``, so a run
+            extended with ``--resume --max-steps`` still continues exactly as a longer run,
+            and one stopped by ``--time-limit`` decays on the same schedule on any machine:
+            set it to about the steps the time buys (``benchmarks/train_speed.py``).
+        final_lr_ratio: Where the decay ends, as a fraction of ``lr`` (0 to 1).
         grad_clip: Max global gradient norm (0 disables clipping).
         max_steps: Training steps (``--max-steps`` overrides).
         log_every: Steps between ``metrics.jsonl`` lines.
@@ -91,6 +98,8 @@ class TrainConfig:
     betas: tuple[float, float] = (0.9, 0.999)
     weight_decay: float = 0.0
     warmup_steps: int = 200
+    decay_steps: int = 0
+    final_lr_ratio: float = 0.1
     grad_clip: float = 1.0
     max_steps: int = 5000
     log_every: int = 25
@@ -114,12 +123,16 @@ class TrainConfig:
         for name in ("batch_size", "max_steps", "log_every", "eval_every", "eval_batches"):
             _check_int(f"train.{name}", getattr(self, name), 1)
         _check_int("train.eval_samples", self.eval_samples, 1)
-        for name in ("warmup_steps", "num_workers"):
+        for name in ("warmup_steps", "decay_steps", "num_workers"):
             _check_int(f"train.{name}", getattr(self, name), 0)
         check_seed(self.seed, "train.seed")
         _check_float("train.lr", self.lr, positive=True)
         for name in ("weight_decay", "grad_clip", "data_memory_gb"):
             _check_float(f"train.{name}", getattr(self, name))
+        if not (_is_number(self.final_lr_ratio) and 0.0 <= self.final_lr_ratio <= 1.0):
+            raise ValueError(
+                f"train.final_lr_ratio must be a number in [0, 1], got {self.final_lr_ratio!r}"
+            )
         if len(self.betas) != 2 or not all(_is_number(b) and 0.0 <= b < 1.0 for b in self.betas):
             raise ValueError(f"train.betas must be two numbers in [0, 1), got {list(self.betas)}")
         if not isinstance(self.best_metric, str) or not self.best_metric:
@@ -164,6 +177,20 @@ def warmup_factor(step: int | None, warmup_steps: int) -> float:
     return (step + 1) / warmup_steps
 
 
+def cosine_factor(step: int, decay_steps: int, final_ratio: float) -> float:
+    """Half-cosine fall from 1 at ``step`` 0 to ``final_ratio`` at ``decay_steps``, held after.
+
+    Args:
+        step: Steps since the decay began (negative: not begun, 1).
+        decay_steps: Length of the fall (0 or less: no decay, always 1).
+        final_ratio: The factor at and after ``decay_steps``.
+    """
+    if decay_steps <= 0 or step <= 0:
+        return 1.0
+    progress = min(step / decay_steps, 1.0)
+    return final_ratio + (1.0 - final_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
 @dataclass
 class OptimizerSpec:
     """One optimizer a model trains with, and how the trainer drives it.
@@ -171,22 +198,48 @@ class OptimizerSpec:
     Attributes:
         optimizer: The torch optimizer over the parameters it updates.
         lr: Peak learning rate.
-        warmup_steps: Linear warm-up from ``lr / warmup_steps`` to ``lr``, then constant.
+        warmup_steps: Linear warm-up from ``lr / warmup_steps`` to ``lr``.
         grad_clip: Max global gradient norm of its parameters (0 disables clipping).
+        decay_steps: Half-cosine decay after warm-up over this many steps (0: constant).
+        final_lr_ratio: The decay's end, as a fraction of ``lr``.
     """
 
     optimizer: torch.optim.Optimizer
     lr: float
     warmup_steps: int = 0
     grad_clip: float = 0.0
+    decay_steps: int = 0
+    final_lr_ratio: float = 1.0
+
+    @classmethod
+    def from_train(
+        cls, optimizer: torch.optim.Optimizer, train: TrainConfig, **changes: Any
+    ) -> OptimizerSpec:
+        """The spec ``train`` sets (rate, warm-up, clipping, decay), with ``changes`` applied.
+
+        Args:
+            optimizer: The torch optimizer.
+            train: The model's ``train:`` settings.
+            **changes: Fields that differ for this optimizer (e.g. a discriminator's ``lr``).
+        """
+        spec = cls(
+            optimizer,
+            lr=train.lr,
+            warmup_steps=train.warmup_steps,
+            grad_clip=train.grad_clip,
+            decay_steps=train.decay_steps,
+            final_lr_ratio=train.final_lr_ratio,
+        )
+        return replace(spec, **changes)
 
     def lr_at(self, step: int) -> float:
         """Learning rate of optimisation step ``step`` (0-based); override for other schedules.
 
-        Constant after warm-up, so a run extended with ``--resume --max-steps`` continues
-        exactly as a longer run would have.
+        A function of the step alone (warm-up, then the decay or constant), so a run extended
+        with ``--resume --max-steps`` continues exactly as a longer run would have.
         """
-        return self.lr * warmup_factor(step, self.warmup_steps)
+        decay = cosine_factor(step - self.warmup_steps, self.decay_steps, self.final_lr_ratio)
+        return self.lr * warmup_factor(step, self.warmup_steps) * decay
 
     @property
     def params(self) -> list[nn.Parameter]:
@@ -335,7 +388,7 @@ class VideoModel(nn.Module, ABC):
         adam = torch.optim.Adam(
             self.parameters(), lr=t.lr, betas=t.betas, weight_decay=t.weight_decay
         )
-        return {"model": OptimizerSpec(adam, t.lr, t.warmup_steps, t.grad_clip)}
+        return {"model": OptimizerSpec.from_train(adam, t)}
 
     def train_step(
         self, batch: dict[str, torch.Tensor], opt: StepOptimizer

@@ -538,11 +538,13 @@ class MultiScaleGAN(VideoModel):
         """``generator`` (``train.*`` settings) and ``discriminator`` (``d_*``), when built."""
         c, t = self.config, self.config.train
         g = TORCH_OPTIMIZERS.lookup(c.g_optimizer)(self.generator.parameters(), t.lr, t.betas)
-        specs = {"generator": OptimizerSpec(g, t.lr, t.warmup_steps, t.grad_clip)}
+        specs = {"generator": OptimizerSpec.from_train(g, t)}
         if self.discriminator is not None:
             d_optimizer = TORCH_OPTIMIZERS.lookup(c.d_optimizer)
             d = d_optimizer(self.discriminator.parameters(), c.d_lr, c.d_betas)
-            specs["discriminator"] = OptimizerSpec(d, c.d_lr, 0, c.d_grad_clip)
+            specs["discriminator"] = OptimizerSpec.from_train(
+                d, t, lr=c.d_lr, warmup_steps=0, grad_clip=c.d_grad_clip
+            )
         return specs
 
     def train_step(

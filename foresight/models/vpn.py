@@ -332,7 +332,7 @@ class VideoPixelNetwork(VideoModel):
             opt = torch.optim.Adam(
                 self.parameters(), lr=t.lr, betas=t.betas, weight_decay=t.weight_decay
             )
-        return {"model": OptimizerSpec(opt, t.lr, t.warmup_steps, t.grad_clip)}
+        return {"model": OptimizerSpec.from_train(opt, t)}
 
     # --- imagination ----------------------------------------------------------------------
 
