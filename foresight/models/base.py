@@ -209,7 +209,7 @@ class OptimizerSpec:
     warmup_steps: int = 0
     grad_clip: float = 0.0
     decay_steps: int = 0
-    final_lr_ratio: float = 1.0
+    final_lr_ratio: float = 0.1
 
     @classmethod
     def from_train(
