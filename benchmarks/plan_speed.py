@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import time
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -35,6 +34,7 @@ from rich.table import Table
 from foresight.device import resolve_device
 from foresight.envs import SuiteConfig, load_suite, sample_tasks
 from foresight.models import build_model, load_model, load_model_config
+from foresight.models.checkpoint import resolve_checkpoint
 from foresight.planners import ModelPredictor, MPCPolicy, OraclePredictor, load_planner
 from foresight.planners.config import apply_budget
 from foresight.planners.mpc import Policy, run_episode
@@ -69,7 +69,9 @@ def time_policy(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default=None, help="trained checkpoint to time")
+    parser.add_argument(
+        "--model", default=None, help="trained checkpoint (or run directory: its best.pt) to time"
+    )
     parser.add_argument("--config", default="svg_lp", help="model preset when no --model")
     parser.add_argument("--planner", default="cem", help="planner preset or YAML")
     parser.add_argument("--steps", type=int, default=4, help="planning steps per row")
@@ -105,7 +107,7 @@ def main() -> None:
     if args.model:
         # The run folder names the model (``runs/vrnn_fast/checkpoint.pt`` -> ``vrnn_fast``);
         # the full path would be cut off in the table.
-        checkpoint = Path(args.model)
+        checkpoint = resolve_checkpoint(args.model)
         models = [(checkpoint.parent.name or checkpoint.stem, load_model(checkpoint, device))]
     else:
         cfg = load_model_config(args.config)

@@ -40,7 +40,7 @@ from foresight.models import (
     load_model_config,
     untrained_models,
 )
-from foresight.models.checkpoint import save_checkpoint
+from foresight.models.checkpoint import resolve_checkpoint, save_checkpoint
 from foresight.parallel import LOCAL, Backend
 from foresight.planners.suite import NAMED_POLICIES
 from foresight.results import (
@@ -70,7 +70,8 @@ def resolve_model(model: str, out: Path, device: str) -> tuple[str, VideoModel |
     """The planner's ``--model`` value and the video model (None for planner baselines).
 
     Untrained baselines (``copy_last``) are built from their preset and saved as
-    ``out/model.pt``, so the planner loads them like any checkpoint.
+    ``out/model.pt``, so the planner loads them like any checkpoint; a training run directory
+    gives its ``best.pt``, else its ``checkpoint.pt``.
     """
     if model in NAMED_POLICIES:
         return model, None
@@ -78,7 +79,8 @@ def resolve_model(model: str, out: Path, device: str) -> tuple[str, VideoModel |
         video_model = build_model(load_model_config(model))
         path = save_checkpoint(out / "model.pt", video_model)
         return str(path), video_model.to(device).eval()
-    return model, load_model(model, device)
+    path = resolve_checkpoint(model)
+    return str(path), load_model(path, device)
 
 
 def prediction_windows(

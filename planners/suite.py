@@ -154,20 +154,22 @@ def check_model(model: str | Path, env: EnvSpec | None = None) -> tuple[str, Mod
     """Validate ``--model`` early (one-line error for a missing or foreign checkpoint).
 
     Args:
-        model: A policy name or a checkpoint path.
+        model: A policy name, a checkpoint path, or a training run directory (its
+            ``best.pt``, else its ``checkpoint.pt``).
         env: The env the model will plan in: a checkpoint trained on data from another env
             is refused (checkpoints from before envs were recorded are taken as they are).
 
     Returns:
-        The policy name, or the checkpoint's absolute path (so a run started with a relative
-        path resumes from anywhere); and the checkpoint's model config (None for named
-        policies).
+        The policy name, or the checkpoint file's absolute path (so a run started with a
+        relative path resumes from anywhere, and records which file of a run directory it
+        used); and the checkpoint's model config (None for named policies).
     """
     model = str(model)
     if model in NAMED_POLICIES:
         return model, None
-    from foresight.models.checkpoint import model_from_payload, read_checkpoint
+    from foresight.models.checkpoint import model_from_payload, read_checkpoint, resolve_checkpoint
 
+    model = str(resolve_checkpoint(model))
     payload = read_checkpoint(model)
     config = model_from_payload(payload, model).config
     trained_in = payload.get("env_args", {}).get("env_name")

@@ -479,6 +479,12 @@ CASES = [
     plan("model-name-number", _ckpt_file(_set("model", 3)), "'model' is not a model name"),
     plan("config-value", _ckpt_file(_set("config", "image_size", 0)), "image_size"),
     Case(
+        "plan-run-dir-without-checkpoint",
+        ("plan", "--model", "{tmp}/run", "--out", "{tmp}/p", "--episodes", "1"),
+        "is a directory without best.pt or checkpoint.pt",
+        lambda inputs: (inputs["tmp"] / "run").mkdir(),
+    ),
+    Case(
         "evaluate-code-in-checkpoint",
         ("evaluate", "--model", "{tmp}/m.pt", "--out", "{tmp}/e"),
         "will not execute code from a file",

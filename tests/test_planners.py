@@ -641,6 +641,22 @@ def test_run_suite_drives_a_checkpoint(tmp_path, monkeypatch) -> None:
     assert again.episodes == result.episodes
 
 
+def test_a_run_directory_plans_with_its_best_checkpoint(tmp_path) -> None:
+    from foresight.models import save_checkpoint
+    from foresight.planners.suite import check_model
+
+    model = build_model(load_model_config("copy_last"))
+    run = tmp_path / "run"
+    latest = save_checkpoint(run / "checkpoint.pt", model)
+    # No best.pt (e.g. a run stopped before its first validation): the latest.
+    assert check_model(run)[0] == str(latest.resolve())
+    best = save_checkpoint(run / "best.pt", model)
+    path, config = check_model(run)
+    assert path == str(best.resolve()) and config == model.config
+    # A file named outright is taken as it is.
+    assert check_model(latest)[0] == str(latest.resolve())
+
+
 def test_model_budget_overrides_the_planner_preset() -> None:
     from foresight.models import PlanBudget
     from foresight.planners.config import apply_budget, load_planner

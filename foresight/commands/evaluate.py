@@ -25,7 +25,7 @@ class EvaluateFlags:
     records; these are not recorded.
 
     Attributes:
-        model: Checkpoint path, ``copy_last`` or a planner baseline.
+        model: Checkpoint path, training run directory, ``copy_last`` or a planner baseline.
         data: Dataset for prediction metrics.
         out: Run folder.
         device: Model device.
@@ -34,7 +34,10 @@ class EvaluateFlags:
     """
 
     model: str = field(
-        metadata=option("checkpoint path, copy_last, or a planner baseline: oracle, random, zero")
+        metadata=option(
+            "checkpoint path, a training run directory (its best.pt, else checkpoint.pt), "
+            "copy_last, or a planner baseline: oracle, random, zero"
+        )
     )
     data: Path | None = field(default=None, metadata=option("dataset for prediction metrics"))
     out: Path = field(metadata=option("run directory"))

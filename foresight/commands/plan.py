@@ -23,7 +23,7 @@ class PlanFlags:
     """The flags of ``foresight plan`` (see :func:`foresight.planners.suite.run_suite`).
 
     Attributes:
-        model: Checkpoint path or a named policy.
+        model: Checkpoint path, training run directory, or a named policy.
         suite: Suite preset or YAML path.
         episodes: Tasks ``0 .. N-1`` (None: the suite's).
         tasks: Only these task ids, comma-separated (``15,42``), instead of ``episodes``.
@@ -40,8 +40,8 @@ class PlanFlags:
 
     model: str = field(
         metadata=option(
-            "checkpoint .pt, or oracle (the simulator; oracle32: rendering at 32x32), "
-            "random or zero (baselines)"
+            "checkpoint .pt, a training run directory (its best.pt, else checkpoint.pt), "
+            "or oracle (the simulator; oracle32: rendering at 32x32), random or zero (baselines)"
         )
     )
     suite: str = field(default="easy", metadata=option("suite preset (easy, hard) or YAML path"))

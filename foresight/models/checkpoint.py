@@ -22,6 +22,33 @@ from foresight.models.registry import build_model, canonical_model, config_from_
 
 CHECKPOINT_FORMAT = "foresight-checkpoint/1"
 
+# What a training run directory holds (foresight.training.trainer writes both).
+CHECKPOINT = "checkpoint.pt"
+BEST = "best.pt"
+
+
+def resolve_checkpoint(path: str | Path) -> Path:
+    """The checkpoint file ``path`` names: itself, or a training run directory's best one.
+
+    A run directory gives its ``best.pt`` (the checkpoint validation scored best), else its
+    ``checkpoint.pt`` (the latest): on Push-T, planning from ``best.pt`` solved more tasks than
+    the latest checkpoint for both the VRNN and SVG' (docs/pusht.md). Name the file to choose
+    otherwise.
+
+    Raises:
+        CheckpointError: A directory that holds neither file (one line).
+    """
+    path = Path(path)
+    if not path.is_dir():
+        return path
+    for name in (BEST, CHECKPOINT):
+        if (path / name).is_file():
+            return path / name
+    raise CheckpointError(
+        f"{path} is a directory without {BEST} or {CHECKPOINT}; give a training run directory "
+        "(foresight train --out) or a checkpoint file"
+    )
+
 
 def save_checkpoint(path: str | Path, model: VideoModel, **extra: Any) -> Path:
     """Write ``model`` (and ``extra`` plain values/tensors, e.g. optimizer state) atomically.
@@ -163,7 +190,13 @@ def model_from_payload(payload: dict[str, Any], source: str) -> VideoModel:
 
 
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> VideoModel:
-    """Load a trained model from a checkpoint, in eval mode, on ``device``."""
+    """Load a trained model, in eval mode, on ``device``.
+
+    Args:
+        path: A checkpoint, or a training run directory (see :func:`resolve_checkpoint`).
+        device: Where the model goes.
+    """
+    path = resolve_checkpoint(path)
     payload = read_checkpoint(path)
     model = model_from_payload(payload, str(path))
     return model.to(device).eval()

@@ -35,7 +35,13 @@ from foresight.data.hdf5 import DemoFile
 from foresight.errors import CheckpointError, ConfigError, DataError, ForesightError
 from foresight.io import atomic_write_text
 from foresight.models.base import ModelConfig, VideoModel
-from foresight.models.checkpoint import check_weights, read_checkpoint, save_checkpoint
+from foresight.models.checkpoint import (
+    BEST,
+    CHECKPOINT,
+    check_weights,
+    read_checkpoint,
+    save_checkpoint,
+)
 from foresight.models.registry import (
     build_model,
     canonical_model,
@@ -77,8 +83,6 @@ from foresight.training.validation import (
     validate,
 )
 
-CHECKPOINT = "checkpoint.pt"
-BEST = "best.pt"
 METRICS = "metrics.jsonl"
 CONFIG = "config.yaml"
 SAMPLES = "samples"
