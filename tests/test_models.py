@@ -222,6 +222,24 @@ def test_a_step_in_channels_last_layout_matches_the_default_layout(name):
 
 
 @pytest.mark.parametrize("name", [n for n in NAMES if class_of(n).trainable])
+def test_a_loaded_model_runs_in_its_layout_and_rolls_out_as_in_the_default_one(name, tmp_path):
+    model = tiny_model(name).eval()
+    train = dataclasses.replace(model.config.train, channels_last=True)
+    model.config = dataclasses.replace(model.config, train=train)
+    loaded = load_model(save_checkpoint(tmp_path / "ckpt.pt", model))
+    assert any(p.is_contiguous(memory_format=torch.channels_last) and p.ndim == 4
+               for p in loaded.parameters())  # fmt: skip
+    assert all(p.is_contiguous() for p in model.parameters())  # saving left it as it was
+    inputs = rollout_inputs(model)
+    torch.testing.assert_close(
+        seeded_rollout(loaded, inputs, num_samples=N),
+        seeded_rollout(model, inputs, num_samples=N),
+        rtol=1e-4,
+        atol=1e-4,
+    )
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if class_of(n).trainable])
 def test_training_never_reads_future_states_but_reads_observed_ones(name):
     """Planning cannot know future states, so training must not lean on them either."""
     model = tiny_model(name)
@@ -257,8 +275,6 @@ def test_checkpoint_round_trip_gives_identical_rollouts(name, tmp_path):
     path = save_checkpoint(tmp_path / "ckpt.pt", model)
     loaded = load_model(path)
     assert type(loaded) is type(model) and loaded.config == model.config
-    if model.config.train.channels_last:  # the layout training left, or kernels round apart
-        loaded.to(memory_format=torch.channels_last)
     inputs = rollout_inputs(model)
     assert torch.equal(
         seeded_rollout(model, inputs, num_samples=N), seeded_rollout(loaded, inputs, num_samples=N)

@@ -90,7 +90,7 @@ class TrainConfig:
             channels-last memory layout. A speed choice measured per preset: on 2 CPU cores
             it makes ``vrnn_fast``'s step ~1.3x faster and ``gan``'s slower
             (``benchmarks/train_speed.py``); results agree with the default layout to float
-            rounding.
+            rounding. A loaded checkpoint plans and evaluates in the same layout.
     """
 
     batch_size: int = 16
@@ -359,6 +359,18 @@ class VideoModel(nn.Module, ABC):
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.config = config
+
+    def use_memory_format(self) -> VideoModel:
+        """Lay out 4-D weights as ``config.train.channels_last`` asks, in place; returns self.
+
+        In place, so the parameters stay the objects optimizers were built over. Training and
+        every loaded model (planning, evaluation) run in the same layout: for ``vrnn_fast`` at
+        64x64 on one CPU thread, channels-last makes a 40-future, 10-frame planning rollout
+        1.3x faster, as it does a training step.
+        """
+        if self.config.train.channels_last:
+            self.to(memory_format=torch.channels_last)
+        return self
 
     @abstractmethod
     def loss(

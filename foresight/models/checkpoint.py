@@ -199,4 +199,4 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> VideoMod
     path = resolve_checkpoint(path)
     payload = read_checkpoint(path)
     model = model_from_payload(payload, str(path))
-    return model.to(device).eval()
+    return model.to(device).use_memory_format().eval()

@@ -185,10 +185,7 @@ class TrainStep:
     """
 
     def __init__(self, model: VideoModel, precision: Precision, ctx: DistContext) -> None:
-        if model.config.train.channels_last:
-            # In place: the parameters stay the objects the optimizers are built over.
-            model.to(memory_format=torch.channels_last)
-        self.model = model
+        self.model = model.use_memory_format()
         self.opt = Optimization(model, precision, ctx)
 
     def __call__(self, batch: dict[str, torch.Tensor], step: int) -> StepResult:
