@@ -51,6 +51,7 @@ from foresight.results import (
     MetricCurves,
     PlanSummary,
     Prediction,
+    Ranking,
 )
 from foresight.visualize import grid, save_png
 
@@ -327,6 +328,10 @@ def evaluate(
     else:
         control = Control(unavailable="planning skipped (--no-control)")
 
+    ranking = measure_ranking(
+        plan_model, video_model, opts, planner, device, start("ranking"), advance
+    )
+
     if video_model is None:
         prediction = Prediction(reason=NAMED_POLICIES[model].about)
     elif data is None:
@@ -354,9 +359,43 @@ def evaluate(
         options=opts,
         prediction=prediction,
         control=control,
+        ranking=ranking,
     )
     result.save(out / "evaluation.json")
     return result
+
+
+def measure_ranking(
+    plan_model: str,
+    video_model: VideoModel | None,
+    opts: EvaluateOptions,
+    planner: Any,
+    device: str,
+    on_start: Callable[[int], None] | None,
+    advance: Callable[[str], None],
+) -> Ranking:
+    """The open-loop ranking block (:mod:`foresight.planners.ranking`), or why it is n/a."""
+    from foresight.planners.ranking import rank_agreement
+
+    if not opts.control:
+        return Ranking(unavailable="planning skipped (--no-control)")
+    if opts.ranking_states == 0:
+        return Ranking(unavailable="not measured (--ranking-states 0)")
+    if video_model is None:
+        # The simulator is the reference itself; random and zero order no candidates.
+        return Ranking(unavailable=NAMED_POLICIES[plan_model].about)
+    if on_start is not None:
+        on_start(opts.ranking_states)
+    ranking, _ = rank_agreement(
+        plan_model,
+        opts.suite,
+        planner,
+        opts.ranking_states,
+        opts.seed,
+        device,
+        on_state=lambda _: advance("ranking"),
+    )
+    return ranking
 
 
 def control_from_summary(summary: PlanSummary, out: Path) -> Control:

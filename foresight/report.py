@@ -47,6 +47,12 @@ METRICS = (
     ("lpips", "LPIPS", False),
 )
 AGGREGATES = (("mean_of_n", "mean-of-N"), ("best_of_n", "best-of-N"))
+#: The open-loop ranking measures (``evaluation.json``'s ``ranking``): (key, label, higher
+#: is better). They need the simulator, not episodes: see :mod:`foresight.planners.ranking`.
+RANKING = (
+    ("rho", "ranking ρ", True),
+    ("regret", "ranking regret", False),
+)
 
 
 @dataclass(frozen=True)
@@ -90,6 +96,17 @@ class Run:
         """Why a prediction metric is missing."""
         pred = self.result.prediction
         return pred.unavailable.get(metric) or pred.reason or "not measured"
+
+    def ranking_value(self, key: str) -> float | None:
+        """A value of the open-loop ranking block, or None when it was not measured."""
+        ranking = self.result.ranking
+        return None if ranking is None else getattr(ranking, key)
+
+    def ranking_cell(self, key: str) -> str:
+        """The table cell of a ranking value, or why it is missing."""
+        ranking = self.result.ranking
+        why = "not measured" if ranking is None else ranking.unavailable or "not measured"
+        return _fmt(self.ranking_value(key), 2, why)
 
     @property
     def control(self) -> Control:
@@ -181,7 +198,7 @@ def table_rows(runs: list[Run]) -> tuple[list[str], list[list[str]]]:
     header = ["model", "success rate", "95% CI", "final distance (cm)"]
     for _, label, _ in METRICS:
         header += [f"{label} {agg}" for _, agg in AGGREGATES]
-    header += ["FVD", "s / planning step", "planner budget"]
+    header += ["FVD", *(label for _, label, _ in RANKING), "s / planning step", "planner budget"]
     rows = []
     for run in runs:
         c = run.control
@@ -202,6 +219,7 @@ def table_rows(runs: list[Run]) -> tuple[list[str], list[list[str]]]:
             for agg, _ in AGGREGATES:
                 row.append(run.metric_cell(key, agg, digits))
         row.append(_fmt(run.fvd, 1, run.unavailable("fvd")))
+        row.extend(run.ranking_cell(key) for key, _, _ in RANKING)
         row.append(_fmt(c.seconds_per_step, 3, why))
         row.append(run.budget())
         rows.append(row)
@@ -217,6 +235,8 @@ def offline_measures(runs: list[Run]) -> list[tuple[str, str, list[float | None]
             values = [_finite(run.metric_mean(key, agg)) for run in runs]
             measures.append((f"{label} {agg_label}", label, values, higher))
     measures.append(("FVD", "FVD", [_finite(run.fvd) for run in runs], False))
+    for key, label, higher in RANKING:
+        measures.append((label, label, [_finite(run.ranking_value(key)) for run in runs], higher))
     return measures
 
 

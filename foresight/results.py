@@ -35,10 +35,11 @@ from foresight.flags import option, overrides_field
 from foresight.io import atomic_write_text
 
 #: Written by this version.
-EVALUATION_FORMAT = "foresight-evaluation/2"
+EVALUATION_FORMAT = "foresight-evaluation/3"
 #: Read by this version. Version 1 lacks ``options`` and ``control.budget`` (shown as not
-#: recorded); every other key kept its name and meaning, so it reads as it is.
-READABLE_FORMATS = ("foresight-evaluation/1", EVALUATION_FORMAT)
+#: recorded), version 2 the ``ranking`` block (not measured); every other key kept its name
+#: and meaning, so each reads as it is.
+READABLE_FORMATS = ("foresight-evaluation/1", "foresight-evaluation/2", EVALUATION_FORMAT)
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,7 @@ class EvaluateOptions:
         i3d: Kinetics-400 I3D state dict for FVD (None: FVD n/a).
         seed: Seed of the prediction samples.
         control: Run the planning part.
+        ranking_states: States of the open-loop ranking comparison (0: not measured).
     """
 
     suite: str = field(default="easy", metadata=option("task suite: easy, hard or a YAML path"))
@@ -98,6 +100,13 @@ class EvaluateOptions:
     control: bool = field(
         default=True, metadata=option("skip planning (prediction only)", flag="--no-control")
     )
+    ranking_states: int = field(
+        default=20,
+        metadata=option(
+            "states at which the model's order of the planner's candidates is compared "
+            "with the simulator's (0: skip; --no-control skips it too)"
+        ),
+    )
 
     def __post_init__(self) -> None:
         for name in ("samples", "sequences", "future", "episodes", "workers"):
@@ -105,6 +114,10 @@ class EvaluateOptions:
             if value is not None and value < 1:
                 flag = "--" + name.replace("_", "-")
                 raise ConfigError(f"{name} ({flag}) must be at least 1, got {value}")
+        if self.ranking_states < 0:
+            raise ConfigError(
+                f"ranking_states (--ranking-states) must be 0 or more, got {self.ranking_states}"
+            )
 
 
 @dataclass(frozen=True)
@@ -355,6 +368,40 @@ class Control:
             raise ValueError(f"'control' lacks {', '.join(missing)} and gives no 'unavailable'")
 
 
+@dataclass(frozen=True)
+class Ranking:
+    """How the model orders the planner's candidates beside the simulator (open-loop).
+
+    See :mod:`foresight.planners.ranking`; each value is the mean over states.
+
+    Attributes:
+        unavailable: Why it was not measured; None when measured.
+        rho: Spearman's correlation of the model's candidate costs with the simulator's.
+        elite_overlap: Share of the simulator's best ``elites`` among the model's.
+        regret: The simulator's cost of the model's pick above the best, per the costs'
+            spread (median minus best): 0 is the best pick, 1 a median one.
+        states: States compared.
+        candidates: Candidates scored per state.
+        elites: The ``k`` of ``elite_overlap``.
+        suite: Suite whose tasks gave the states.
+        seed: Seed of the states' exploration steps and of the candidates.
+    """
+
+    unavailable: str | None = None
+    rho: float | None = None
+    elite_overlap: float | None = None
+    regret: float | None = None
+    states: int | None = None
+    candidates: int | None = None
+    elites: int | None = None
+    suite: str | None = None
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.unavailable is None and self.states is None:
+            raise ValueError("'ranking' has neither 'states' nor an 'unavailable' reason")
+
+
 @dataclass(frozen=True, kw_only=True)
 class Evaluation:
     """``evaluation.json``: one model judged by task success and prediction metrics.
@@ -367,6 +414,8 @@ class Evaluation:
         options: What was asked (None in version-1 files).
         prediction: Prediction quality.
         control: Task success.
+        ranking: How the model orders the planner's candidates beside the simulator (None in
+            files from before it was measured).
     """
 
     format: str = EVALUATION_FORMAT
@@ -376,6 +425,7 @@ class Evaluation:
     options: EvaluateOptions | None = None
     prediction: Prediction
     control: Control
+    ranking: Ranking | None = None
 
     def to_json(self) -> str:
         """The file's text (strict JSON); fields that are None are left out."""

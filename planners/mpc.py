@@ -160,6 +160,8 @@ class MPCPolicy(Policy):
         self._warm: np.ndarray | None = None
         self._next = 0
         self._left = steps if self.config.to_episode_end else None
+        self._best_cost = float("inf")
+        self._best_frame: torch.Tensor | None = None
         self.imagined = None
         self.plan_seconds = []
         self.model_seconds = 0.0
@@ -187,7 +189,7 @@ class MPCPolicy(Policy):
         start = time.perf_counter()
         model_before = self.predictor.model_seconds
         self._best_cost = float("inf")
-        self._best_frame: torch.Tensor | None = None
+        self._best_frame = None
         result = self.optimizer.optimize(
             self.cost_fn, self.config.horizon, self._dim, self._rng, init_mean=self._warm
         )

@@ -96,6 +96,20 @@ class Optimizer(ABC):
             init_mean: ``(H, A)`` initial mean (the previous plan shifted), zeros if None.
         """
 
+    @abstractmethod
+    def initial_samples(
+        self, horizon: int, action_dim: int, rng: np.random.Generator
+    ) -> np.ndarray:
+        """The candidates a cold start's first iteration draws: zero mean, ``init_std``.
+
+        Drawn exactly as :meth:`optimize` draws them (its noise, its held actions), without
+        the sequences it adds by rule (the warm start, all zeros), so that what a model is
+        asked to rank (:mod:`foresight.planners.ranking`) is what this planner asks it.
+
+        Returns:
+            ``(N, H, A)`` sequences in [-1, 1], ``N`` the config's ``samples``.
+        """
+
 
 def colored_noise(
     rng: np.random.Generator, samples: int, steps: int, dim: int, beta: float
@@ -140,6 +154,22 @@ def colored_noise(
         real[..., -1] *= np.sqrt(2.0)
     noise = np.fft.irfft(real + 1j * imag, n=steps, axis=-1) / sigma  # (N, A, H)
     return np.moveaxis(noise, -1, 1)
+
+
+def ar1_noise(
+    rng: np.random.Generator, samples: int, steps: int, dim: int, rho: float
+) -> np.ndarray:
+    """Stationary AR(1) noise along the steps: unit variance, correlation ``rho`` between steps.
+
+    Returns:
+        ``(N, H, A)`` noise.
+    """
+    white = rng.standard_normal((samples, steps, dim))
+    noise = np.empty_like(white)
+    noise[:, 0] = white[:, 0]
+    for t in range(1, steps):
+        noise[:, t] = rho * noise[:, t - 1] + math.sqrt(1 - rho**2) * white[:, t]
+    return noise
 
 
 def _check_costs(costs: np.ndarray, n: int) -> np.ndarray:
@@ -259,6 +289,15 @@ class CEM(Optimizer):
             evaluations=cfg.samples * cfg.iterations,
         )
 
+    def initial_samples(
+        self, horizon: int, action_dim: int, rng: np.random.Generator
+    ) -> np.ndarray:
+        """See :meth:`Optimizer.initial_samples`."""
+        cfg: CEMConfig = self.config  # type: ignore[assignment]
+        r = cfg.action_repeat
+        noise = colored_noise(rng, cfg.samples, math.ceil(horizon / r), action_dim, cfg.noise_beta)
+        return np.repeat(np.clip(cfg.init_std * noise, -1.0, 1.0), r, axis=1)[:, :horizon]
+
 
 @dataclass(frozen=True)
 class MPPIConfig(OptimizerConfig):
@@ -310,15 +349,9 @@ class MPPI(Optimizer):
             mean = np.zeros((horizon, action_dim))
         else:
             mean = np.clip(np.asarray(init_mean, dtype=np.float64), -1.0, 1.0)
-        rho = cfg.correlation
         best_cost = np.inf
         for _ in range(cfg.iterations):
-            white = rng.standard_normal((cfg.samples, horizon, action_dim))
-            noise = np.empty_like(white)
-            noise[:, 0] = white[:, 0]
-            # Stationary AR(1): unit variance at every step, correlation rho between steps.
-            for t in range(1, horizon):
-                noise[:, t] = rho * noise[:, t - 1] + math.sqrt(1 - rho**2) * white[:, t]
+            noise = ar1_noise(rng, cfg.samples, horizon, action_dim, cfg.correlation)
             samples = np.clip(mean + cfg.init_std * noise, -1.0, 1.0)
             costs = _check_costs(cost_fn(samples), cfg.samples)
             finite = np.isfinite(costs)
@@ -336,6 +369,14 @@ class MPPI(Optimizer):
             cost=best_cost,
             evaluations=cfg.samples * cfg.iterations,
         )
+
+    def initial_samples(
+        self, horizon: int, action_dim: int, rng: np.random.Generator
+    ) -> np.ndarray:
+        """See :meth:`Optimizer.initial_samples`."""
+        cfg: MPPIConfig = self.config  # type: ignore[assignment]
+        noise = ar1_noise(rng, cfg.samples, horizon, action_dim, cfg.correlation)
+        return np.clip(cfg.init_std * noise, -1.0, 1.0)
 
 
 def optimizer_from_dict(data: dict[str, Any], source: str) -> OptimizerConfig:

@@ -12,7 +12,8 @@ exactly those values. Presets added since, and fields added since with defaults 
 and CEM's ``include_zero``, false; the object cost's ``robot_goal_within``, 0, and the planner's
 ``to_episode_end``, false; every model's ``frame_skip``, 1; the planner's ``replan_every``, none;
 ``train.decay_steps``, 0, which ``vrnn_fast_pusht`` sets to 4,500 (docs/pusht.md), and
-``train.final_lr_ratio``, 0.1),
+``train.final_lr_ratio``, 0.1; ``evaluate``'s ``ranking_states``, 20, which the tiny quickstart
+sets to 2),
 were added to the snapshot as they resolved when added. ``hvrnn`` and ``vpn_baseline`` became
 presets of ``vrnn`` and ``vpn``: their ``model`` key is the one value that changed. The ``pusht``
 planner was re-tuned on purpose (horizon 20, handover frames; then horizon 30 held for 3, the agent

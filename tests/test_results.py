@@ -28,6 +28,7 @@ from foresight.results import (
     MetricCurves,
     PlanSummary,
     Prediction,
+    Ranking,
     curve_mean,
     non_finite_steps,
 )
@@ -59,6 +60,7 @@ def _evaluation() -> Evaluation:
             budget=EffectiveBudget(8, 1, 200, 1, from_model=("samples", "iterations")),
             gifs=("plan/gifs/task_0000.gif",),
         ),
+        ranking=Ranking(rho=0.6, elite_overlap=0.5, regret=0.3, states=20, candidates=64),
     )
 
 
@@ -72,6 +74,14 @@ def test_evaluation_round_trips_through_its_file(tmp_path: Path) -> None:
     assert data["prediction"]["metrics"]["psnr"]["best_of_n"] == [31.0, 29.5]
     assert data["control"]["budget"]["from_model"] == ["samples", "iterations"]
     assert "reason" not in data["prediction"] and "unavailable" not in data["control"]
+    assert data["ranking"]["rho"] == 0.6 and "unavailable" not in data["ranking"]
+
+
+def test_a_version_2_file_reads_without_a_ranking() -> None:
+    data = json.loads(_evaluation().to_json())
+    del data["ranking"]
+    result = Evaluation.from_json(json.dumps({**data, "format": "foresight-evaluation/2"}))
+    assert result.ranking is None and result.control == _evaluation().control
 
 
 @pytest.mark.parametrize(
@@ -80,8 +90,8 @@ def test_evaluation_round_trips_through_its_file(tmp_path: Path) -> None:
         ("{not json", "not valid JSON"),
         ("[1, 2]", "not a foresight evaluation"),
         ('{"format": "foresight-checkpoint/1"}', "not a foresight evaluation"),
-        ('{"format": "foresight-evaluation/3"}', "does not read"),
-        ('{"format": "foresight-evaluation/2", "label": "x"}', "damaged or foreign"),
+        ('{"format": "foresight-evaluation/4"}', "does not read"),
+        ('{"format": "foresight-evaluation/3", "label": "x"}', "damaged or foreign"),
         ("[" * 100_000, "nested too deeply"),
     ],
 )
@@ -194,6 +204,8 @@ def _v2(**changes) -> str:
         (_v2(control__ci95=[0.1]), "'ci95': expected 2 values"),
         (_v2(control__success_rate="high"), "'success_rate': expected a number"),
         (_v2(options__samples=True), "'samples': expected an integer"),
+        (_v2(ranking__rho="x"), "'rho': expected a number"),
+        (_v2(ranking={"rho": 0.5}), "neither 'states' nor an 'unavailable' reason"),
     ],
 )
 def test_values_of_the_wrong_type_are_one_line_errors(text: str, match: str) -> None:
