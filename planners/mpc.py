@@ -281,7 +281,8 @@ class EpisodeResult:
         }
 
 
-def _observation(env: Any, obs: dict[str, np.ndarray]) -> Observation:
+def observation(env: Any, obs: dict[str, np.ndarray]) -> Observation:
+    """What the MPC loop sees of ``env`` after it returned the observation dict ``obs``."""
     return Observation(
         image=obs["image"],
         state=obs["state"],
@@ -303,7 +304,7 @@ def run_episode(
         rng: The episode's only source of randomness.
     """
     raw, info = env.reset(options={"task": task})
-    obs = _observation(env, raw)
+    obs = observation(env, raw)
     initial = float(info["target_distance"])
     goal = env.goal(task)
     policy.reset(env, goal, obs, rng, steps)
@@ -314,7 +315,7 @@ def run_episode(
         action = policy.act(obs)
         raw, _, _, _, info = env.step(action)
         ever = ever or bool(info["success"])
-        obs = _observation(env, raw)
+        obs = observation(env, raw)
         policy.observe(action, obs)
         frames.append(obs.image)
         if policy.imagined is not None:

@@ -35,7 +35,7 @@ from foresight.config import check_seed
 from foresight.errors import ConfigError
 from foresight.planners.config import PlannerConfig, apply_budget, load_planner, planner_to_dict
 from foresight.planners.costs import COSTS
-from foresight.planners.mpc import MPCPolicy, _observation
+from foresight.planners.mpc import MPCPolicy, observation
 from foresight.planners.optimizers import build_optimizer
 from foresight.planners.predictors import OraclePredictor
 from foresight.planners.suite import NAMED_POLICIES, AgentSpec, build_policy, check_model
@@ -132,7 +132,7 @@ def rank_agreement(
         for task in sample_tasks(env, suite_cfg.tasks, suite_cfg.seed, states):
             rng = np.random.default_rng([seed, task.task_id, 2])
             raw, info = live.reset(options={"task": task})
-            obs = _observation(live, raw)
+            obs = observation(live, raw)
             goal = live.goal(task)
             explore = int(rng.integers(0, steps // 2 + 1))
             for policy in (learned, oracle):
@@ -142,7 +142,7 @@ def rank_agreement(
             for _ in range(explore):
                 action = np.asarray(act(raw, info), np.float32)
                 raw, _, _, _, info = live.step(action)
-                obs = _observation(live, raw)
+                obs = observation(live, raw)
                 for policy in (learned, oracle):
                     policy.observe(action, obs)
             candidates = optimizer.initial_samples(

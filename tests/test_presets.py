@@ -18,7 +18,8 @@ were added to the snapshot as they resolved when added. ``hvrnn`` and ``vpn_base
 presets of ``vrnn`` and ``vpn``: their ``model`` key is the one value that changed. The ``pusht``
 planner was re-tuned on purpose (horizon 20, handover frames; then horizon 30 held for 3, the agent
 term waiting for the block, the episode's end; docs/pusht.md) and its entry replaced; so was
-``pusht_skip``'s (40 samples, replanning every 3 steps, one model step of ``vrnn_fast_pusht``).
+``pusht_skip``'s (40 samples, replanning every 3 steps, one model step of ``vrnn_fast_pusht``;
+then the agent read from its kinematics and the block's mask unmixed from the table).
 Fields marked ``OMIT_IF_NONE`` (scene distributions) do not appear while unset, so presets
 without them resolve as before.
 """
