@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_report import write_run
 
 from foresight.errors import ConfigError
 from foresight.models import build_model, load_model_config, save_checkpoint
@@ -14,7 +15,6 @@ from foresight.planners.config import load_planner
 from foresight.planners.optimizers import build_optimizer
 from foresight.planners.ranking import compare_orders, rank_agreement
 from foresight.report import correlations, load_runs, table_rows
-from tests.test_report import write_run
 
 #: Push-v0's easy tasks cut short, so a state costs a fraction of a second.
 SHORT_SUITE = """
