@@ -53,7 +53,9 @@ class StateRanking:
     regret: float | None
 
 
-def compare_orders(model_costs: np.ndarray, true_costs: np.ndarray, k: int) -> tuple:
+def compare_orders(
+    model_costs: np.ndarray, true_costs: np.ndarray, k: int
+) -> tuple[float | None, float, float | None]:
     """``(rho, elite_overlap, regret)`` of a model's costs against the true ones, ``(N,)`` each.
 
     ``rho`` and ``regret`` are None where the true costs are all equal (no order to match).
