@@ -27,6 +27,7 @@ from rich.table import Table
 
 from foresight.planners.config import load_planner
 from foresight.planners.ranking import rank_agreement
+from foresight.progress import make_progress
 
 
 def main() -> None:
@@ -50,12 +51,20 @@ def main() -> None:
     table = Table(title=f"ranking against the simulator: {args.suite}, {args.planner}")
     for column in ("model", "variant", "rho", "elite overlap", "regret", "s / state"):
         table.add_column(column, justify="left" if column in ("model", "variant") else "right")
-    for model in args.model:
-        for variant in variants:
+    rows = [(model, variant) for model in args.model for variant in variants]
+    with make_progress() as progress:
+        bar = progress.add_task("ranking states", total=len(rows) * args.states)
+        for model, variant in rows:
             planner = load_planner(args.planner, variant.split())
             start = time.perf_counter()
             ranking, states = rank_agreement(
-                model, args.suite, planner, args.states, args.seed, "cpu"
+                model,
+                args.suite,
+                planner,
+                args.states,
+                args.seed,
+                "cpu",
+                on_state=lambda _: progress.advance(bar),
             )
             seconds = (time.perf_counter() - start) / len(states)
             table.add_row(
@@ -67,7 +76,6 @@ def main() -> None:
                 ),
                 f"{seconds:.1f}",
             )
-            Console().print(f"{model} [{variant or 'preset'}]: rho {ranking.rho}")
     Console().print(table)
 
 

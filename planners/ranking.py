@@ -33,12 +33,11 @@ from scipy.stats import spearmanr
 
 from foresight.config import check_seed
 from foresight.errors import ConfigError
-from foresight.planners.config import PlannerConfig, apply_budget, load_planner, planner_to_dict
-from foresight.planners.costs import COSTS
+from foresight.planners.config import PlannerConfig, planner_to_dict
 from foresight.planners.mpc import MPCPolicy, observation
 from foresight.planners.optimizers import build_optimizer
 from foresight.planners.predictors import OraclePredictor
-from foresight.planners.suite import NAMED_POLICIES, AgentSpec, build_policy, check_model
+from foresight.planners.suite import AgentSpec, build_policy, check_planning
 from foresight.results import Ranking
 
 
@@ -113,14 +112,12 @@ def rank_agreement(
         raise ConfigError(f"ranking states must be at least 1, got {states}")
     seed = check_seed(seed)
     suite_cfg = load_suite(suite)
-    planner_cfg = planner if isinstance(planner, PlannerConfig) else load_planner(planner)
     env = suite_cfg.env_spec()
-    model, model_cfg = check_model(model, env)
-    if model in NAMED_POLICIES and not NAMED_POLICIES[model].plans:
-        raise ConfigError(f"'{model}' does not plan, so it orders no candidates to compare")
-    COSTS[planner_cfg.cost.name].validate(planner_cfg.cost)
-    planner_cfg, _ = apply_budget(planner_cfg, model_cfg.plan if model_cfg else None)
-    spec = AgentSpec(model, planner_to_dict(planner_cfg), env, 1, device)
+    inputs = check_planning(model, planner, env)
+    if not inputs.plans:
+        raise ConfigError(f"'{inputs.model}' does not plan, so it orders no candidates to compare")
+    planner_cfg = inputs.planner
+    spec = AgentSpec(inputs.model, planner_to_dict(planner_cfg), env, 1, device)
     learned = build_policy(spec)
     sized = env.with_image_size(learned.image_size)
     oracle = MPCPolicy(OraclePredictor(sized), planner_cfg, 1, "cpu")

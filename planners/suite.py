@@ -181,6 +181,53 @@ def check_model(model: str | Path, env: EnvSpec | None = None) -> tuple[str, Mod
     return str(Path(model).resolve()), config
 
 
+@dataclass(frozen=True)
+class PlanningInputs:
+    """A model and planner checked against each other, as planning and ranking use them.
+
+    Attributes:
+        model: The policy name, or the checkpoint file's absolute path.
+        model_config: The checkpoint's model config (None for named policies).
+        planner: The planner to run: the model's ``plan:`` budget applied where it plans.
+        budget: The budget it runs with (None for baselines, which use none).
+        plans: Whether the model plans (False for ``random`` and ``zero``).
+    """
+
+    model: str
+    model_config: ModelConfig | None
+    planner: PlannerConfig
+    budget: EffectiveBudget | None
+    plans: bool
+
+
+def check_planning(
+    model: str | Path, planner: str | Path | PlannerConfig, env: EnvSpec
+) -> PlanningInputs:
+    """Check ``--model`` and ``--planner`` before any episode runs (one-line errors).
+
+    Args:
+        model: A policy name, checkpoint path or training run directory (see
+            :func:`check_model`).
+        planner: Planner preset, YAML path, or config.
+        env: The env the model will plan in.
+
+    Returns:
+        The checked inputs; the planner's cost is validated only where the model plans.
+
+    Raises:
+        ConfigError: Bad planner or cost, or a model trained in another env;
+        CheckpointError: A bad checkpoint.
+    """
+    planner_cfg = planner if isinstance(planner, PlannerConfig) else load_planner(planner)
+    model, model_cfg = check_model(model, env)
+    plans = model not in NAMED_POLICIES or NAMED_POLICIES[model].plans
+    budget = None
+    if plans:  # baselines need no cost and use no budget
+        COSTS[planner_cfg.cost.name].validate(planner_cfg.cost)
+        planner_cfg, budget = apply_budget(planner_cfg, model_cfg.plan if model_cfg else None)
+    return PlanningInputs(model, model_cfg, planner_cfg, budget, plans)
+
+
 # One policy and env per worker process, reused across its episodes (renderers and models
 # are costly to build). Module-level because multiprocessing initializers can only leave
 # state here.
@@ -482,7 +529,6 @@ def run_suite(
     from foresight.envs import load_suite, sample_tasks
 
     suite_cfg = load_suite(suite)
-    planner_cfg = planner if isinstance(planner, PlannerConfig) else load_planner(planner)
     chosen = _check_tasks(tasks, episodes)
     n = suite_cfg.episodes if episodes is None else episodes
     if chosen is not None:
@@ -498,12 +544,8 @@ def run_suite(
     if out is not None:
         check_out_dir(Path(out))
     env = suite_cfg.env_spec()
-    model, model_cfg = check_model(model, env)
-    plans = model not in NAMED_POLICIES or NAMED_POLICIES[model].plans
-    budget = None
-    if plans:  # baselines need no cost and use no budget
-        COSTS[planner_cfg.cost.name].validate(planner_cfg.cost)
-        planner_cfg, budget = apply_budget(planner_cfg, model_cfg.plan if model_cfg else None)
+    inputs = check_planning(model, planner, env)
+    model, planner_cfg, plans = inputs.model, inputs.planner, inputs.plans
     spec = AgentSpec(
         model=model,
         planner=planner_to_dict(planner_cfg),
@@ -561,7 +603,7 @@ def run_suite(
             on_episode(rec)
     ordered = [records[i] for i in counted]
     planner_run = planner_cfg if plans else None
-    summary = summarize(ordered, model, suite_cfg.name, planner_run, budget, seed)
+    summary = summarize(ordered, model, suite_cfg.name, planner_run, inputs.budget, seed)
     if chosen is not None:
         summary = dataclasses.replace(summary, tasks=chosen)
     if out is not None:

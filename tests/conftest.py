@@ -1,12 +1,13 @@
-"""Shared fixtures: a tiny real dataset collected once per test session."""
+"""Shared fixtures: a tiny real dataset collected once per test session, short task suites."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 from foresight.cli import main
 from foresight.data.dataset import SequenceDataset
@@ -60,3 +61,22 @@ def real_windows(tiny_h5: Path):
         return {k: torch.stack([it[k] for it in items]) for k in items[0]}
 
     return take
+
+
+@pytest.fixture
+def short_suite(tmp_path: Path) -> Callable[..., Path]:
+    """Writes a suite cut short, so a planned episode takes seconds on CPU.
+
+    Returns ``write(env="push", episode_steps=2, **fields) -> Path`` (the YAML's path);
+    Push-v0's suites default to one object per task.
+    """
+
+    def write(env: str = "push", episode_steps: int = 2, **fields: object) -> Path:
+        suite = {"name": "short", "env": env, "episode_steps": episode_steps, **fields}
+        if env == "push":
+            suite.setdefault("tasks", {"num_objects": [1, 1]})
+        path = tmp_path / "short.yaml"
+        path.write_text(yaml.safe_dump(suite))
+        return path
+
+    return write

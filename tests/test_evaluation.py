@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -74,7 +75,9 @@ def test_evaluate_cli_plans_and_reports_n_a_for_planner_baselines(
     assert "budget" not in control  # zero does not plan: it has no budget
 
 
-def test_evaluate_records_the_budget_a_model_planned_with(tmp_path: Path) -> None:
+def test_evaluate_records_the_budget_a_model_planned_with(
+    tmp_path: Path, short_suite: Callable[..., Path]
+) -> None:
     """A model's plan block overrides the planner preset's budget; the result says so."""
     from foresight.models import PlanBudget, build_model, load_model_config, save_checkpoint
 
@@ -82,8 +85,7 @@ def test_evaluate_records_the_budget_a_model_planned_with(tmp_path: Path) -> Non
         load_model_config("copy_last"), plan=PlanBudget(samples=8, iterations=1)
     )
     ckpt = save_checkpoint(tmp_path / "model.pt", build_model(config))
-    options = EvaluateOptions(episodes=1, suite=str(tmp_path / "short.yaml"))
-    (tmp_path / "short.yaml").write_text(SHORT_SUITE)
+    options = EvaluateOptions(episodes=1, suite=str(short_suite()))
     result = evaluate(str(ckpt), tmp_path / "eval", options=options, device="cpu")
     budget = result.control.budget
     assert budget is not None
@@ -100,16 +102,6 @@ def test_evaluate_records_the_budget_a_model_planned_with(tmp_path: Path) -> Non
     assert settings["planner"]["optimizer"]["elites"] == 2  # cem keeps its elite share
     saved = json.loads((tmp_path / "eval" / "evaluation.json").read_text())
     assert saved["control"]["budget"]["iterations"] == 1
-
-
-#: The easy suite cut to a few steps, so a planned episode takes seconds on CPU.
-SHORT_SUITE = """
-name: short
-env: push
-tasks: {num_objects: [1, 1]}
-episodes: 1
-episode_steps: 2
-"""
 
 
 def test_evaluate_bad_inputs_are_one_line_errors(

@@ -6,6 +6,7 @@ import dataclasses
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -120,7 +121,7 @@ def test_plan_refuses_a_run_dir_with_other_settings(
 
 
 def test_plan_uses_and_records_the_models_budget(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], short_suite: Callable[..., Path]
 ) -> None:
     """A model config's plan block overrides the preset; the run records it and refuses a
     different budget in the same folder unless --overwrite."""
@@ -128,8 +129,7 @@ def test_plan_uses_and_records_the_models_budget(
         load_model_config("copy_last"), plan=PlanBudget(samples=8, iterations=1)
     )
     ckpt = save_checkpoint(tmp_path / "model.pt", build_model(config))
-    suite = tmp_path / "short.yaml"
-    suite.write_text("name: short\ntasks: {num_objects: [1, 1]}\nepisode_steps: 2\n")
+    suite = short_suite()
     out = tmp_path / "run"
     args = ["--model", str(ckpt), "--suite", str(suite), "--episodes", "1", "--out", str(out)]
     assert main(["plan", *args, "--device", "cpu", "--no-gifs"]) == 0

@@ -8,6 +8,7 @@ import json
 import math
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -209,7 +210,9 @@ def test_oracle_solves_a_pusht_task_on_a_small_budget(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("frame_skip", [1, 2])
-def test_collect_train_plan_on_pusht(tmp_path: Path, frame_skip: int) -> None:
+def test_collect_train_plan_on_pusht(
+    tmp_path: Path, frame_skip: int, short_suite: Callable[..., Path]
+) -> None:
     """The whole loop on Push-T; at frame_skip 2 a model step is 2 env steps (its 3-step
     horizon padded to 4), and its validation windows fall back to what 8 steps allow."""
     data = tmp_path / "pusht.h5"
@@ -231,8 +234,7 @@ def test_collect_train_plan_on_pusht(tmp_path: Path, frame_skip: int) -> None:
         f"action_dim={2 * frame_skip}",
     ]
     assert main([*train, "--max-steps", "2", "--device", "cpu", *sizes, *horizon]) == 0
-    suite = tmp_path / "short.yaml"
-    suite.write_text("name: short\nenv: pusht\nepisode_steps: 2\ntasks: {goal_steps: 4}\n")
+    suite = short_suite(env="pusht", tasks={"goal_steps": 4})
     planner = tmp_path / "tiny.yaml"
     planner.write_text("optimizer: {name: cem, samples: 6, iterations: 1, elites: 2}\nhorizon: 3\n")
     out = tmp_path / "plan"

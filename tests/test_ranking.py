@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -15,16 +16,6 @@ from foresight.planners.config import load_planner
 from foresight.planners.optimizers import build_optimizer
 from foresight.planners.ranking import compare_orders, rank_agreement
 from foresight.report import correlations, load_runs, table_rows
-
-#: Push-v0's easy tasks cut short, so a state costs a fraction of a second.
-SHORT_SUITE = """
-name: short
-env: push
-tasks: {num_objects: [1, 1]}
-episodes: 3
-seed: 0
-episode_steps: 6
-"""
 
 
 @pytest.mark.parametrize(
@@ -66,9 +57,10 @@ def test_compare_orders_reads_as_it_says() -> None:
     assert compare_orders(true, np.ones(6), 2)[::2] == (None, None)
 
 
-def test_the_simulator_ranks_as_itself_and_copy_last_does_not(tmp_path: Path) -> None:
-    (tmp_path / "short.yaml").write_text(SHORT_SUITE)
-    suite = str(tmp_path / "short.yaml")
+def test_the_simulator_ranks_as_itself_and_copy_last_does_not(
+    tmp_path: Path, short_suite: Callable[..., Path]
+) -> None:
+    suite = str(short_suite(episodes=3, seed=0, episode_steps=6))
     ranking, states = rank_agreement("oracle", suite, "cem", states=3)
     assert ranking.rho == pytest.approx(1.0) and (ranking.elite_overlap, ranking.regret) == (1, 0)
     assert ranking.states == 3 and ranking.candidates == 200 and ranking.elites == 10
@@ -87,22 +79,24 @@ def test_the_simulator_ranks_as_itself_and_copy_last_does_not(tmp_path: Path) ->
     assert again == copy  # seeded: the same states and candidates
 
 
-def test_models_that_do_not_plan_are_refused(tmp_path: Path) -> None:
-    (tmp_path / "short.yaml").write_text(SHORT_SUITE)
+def test_models_that_do_not_plan_are_refused(short_suite: Callable[..., Path]) -> None:
+    suite = str(short_suite(episodes=3, seed=0, episode_steps=6))
     for name in ("random", "zero"):
         with pytest.raises(ConfigError, match="does not plan"):
-            rank_agreement(name, str(tmp_path / "short.yaml"), "fast", states=1)
+            rank_agreement(name, suite, "fast", states=1)
     with pytest.raises(ConfigError, match="at least 1"):
-        rank_agreement("oracle", str(tmp_path / "short.yaml"), "fast", states=0)
+        rank_agreement("oracle", suite, "fast", states=0)
 
 
-def test_evaluate_records_the_ranking_and_report_ranks_models_by_it(tmp_path: Path) -> None:
+def test_evaluate_records_the_ranking_and_report_ranks_models_by_it(
+    tmp_path: Path, short_suite: Callable[..., Path]
+) -> None:
     from foresight.cli import main
 
-    (tmp_path / "short.yaml").write_text(SHORT_SUITE)
+    suite = str(short_suite(episodes=3, seed=0, episode_steps=6))
     out = tmp_path / "copy"
     args = ["evaluate", "--model", "copy_last", "--out", str(out), "--planner", "fast"]
-    assert main([*args, "--suite", str(tmp_path / "short.yaml"), "--ranking-states", "2"]) == 0
+    assert main([*args, "--suite", suite, "--ranking-states", "2"]) == 0
     saved = json.loads((out / "evaluation.json").read_text())
     assert saved["ranking"]["states"] == 2 and saved["ranking"]["candidates"] == 64
     assert -1 <= saved["ranking"]["rho"] < 1 and saved["ranking"]["suite"] == "short"

@@ -78,7 +78,9 @@ def test_the_readme_model_rolls_out_through_the_shared_loop(nudge) -> None:
     assert calls == [(0, True), (1, True), (2, False)]
 
 
-def test_the_readme_model_trains_learns_and_plans(nudge, tmp_path, tiny_h5, capsys) -> None:
+def test_the_readme_model_trains_learns_and_plans(
+    nudge, tmp_path, tiny_h5, capsys, short_suite
+) -> None:
     preset = tmp_path / "nudge.yaml"
     preset.write_text(readme_blocks("yaml")[0])
     run = tmp_path / "run"
@@ -98,8 +100,7 @@ def test_the_readme_model_trains_learns_and_plans(nudge, tmp_path, tiny_h5, caps
     mse = [r["mse"] for r in map(json.loads, lines) if r.get("split") == "train"]
     assert mse[-1] < 0.5 * mse[0], mse  # it learns (its initial residual is noise)
 
-    suite = tmp_path / "short.yaml"
-    suite.write_text("name: short\ntasks: {num_objects: [1, 1]}\nepisode_steps: 2\n")
+    suite = short_suite()
     out = tmp_path / "plan"
     plan = ["plan", "--model", str(run / "checkpoint.pt"), "--suite", str(suite)]
     plan += ["--episodes", "1", "--out", str(out), "--device", "cpu", "--no-gifs"]
