@@ -187,14 +187,12 @@ class PlanningInputs:
 
     Attributes:
         model: The policy name, or the checkpoint file's absolute path.
-        model_config: The checkpoint's model config (None for named policies).
         planner: The planner to run: the model's ``plan:`` budget applied where it plans.
         budget: The budget it runs with (None for baselines, which use none).
         plans: Whether the model plans (False for ``random`` and ``zero``).
     """
 
     model: str
-    model_config: ModelConfig | None
     planner: PlannerConfig
     budget: EffectiveBudget | None
     plans: bool
@@ -225,7 +223,7 @@ def check_planning(
     if plans:  # baselines need no cost and use no budget
         COSTS[planner_cfg.cost.name].validate(planner_cfg.cost)
         planner_cfg, budget = apply_budget(planner_cfg, model_cfg.plan if model_cfg else None)
-    return PlanningInputs(model, model_cfg, planner_cfg, budget, plans)
+    return PlanningInputs(model, planner_cfg, budget, plans)
 
 
 # One policy and env per worker process, reused across its episodes (renderers and models
