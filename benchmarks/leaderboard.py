@@ -13,13 +13,18 @@ time, task success, final distance, PSNR/SSIM mean-of-N, seconds per planning st
 Spearman correlation of each offline metric with success (seed 000's question: do pixel
 metrics rank models as the robot does?).
 
+With several ``--suite``s each model trains once and is evaluated on every suite: ``easy``
+in ``OUT/eval`` and ``OUT/report``, any other suite in ``OUT/eval_SUITE`` and
+``OUT/report_SUITE``, one table each.
+
 Each model trains alone: on 2 cores, anything running beside a timed training takes its
 steps. A model whose evaluation exists is skipped, and an interrupted training resumes, so
-the same command continues an interrupted leaderboard. Logs go to ``OUT/logs/``. One model
-is about ``MINUTES`` of training plus 7-15 minutes of evaluation on 2 cores.
+the same command continues an interrupted leaderboard (or adds a suite to a finished one). Logs
+go to ``OUT/logs/``. One model is about ``MINUTES`` of training plus 7-15 minutes of evaluation
+a suite on 2 cores.
 
     python benchmarks/leaderboard.py --data data/push.h5 --out runs/leaderboard \\
-        [--models vrnn_fast svg_prime] [--minutes 23.56] [--suite easy] [--episodes 20] \\
+        [--models vrnn_fast svg_prime] [--minutes 23.56] [--suite easy hard] [--episodes 20] \\
         [--planner fast] [--baselines oracle copy_last]
 """
 
@@ -68,7 +73,7 @@ def trained_steps(run: Path) -> int | None:
     return max(steps) if steps else None
 
 
-def earlier_evaluation(args: argparse.Namespace, out: Path) -> bool:
+def earlier_evaluation(args: argparse.Namespace, suite: str, out: Path) -> bool:
     """Whether ``out`` holds an evaluation with this board's suite, episodes and planner.
 
     One made with other settings stops the board: skipping it would put another protocol's
@@ -78,21 +83,48 @@ def earlier_evaluation(args: argparse.Namespace, out: Path) -> bool:
     if not path.is_file():
         return False
     options = json.loads(path.read_text()).get("options", {})
-    wanted = {"suite": args.suite, "episodes": args.episodes, "planner": args.planner}
+    wanted = {"suite": suite, "episodes": args.episodes, "planner": args.planner}
     differ = [k for k, v in wanted.items() if options.get(k) != v]
     if differ:
         raise SystemExit(f"{path} was evaluated with other {', '.join(differ)}; pass another --out")
     return True
 
 
-def evaluate_args(args: argparse.Namespace, model: str, out: Path) -> list[str]:
+def evaluate_args(args: argparse.Namespace, suite: str, model: str, out: Path) -> list[str]:
     """The ``foresight evaluate`` call for one model (a checkpoint or a planner baseline)."""
-    argv = ["evaluate", "--model", model, "--out", str(out), "--suite", args.suite]
+    argv = ["evaluate", "--model", model, "--out", str(out), "--suite", suite]
     argv += ["--episodes", str(args.episodes), "--workers", str(args.workers)]
     argv += ["--planner", args.planner]
     if model not in PLANNER_BASELINES:
         argv += ["--data", str(args.data)]
     return argv
+
+
+def board_dirs(out: Path, suite: str) -> tuple[Path, Path]:
+    """A suite's evaluation and report folders: ``eval``/``report`` for ``easy``, the board's
+    first suite since its start, and ``eval_SUITE``/``report_SUITE`` for the others."""
+    if suite == "easy":
+        return out / "eval", out / "report"
+    return out / f"eval_{suite}", out / f"report_{suite}"
+
+
+def print_board(args: argparse.Namespace, suite: str, evaluated: list[Path], report: Path) -> None:
+    """One suite's table and its metric-success correlations."""
+    runs = load_runs(evaluated)
+    header, rows = table_rows(runs)
+    title = f"leaderboard: {suite}, {args.planner} planner, {args.minutes} min"
+    table = Table(title=title)
+    table.add_column("steps")
+    for column in header:
+        table.add_column(column)
+    for folder, row in zip(evaluated, rows, strict=True):
+        steps = trained_steps(args.out / folder.name)
+        table.add_row(str(steps) if steps is not None else "-", *row)
+    console = Console()
+    console.print(table)
+    for entry in correlations(runs):
+        console.print(entry["sentence"])
+    console.print(f"report: {report}")
 
 
 def main() -> None:
@@ -102,7 +134,14 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=None, help="presets (default: all cpu)")
     parser.add_argument("--baselines", nargs="*", default=["oracle"], help="planner baselines")
     parser.add_argument("--minutes", type=float, default=23.56, help="training time per model")
-    parser.add_argument("--suite", default="easy")
+    parser.add_argument(
+        "--suite",
+        "--suites",
+        dest="suites",
+        nargs="+",
+        default=["easy"],
+        help="suites to plan on, each trained model evaluated on every one",
+    )
     parser.add_argument("--episodes", type=int, default=20)
     parser.add_argument("--planner", default="fast")
     parser.add_argument("--workers", type=int, default=2)
@@ -114,39 +153,39 @@ def main() -> None:
     if unknown:
         raise SystemExit(f"no cpu model preset named {', '.join(unknown)} (presets: {known})")
     logs = args.out / "logs"
-    evaluated: list[Path] = []
+    evaluated: dict[str, list[Path]] = {suite: [] for suite in args.suites}
     for name in models:
-        run, evaluation = args.out / name, args.out / "eval" / name
-        if not earlier_evaluation(args, evaluation):
+        run = args.out / name
+        todo = [
+            s
+            for s in args.suites
+            if not earlier_evaluation(args, s, board_dirs(args.out, s)[0] / name)
+        ]
+        if todo:
             # A run whose time is spent resumes to no further step; an interrupted one goes on.
             train = ["train", "--config", name, "--data", str(args.data), "--out", str(run)]
             train += ["--max-steps", "100000", "--time-limit", str(args.minutes)]
             foresight(train + (["--resume"] if run.exists() else []), logs / f"{name}.train.log")
-            model = str(run / "checkpoint.pt")
-            foresight(evaluate_args(args, model, evaluation), logs / f"{name}.evaluate.log")
-        evaluated.append(evaluation)
+        for suite in args.suites:
+            evaluation = board_dirs(args.out, suite)[0] / name
+            if suite in todo:
+                model = str(run / "checkpoint.pt")
+                log = logs / f"{name}.{suite}.evaluate.log"
+                foresight(evaluate_args(args, suite, model, evaluation), log)
+            evaluated[suite].append(evaluation)
     for name in args.baselines:
-        evaluation = args.out / "eval" / name
-        if not earlier_evaluation(args, evaluation):
-            foresight(evaluate_args(args, name, evaluation), logs / f"{name}.evaluate.log")
-        evaluated.append(evaluation)
-    report = ["report", *map(str, evaluated), "--out", str(args.out / "report")]
-    foresight(report, logs / "report.log")
-
-    runs = load_runs(evaluated)
-    header, rows = table_rows(runs)
-    table = Table(title=f"leaderboard: {args.suite}, {args.planner} planner, {args.minutes} min")
-    table.add_column("steps")
-    for column in header:
-        table.add_column(column)
-    for folder, row in zip(evaluated, rows, strict=True):
-        steps = trained_steps(args.out / folder.name)
-        table.add_row(str(steps) if steps is not None else "-", *row)
-    console = Console()
-    console.print(table)
-    for entry in correlations(runs):
-        console.print(entry["sentence"])
-    console.print(f"report: {args.out / 'report'}")
+        for suite in args.suites:
+            evaluation = board_dirs(args.out, suite)[0] / name
+            if not earlier_evaluation(args, suite, evaluation):
+                log = logs / f"{name}.{suite}.evaluate.log"
+                foresight(evaluate_args(args, suite, name, evaluation), log)
+            evaluated[suite].append(evaluation)
+    for suite, folders in evaluated.items():
+        report = board_dirs(args.out, suite)[1]
+        foresight(
+            ["report", *map(str, folders), "--out", str(report)], logs / f"report.{suite}.log"
+        )
+        print_board(args, suite, folders, report)
 
 
 if __name__ == "__main__":
