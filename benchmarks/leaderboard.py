@@ -101,8 +101,8 @@ def evaluate_args(args: argparse.Namespace, suite: str, model: str, out: Path) -
 
 
 def board_dirs(out: Path, suite: str) -> tuple[Path, Path]:
-    """A suite's evaluation and report folders: ``eval``/``report`` for ``easy``, the board's
-    first suite since its start, and ``eval_SUITE``/``report_SUITE`` for the others."""
+    """A suite's evaluation and report folders: ``eval``/``report`` for ``easy`` (the folders
+    boards used when they had one suite), ``eval_SUITE``/``report_SUITE`` for any other."""
     if suite == "easy":
         return out / "eval", out / "report"
     return out / f"eval_{suite}", out / f"report_{suite}"
@@ -154,32 +154,24 @@ def main() -> None:
         raise SystemExit(f"no cpu model preset named {', '.join(unknown)} (presets: {known})")
     logs = args.out / "logs"
     evaluated: dict[str, list[Path]] = {suite: [] for suite in args.suites}
-    for name in models:
-        run = args.out / name
-        todo = [
-            s
-            for s in args.suites
-            if not earlier_evaluation(args, s, board_dirs(args.out, s)[0] / name)
-        ]
-        if todo:
-            # A run whose time is spent resumes to no further step; an interrupted one goes on.
-            train = ["train", "--config", name, "--data", str(args.data), "--out", str(run)]
-            train += ["--max-steps", "100000", "--time-limit", str(args.minutes)]
-            foresight(train + (["--resume"] if run.exists() else []), logs / f"{name}.train.log")
-        for suite in args.suites:
-            evaluation = board_dirs(args.out, suite)[0] / name
-            if suite in todo:
-                model = str(run / "checkpoint.pt")
-                log = logs / f"{name}.{suite}.evaluate.log"
-                foresight(evaluate_args(args, suite, model, evaluation), log)
-            evaluated[suite].append(evaluation)
-    for name in args.baselines:
-        for suite in args.suites:
-            evaluation = board_dirs(args.out, suite)[0] / name
-            if not earlier_evaluation(args, suite, evaluation):
-                log = logs / f"{name}.{suite}.evaluate.log"
-                foresight(evaluate_args(args, suite, name, evaluation), log)
-            evaluated[suite].append(evaluation)
+    for name in [*models, *args.baselines]:
+        outs = {suite: board_dirs(args.out, suite)[0] / name for suite in args.suites}
+        todo = [suite for suite, out in outs.items() if not earlier_evaluation(args, suite, out)]
+        model = name
+        if name in models:
+            run = args.out / name
+            model = str(run / "checkpoint.pt")
+            if todo:
+                # A run whose time is spent resumes to no further step; an interrupted one goes on.
+                train = ["train", "--config", name, "--data", str(args.data), "--out", str(run)]
+                train += ["--max-steps", "100000", "--time-limit", str(args.minutes)]
+                resume = ["--resume"] if run.exists() else []
+                foresight(train + resume, logs / f"{name}.train.log")
+        for suite in todo:
+            log = logs / f"{name}.{suite}.evaluate.log"
+            foresight(evaluate_args(args, suite, model, outs[suite]), log)
+        for suite, out in outs.items():
+            evaluated[suite].append(out)
     for suite, folders in evaluated.items():
         report = board_dirs(args.out, suite)[1]
         foresight(
