@@ -40,6 +40,7 @@ from rich.console import Console
 from rich.table import Table
 
 from foresight.config import configs_dir
+from foresight.models import untrained_models
 from foresight.report import correlations, load_runs, table_rows
 
 #: Planner baselines ``foresight evaluate`` takes instead of a checkpoint.
@@ -161,7 +162,10 @@ def main() -> None:
         if name in models:
             run = args.out / name
             model = str(run / "checkpoint.pt")
-            if todo:
+            # A model with nothing to learn (copy_last) has no training state to resume: its
+            # checkpoint, once written, is final.
+            final = name in untrained_models() and (run / "checkpoint.pt").is_file()
+            if todo and not final:
                 # A run whose time is spent resumes to no further step; an interrupted one goes on.
                 train = ["train", "--config", name, "--data", str(args.data), "--out", str(run)]
                 train += ["--max-steps", "100000", "--time-limit", str(args.minutes)]
