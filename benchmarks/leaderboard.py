@@ -154,8 +154,8 @@ def main() -> None:
     if unknown:
         raise SystemExit(f"no cpu model preset named {', '.join(unknown)} (presets: {known})")
     logs = args.out / "logs"
-    evaluated: dict[str, list[Path]] = {suite: [] for suite in args.suites}
-    for name in [*models, *args.baselines]:
+    names = [*models, *args.baselines]
+    for name in names:
         outs = {suite: board_dirs(args.out, suite)[0] / name for suite in args.suites}
         todo = [suite for suite, out in outs.items() if not earlier_evaluation(args, suite, out)]
         model = name
@@ -174,10 +174,9 @@ def main() -> None:
         for suite in todo:
             log = logs / f"{name}.{suite}.evaluate.log"
             foresight(evaluate_args(args, suite, model, outs[suite]), log)
-        for suite, out in outs.items():
-            evaluated[suite].append(out)
-    for suite, folders in evaluated.items():
-        report = board_dirs(args.out, suite)[1]
+    for suite in args.suites:
+        evaluations, report = board_dirs(args.out, suite)
+        folders = [evaluations / name for name in names]
         foresight(
             ["report", *map(str, folders), "--out", str(report)], logs / f"report.{suite}.log"
         )
